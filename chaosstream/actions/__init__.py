@@ -1,0 +1,27 @@
+"""Public StreamSpace actions. Experiments reference them as `"module": "chaosstream.actions"`."""
+
+from chaosstream.actions.agents import kill_agent_pod, restart_agent, scale_agents
+from chaosstream.actions.network import heal_agent_partition, heal_all, partition_agent
+from chaosstream.actions.sessions import (
+    create_sessions,
+    hibernate_session,
+    kill_session_pod,
+    terminate_session,
+    terminate_sessions,
+    wake_session,
+)
+
+__all__ = [
+    "restart_agent",
+    "kill_agent_pod",
+    "scale_agents",
+    "partition_agent",
+    "heal_agent_partition",
+    "heal_all",
+    "create_sessions",
+    "terminate_session",
+    "terminate_sessions",
+    "hibernate_session",
+    "wake_session",
+    "kill_session_pod",
+]

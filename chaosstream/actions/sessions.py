@@ -1,0 +1,217 @@
+"""Actions on StreamSpace sessions through the API, and session pod kills through Kubernetes."""
+
+import random
+import re
+from typing import Any, Dict, List
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosstream.kube import check_namespace, core_api, k8s_error
+from chaosstream.polling import check_timeout
+from chaosstream.selection import remember_sessions, resolve_session_ids
+from chaosstream.settings import resolve_settings
+from chaosstream.streamspace import api_client
+
+__all__ = [
+    "create_sessions",
+    "terminate_session",
+    "terminate_sessions",
+    "hibernate_session",
+    "wake_session",
+    "kill_session_pod",
+]
+
+CHAOS_TAG = "chaosstream"
+_AGENT_RE = re.compile(r"agent: ([^,)]+)")
+_COMMAND_RE = re.compile(r"command: ([^,)]+)")
+
+
+def create_sessions(
+    count: int = 1,
+    template: str = "firefox-browser",
+    user: str = "admin",
+    persistent_home: bool = False,
+    memory: str = "512Mi",
+    cpu: str = "250m",
+    tags: List[str] = None,
+    allow_unavailable: bool = False,
+    max_count: int = 50,
+    timeout: float = 30.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Create `count` sessions (`POST /api/v1/sessions` → 202) of `template` for `user`.
+
+    Sessions are tagged `chaosstream` (plus `tags`) so that clean-up can find them, and remembered for
+    later activities of the same run. `persistent_home` defaults to false: StreamSpace's PVC uses the
+    storage class `standard`, which many clusters lack (contract §8). With `allow_unavailable=true` a
+    503 "No agents available" is counted instead of failing (to test placement while agents are down).
+
+    Returns `{"sessions": [names], "agents": {name: agentId}, "commands": {name: commandId},
+    "unavailable": n}` (the agent comes from the 202 `status.message`).
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ActivityFailed(f"Argument 'count' must be a whole number ≥ 1, not {count!r}.")
+    if count > max_count:
+        raise ActivityFailed(
+            f"Argument 'count' ({count}) exceeds 'max_count' ({max_count}): raise 'max_count' to allow it."
+        )
+    settings = resolve_settings(configuration, secrets)
+    body = {
+        "user": user,
+        "template": template,
+        "resources": {"memory": memory, "cpu": cpu},
+        "persistentHome": bool(persistent_home),
+        "tags": sorted({CHAOS_TAG, *(tags or [])}),
+    }
+    names: List[str] = []
+    agents: Dict[str, str] = {}
+    commands: Dict[str, str] = {}
+    unavailable = 0
+    with api_client(settings, timeout=check_timeout(timeout)) as api:
+        for _ in range(count):
+            response = api.create_session(body)
+            if response.status_code == 503:
+                if not allow_unavailable:
+                    raise ActivityFailed(
+                        "StreamSpace answered 503 No agents available: no online agent can take a session."
+                    )
+                unavailable += 1
+                continue
+            data = response.json()
+            name = data["name"]
+            names.append(name)
+            message = (data.get("status") or {}).get("message", "")
+            if match := _AGENT_RE.search(message):
+                agents[name] = match.group(1).strip()
+            if match := _COMMAND_RE.search(message):
+                commands[name] = match.group(1).strip()
+    remember_sessions("default", names)
+    return {"sessions": names, "agents": agents, "commands": commands, "unavailable": unavailable}
+
+
+def _session_command(
+    method: str, suffix: str, session_id: str, settings: Any, timeout: float
+) -> Dict[str, Any]:
+    with api_client(settings, timeout=timeout) as api:
+        response = api.session_command(method, session_id, suffix)
+    data = response.json() if response.content else {}
+    if response.status_code == 404:
+        raise ActivityFailed(f"Unknown session {session_id!r}: the API answered 404.")
+    if response.status_code == 409:
+        reason = data.get("error") or data.get("message") or "conflict"
+        raise ActivityFailed(
+            f"StreamSpace refused {suffix or 'termination'} of session {session_id!r} (409: {reason})."
+        )
+    return {
+        "name": data.get("name", session_id),
+        "commandId": data.get("commandId"),
+        "status_code": response.status_code,
+    }
+
+
+def terminate_session(
+    session_id: str, timeout: float = 30.0, configuration: Configuration = None, secrets: Secrets = None
+) -> Dict[str, Any]:
+    """Terminate a session (`DELETE /api/v1/sessions/:id` → 202 with a `commandId`).
+
+    Returns `{"name", "commandId", "status_code": 202}`; raises `ActivityFailed` on 404 (unknown) and
+    409 (no agent, or already terminating/terminated).
+    """
+    if not session_id:
+        raise ActivityFailed("Argument 'session_id' must be a session name.")
+    settings = resolve_settings(configuration, secrets)
+    return _session_command("DELETE", "", session_id, settings, check_timeout(timeout))
+
+
+def terminate_sessions(
+    session_ids: List[str] = None,
+    tag: str = None,
+    ignore_missing: bool = True,
+    timeout: float = 30.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Terminate several sessions: `session_ids`, or those tagged `tag` (e.g. `chaosstream`, every
+    session our experiments created), or those created earlier in this run. Good as a rollback.
+
+    Returns `{"terminated": {name: commandId}, "skipped": {name: reason}}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    ids = resolve_session_ids(settings, session_ids, tag)
+    done: Dict[str, Any] = {}
+    skipped: Dict[str, str] = {}
+    for sid in ids:
+        try:
+            done[sid] = _session_command("DELETE", "", sid, settings, check_timeout(timeout))["commandId"]
+        except ActivityFailed as exc:
+            if not ignore_missing:
+                raise
+            skipped[sid] = str(exc)
+    return {"terminated": done, "skipped": skipped}
+
+
+def hibernate_session(
+    session_id: str, timeout: float = 30.0, configuration: Configuration = None, secrets: Secrets = None
+) -> Dict[str, Any]:
+    """Hibernate a running session (`PUT /api/v1/sessions/:id/hibernate` → 202). 409 unless running.
+
+    Returns `{"name", "commandId", "status_code"}`. Inverse: `wake_session`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    return _session_command("PUT", "/hibernate", session_id, settings, check_timeout(timeout))
+
+
+def wake_session(
+    session_id: str, timeout: float = 30.0, configuration: Configuration = None, secrets: Secrets = None
+) -> Dict[str, Any]:
+    """Wake a hibernated session (`PUT /api/v1/sessions/:id/wake` → 202). 409 unless hibernated.
+
+    Returns `{"name", "commandId", "status_code"}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    return _session_command("PUT", "/wake", session_id, settings, check_timeout(timeout))
+
+
+def kill_session_pod(
+    session_id: str = None,
+    tag: str = None,
+    grace_period: int = 0,
+    max_pods: int = 1,
+    namespace: str = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Delete the pod of a session (label `session=<id>`), as a node loss would. Without `session_id`,
+    picks at random among the sessions tagged `tag` or created in this run. At most `max_pods`.
+
+    The session Deployment replaces the pod; its PVC `<id>-home` is untouched. Returns
+    `{"namespace", "killed": {session: pod}}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    ns = check_namespace(namespace, settings.namespace)
+    if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
+        raise ActivityFailed(f"Argument 'max_pods' must be a whole number ≥ 1, not {max_pods!r}.")
+    ids = [session_id] if session_id else resolve_session_ids(settings, None, tag)
+    core = core_api(secrets)
+    killed: Dict[str, str] = {}
+    for sid in random.sample(ids, len(ids)):
+        if len(killed) >= max_pods:
+            break
+        try:
+            pods = core.list_namespaced_pod(ns, label_selector=f"session={sid}").items
+        except Exception as exc:
+            raise k8s_error(exc, f"pods of session {sid}") from None
+        alive = [p for p in pods if p.metadata.deletion_timestamp is None]
+        if not alive:
+            continue
+        pod = alive[0].metadata.name
+        try:
+            core.delete_namespaced_pod(pod, ns, grace_period_seconds=grace_period)
+        except Exception as exc:
+            raise k8s_error(exc, f"pod {ns}/{pod}") from None
+        killed[sid] = pod
+    if not killed:
+        raise ActivityFailed(f"No running pod found for sessions {ids} in {ns}: check 'session_id'.")
+    return {"namespace": ns, "killed": killed}

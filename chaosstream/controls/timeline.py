@@ -1,0 +1,300 @@
+"""Timeline control: samples StreamSpace in the background during a run and stores it in the journal.
+
+Enable it in an experiment::
+
+    "controls": [{"name": "chaosstream-timeline",
+                  "provider": {"type": "python", "module": "chaosstream.controls.timeline",
+                               "arguments": {"interval": 1.0}}}]
+
+or globally with ``chaos run --control-file timeline.yaml``.
+
+Every ``interval`` seconds a daemon thread records the agents (``agentId``, ``status``, heartbeat age in
+seconds from ``lastHeartbeat``), the number of sessions per state, and - when a database DSN is configured
+- the number of ``agent_commands`` per status. Activity starts/ends are recorded as markers (name, type,
+phase, time, status). The journal gets ``extensions: [{"name": "chaosstream-timeline", "samples": [...],
+"markers": [...], "errors": {...}}]`` - attached in ``after_experiment_control`` and completed in
+``cleanup_control`` (which runs before ``chaos run`` writes the journal), so rollbacks that another
+control plays late are still on the timeline.
+
+The control never fails or stops the run: every error is caught, counted and the last message kept
+(scrubbed of credentials). Settings come from ``resolve_settings(configuration, secrets)``; controls
+receive the whole secrets mapping, whose ``streamspace`` scope is picked.
+"""
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any, Dict, List, Optional
+
+from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
+
+from chaosstream.settings import Settings, redact, resolve_settings
+
+__all__ = [
+    "EXTENSION_NAME",
+    "configure_control",
+    "before_experiment_control",
+    "before_hypothesis_control",
+    "before_method_control",
+    "before_rollback_control",
+    "before_activity_control",
+    "after_activity_control",
+    "after_experiment_control",
+    "cleanup_control",
+    "parse_timestamp",
+]
+
+logger = logging.getLogger("chaostoolkit")
+EXTENSION_NAME = "chaosstream-timeline"
+_COMMANDS_SQL = "SELECT status, count(*) AS n FROM agent_commands GROUP BY status"
+
+
+def parse_timestamp(text: Any) -> Optional[float]:
+    """Epoch seconds from an RFC 3339 / Go timestamp (nanoseconds, `Z`, offset or no zone = UTC)."""
+    if not isinstance(text, str) or not text:
+        return None
+    value = text.strip().replace("Z", "+00:00").replace(" ", "T", 1)
+    if "." in value:  # Go writes up to 9 fractional digits; Python reads 6
+        head, rest = value.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        value = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+class _Timeline:
+    """The sampler thread and everything it recorded."""
+
+    def __init__(self, interval: float, configuration: Any, secrets: Any) -> None:
+        self.interval = max(float(interval), 0.05)
+        self.configuration, self.secrets = configuration, secrets
+        self.data: Dict[str, Any] = {
+            "name": EXTENSION_NAME,
+            "interval_s": self.interval,
+            "started": _iso(time.time()),
+            "samples": [],
+            "markers": [],
+            "errors": {"count": 0, "last": None},
+        }
+        self.phase = "experiment"
+        self.hypothesis_runs = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+        self.settings: Optional[Settings] = None
+
+    # -- sampling --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, name="chaosstream-timeline", daemon=True)
+            self.thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                self.sample()
+                self.stop.wait(max(self.interval - (time.monotonic() - started), 0.0))
+        finally:
+            self._close_db()
+
+    def _error(self, exc: BaseException) -> None:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        with self.lock:
+            self.data["errors"]["count"] += 1
+            self.data["errors"]["last"] = redact(f"{type(exc).__name__}: {text}", self.settings)[:500]
+
+    def sample(self) -> None:
+        """Take one sample; any failure is counted and the rest of the sample is still taken."""
+        now = time.time()
+        entry: Dict[str, Any] = {"t": now, "at": _iso(now)}
+        try:
+            if self.settings is None:
+                self.settings = resolve_settings(self.configuration, self.secrets)
+        except Exception as exc:  # a bad configuration must not break the run
+            self._error(exc)
+            return
+        from chaosstream.streamspace import api_client
+
+        try:
+            with api_client(
+                self.settings, timeout=min(self.settings.http_timeout, max(self.interval, 2.0))
+            ) as api:
+                entry["agents"] = [self._agent(a, now) for a in api.list_agents()]
+                sessions: Dict[str, int] = {}
+                for s in api.list_sessions():
+                    state = str(s.get("state") or "unknown")
+                    sessions[state] = sessions.get(state, 0) + 1
+                entry["sessions"] = sessions
+        except Exception as exc:
+            self._error(exc)
+        if self.settings.db_dsn:
+            try:
+                from chaosstream.database import query
+
+                rows = query(self.settings, _COMMANDS_SQL)
+                entry["commands"] = {str(r["status"]): int(r["n"]) for r in rows}
+            except Exception as exc:
+                self._error(exc)
+        if len(entry) > 2:
+            with self.lock:
+                self.data["samples"].append(entry)
+
+    @staticmethod
+    def _agent(agent: Dict[str, Any], now: float) -> Dict[str, Any]:
+        beat = parse_timestamp(agent.get("lastHeartbeat"))
+        return {
+            "agentId": agent.get("agentId"),
+            "status": agent.get("status"),
+            "heartbeat_age_s": None if beat is None else round(max(now - beat, 0.0), 3),
+        }
+
+    def _close_db(self) -> None:
+        try:
+            from chaosstream.database import close_connections
+
+            close_connections()
+        except Exception:  # nothing to close, or psycopg missing
+            pass
+
+    def finish(self) -> None:
+        """Stop the thread and take a last sample so the end state is on the picture."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=self.interval + 15)
+            self.thread = None
+            self.sample()
+            self._close_db()
+        self.data["ended"] = _iso(time.time())
+
+    # -- markers ---------------------------------------------------------------------------------------
+    def mark(self, event: str, activity: Any, status: Optional[str] = None, run: Any = None) -> None:
+        activity = activity if isinstance(activity, dict) else {}
+        now = time.time()
+        marker: Dict[str, Any] = {
+            "event": event,
+            "name": activity.get("name"),
+            "type": activity.get("type"),
+            "phase": self.phase,
+            "t": now,
+            "at": _iso(now),
+        }
+        if event == "end":
+            marker["status"] = status
+        with self.lock:
+            self.data["markers"].append(marker)
+
+
+_timeline: Optional[_Timeline] = None
+
+
+def _guard(fn: Any) -> Any:
+    """Run a hook body and swallow anything: the timeline must never change the run's outcome."""
+    try:
+        return fn()
+    except Exception:
+        logger.debug("chaosstream-timeline: hook failed", exc_info=True)
+        if _timeline is not None:
+            with _timeline.lock:
+                _timeline.data["errors"]["count"] += 1
+        return None
+
+
+def configure_control(
+    interval: float = 1.0, configuration: Configuration = None, secrets: Secrets = None, **_: Any
+) -> None:
+    """Prepare a fresh timeline for this run."""
+
+    def init() -> None:
+        global _timeline
+        if _timeline is not None:
+            _timeline.stop.set()
+        _timeline = _Timeline(interval, configuration, secrets)
+
+    _guard(init)
+
+
+def before_experiment_control(
+    context: Experiment,
+    interval: float = 1.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+    **_: Any,
+) -> None:
+    """Start the background sampler."""
+
+    def start() -> None:
+        global _timeline
+        if _timeline is None:
+            _timeline = _Timeline(interval, configuration, secrets)
+        _timeline.phase = "experiment"
+        _timeline.start()
+
+    _guard(start)
+
+
+def before_hypothesis_control(context: Any = None, **_: Any) -> None:
+    """Track whether hypothesis probes run before or after the method."""
+
+    def phase() -> None:
+        if _timeline is not None:
+            _timeline.phase = "hypothesis-before" if _timeline.hypothesis_runs == 0 else "hypothesis-after"
+            _timeline.hypothesis_runs += 1
+
+    _guard(phase)
+
+
+def before_method_control(context: Any = None, **_: Any) -> None:
+    """Activities from now on are method activities."""
+    _guard(lambda: setattr(_timeline, "phase", "method") if _timeline is not None else None)
+
+
+def before_rollback_control(context: Any = None, **_: Any) -> None:
+    """Activities from now on are rollbacks."""
+    _guard(lambda: setattr(_timeline, "phase", "rollback") if _timeline is not None else None)
+
+
+def before_activity_control(context: Any = None, **_: Any) -> None:
+    """Marker: an activity starts."""
+    _guard(lambda: _timeline.mark("start", context) if _timeline is not None else None)
+
+
+def after_activity_control(context: Any = None, state: Run = None, **_: Any) -> None:
+    """Marker: an activity ended (with its status; none means it was interrupted)."""
+    status = state.get("status") if isinstance(state, dict) else None
+    _guard(lambda: _timeline.mark("end", context, status or "interrupted") if _timeline is not None else None)
+
+
+def after_experiment_control(context: Experiment = None, state: Journal = None, **_: Any) -> None:
+    """Attach the (still growing) timeline to the journal's `extensions`."""
+
+    def attach() -> None:
+        if _timeline is None or not isinstance(state, dict):
+            return
+        extensions = state.get("extensions")
+        if not isinstance(extensions, list):
+            extensions = state["extensions"] = []
+        if not any(e is _timeline.data for e in extensions):
+            extensions.append(_timeline.data)
+
+    _guard(attach)
+
+
+def cleanup_control(**_: Any) -> None:
+    """Stop the sampler and take the final sample (before `chaos run` writes the journal)."""
+    _guard(lambda: _timeline.finish() if _timeline is not None else None)
+
+
+def samples() -> List[Dict[str, Any]]:
+    """The samples recorded so far (for tests and other controls)."""
+    return list(_timeline.data["samples"]) if _timeline is not None else []

@@ -1,0 +1,232 @@
+"""Probes about queued agent commands (`agent_commands`, read from PostgreSQL: no HTTP endpoint reads it).
+
+All SQL is parameterised and runs in a read-only transaction with a statement timeout; every query
+filters on indexed columns (`status`, `(agent_id,status)`, `session_id`, `command_id`, `created_at`).
+"""
+
+import datetime as dt
+from typing import Any, Dict, List, Sequence, Tuple
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosstream.database import query
+from chaosstream.polling import check_timeout, wait_until
+from chaosstream.selection import resolve_session_ids
+from chaosstream.settings import resolve_settings
+from chaosstream.timeutil import iso, parse_time, utcnow
+
+__all__ = [
+    "queued_commands",
+    "command_status",
+    "commands_for_session",
+    "wait_for_commands_drained",
+    "lost_commands",
+]
+
+COMMAND_STATUSES = ("pending", "sent", "ack", "completed", "failed")
+ACTIONS = ("start_session", "stop_session", "hibernate_session", "wake_session")
+OPEN_STATUSES = ["pending", "sent", "ack"]
+
+
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _json_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        out[key] = iso(parse_time(value)) if isinstance(value, dt.datetime) else value
+    return out
+
+
+def _filters(agent_id: str, action: str, session_ids: Sequence[str] = None) -> Tuple[str, List[Any]]:
+    sql, params = "", []
+    if agent_id:
+        sql += " AND agent_id = %s"
+        params.append(agent_id)
+    if action:
+        if action not in ACTIONS:
+            raise ActivityFailed(f"Argument 'action' must be one of {', '.join(ACTIONS)}, not {action!r}.")
+        sql += " AND action = %s"
+        params.append(action)
+    if session_ids is not None:
+        sql += " AND session_id = ANY(%s)"
+        params.append(list(session_ids))
+    return sql, params
+
+
+def queued_commands(
+    agent_id: str = None,
+    status: str = "pending",
+    action: str = None,
+    limit: int = 50,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Commands in `status` (default `pending`), optionally of one agent and one action.
+
+    Returns `{"count": n, "oldest_age_s": seconds or null, "ids": [command ids, oldest first, ≤ limit]}`.
+    Tolerance example: `{"type": "range", "range": [1, 1000], "target": "count"}` (a stop_session is queued).
+    """
+    if status not in COMMAND_STATUSES:
+        raise ActivityFailed(
+            f"Argument 'status' must be one of {', '.join(COMMAND_STATUSES)}, not {status!r}."
+        )
+    settings = resolve_settings(configuration, secrets)
+    extra, params = _filters(agent_id, action)
+    summary = query(
+        settings,
+        f"SELECT count(*) AS n, min(created_at) AS oldest FROM agent_commands WHERE status = %s{extra}",
+        [status, *params],
+    )[0]
+    ids = query(
+        settings,
+        f"SELECT command_id FROM agent_commands WHERE status = %s{extra} ORDER BY created_at LIMIT %s",
+        [status, *params, max(0, int(limit))],
+    )
+    oldest = parse_time(summary["oldest"])
+    age = round((utcnow() - oldest).total_seconds(), 3) if oldest else None
+    return {"count": summary["n"], "oldest_age_s": age, "ids": [r["command_id"] for r in ids]}
+
+
+def command_status(
+    command_id: str, configuration: Configuration = None, secrets: Secrets = None
+) -> Dict[str, Any]:
+    """One command's row: `{"commandId", "agentId", "sessionId", "action", "status", "errorMessage",
+    "createdAt", "sentAt", "acknowledgedAt", "completedAt"}`. Raises `ActivityFailed` if unknown.
+
+    Tolerance example: `{"type": "regex", "pattern": "^completed$", "target": "status"}`.
+    """
+    if not command_id:
+        raise ActivityFailed("Argument 'command_id' must be a command id such as cmd-1a2b3c4d.")
+    settings = resolve_settings(configuration, secrets)
+    rows = query(
+        settings,
+        'SELECT command_id AS "commandId", agent_id AS "agentId", session_id AS "sessionId", action, status, '
+        'error_message AS "errorMessage", created_at AS "createdAt", sent_at AS "sentAt", '
+        'acknowledged_at AS "acknowledgedAt", completed_at AS "completedAt" FROM agent_commands WHERE command_id = %s',
+        (command_id,),
+    )
+    if not rows:
+        raise ActivityFailed(f"Unknown command {command_id!r}: no such row in agent_commands.")
+    return _json_row(rows[0])
+
+
+def commands_for_session(
+    session_id: str, configuration: Configuration = None, secrets: Secrets = None
+) -> List[Dict[str, Any]]:
+    """Every command of one session, oldest first: `[{"commandId", "action", "status", "errorMessage",
+    "createdAt", "completedAt"}, ...]` (empty for a session without commands).
+
+    Tolerance example: a `probe` tolerance that checks the last `stop_session` is `completed`.
+    """
+    if not session_id:
+        raise ActivityFailed("Argument 'session_id' must be a session name.")
+    settings = resolve_settings(configuration, secrets)
+    rows = query(
+        settings,
+        'SELECT command_id AS "commandId", agent_id AS "agentId", action, status, error_message AS "errorMessage", '
+        'created_at AS "createdAt", completed_at AS "completedAt" FROM agent_commands WHERE session_id = %s '
+        "ORDER BY created_at",
+        (session_id,),
+    )
+    return [_json_row(r) for r in rows]
+
+
+def wait_for_commands_drained(
+    agent_id: str = None,
+    session_ids: List[str] = None,
+    tag: str = None,
+    action: str = None,
+    timeout: float = 120.0,
+    poll_interval: float = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Wait until no command is left `pending`, `sent` or `ack` (for one agent, for the selected
+    sessions, or everywhere); returns as soon as the queue is drained.
+
+    Sessions are selected by `session_ids`, `tag`, or — when `tag` is "created" — the sessions this
+    run created. Returns `{"elapsed_s", "polls", "drained": n commands seen open at the start}`;
+    raises `ActivityFailed` on timeout with what is still open.
+    Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 60}}`.
+    """
+    timeout = check_timeout(timeout)
+    settings = resolve_settings(configuration, secrets)
+    interval = (
+        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
+    )
+    sessions = None
+    if session_ids or tag:
+        sessions = resolve_session_ids(settings, session_ids, None if tag == "created" else tag)
+    extra, params = _filters(agent_id, action, sessions)
+    sql = f"SELECT command_id, action, status FROM agent_commands WHERE status = ANY(%s){extra} ORDER BY created_at LIMIT 20"
+    first: List[int] = []
+
+    def check():
+        rows = query(settings, sql, [OPEN_STATUSES, *params])
+        if not first:
+            first.append(len(rows))
+        return not rows, rows
+
+    def describe(last):
+        shown = ", ".join(f"{r['command_id']} {r['action']} {r['status']}" for r in (last or []))
+        return f"Commands still open after {timeout:g}s: {shown}."
+
+    _, elapsed, polls = wait_until(check, timeout, interval, describe)
+    return {"elapsed_s": elapsed, "polls": polls, "drained": first[0] if first else 0}
+
+
+def lost_commands(
+    since: str = None,
+    stuck_after: float = 60.0,
+    agent_id: str = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Commands created since `since` (ISO-8601; default 15 minutes ago) that were lost: ended `failed`,
+    or stuck in `pending`/`sent`/`ack` for more than `stuck_after` seconds.
+
+    Returns `{"count": n, "failed": [{"commandId", "action", "errorMessage"}], "stuck": [{"commandId",
+    "action", "status", "age_s"}], "since": iso}`.
+    Tolerance example: `{"type": "range", "range": [0, 0], "target": "count"}` (no command lost).
+    """
+    settings = resolve_settings(configuration, secrets)
+    when = parse_time(since) if since else utcnow() - dt.timedelta(minutes=15)
+    if when is None:
+        raise ActivityFailed(
+            f"Argument 'since' must be an ISO-8601 time such as 2026-01-01T10:00:00Z, not {since!r}."
+        )
+    if stuck_after < 0:
+        raise ActivityFailed(f"Argument 'stuck_after' must be ≥ 0 seconds, not {stuck_after!r}.")
+    extra, params = _filters(agent_id, None)
+    rows = query(
+        settings,
+        "SELECT command_id, action, status, error_message, created_at FROM agent_commands "
+        f"WHERE created_at >= %s AND status = ANY(%s){extra} ORDER BY created_at LIMIT 1000",
+        [_naive_utc(when), ["failed", *OPEN_STATUSES], *params],
+    )
+    now = utcnow()
+    failed, stuck = [], []
+    for row in rows:
+        if row["status"] == "failed":
+            failed.append(
+                {
+                    "commandId": row["command_id"],
+                    "action": row["action"],
+                    "errorMessage": row["error_message"],
+                }
+            )
+            continue
+        age = (now - parse_time(row["created_at"])).total_seconds()
+        if age > stuck_after:
+            stuck.append(
+                {
+                    "commandId": row["command_id"],
+                    "action": row["action"],
+                    "status": row["status"],
+                    "age_s": round(age, 3),
+                }
+            )
+    return {"count": len(failed) + len(stuck), "failed": failed, "stuck": stuck, "since": iso(when)}

@@ -1,0 +1,69 @@
+"""Platform probes: API health, agent rollout and pod readiness."""
+
+from typing import Any, Dict
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosstream.polling import check_timeout
+from chaosstream.rollout import agent_pods, rollout_state
+from chaosstream.settings import resolve_settings
+from chaosstream.streamspace import api_client
+
+__all__ = ["api_health", "agent_rollout_complete", "agent_pods_ready"]
+
+
+def api_health(
+    max_latency_ms: float = 1000.0,
+    timeout: float = 5.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """`GET /health` of the StreamSpace API (no auth, static: it answers while agents are down).
+
+    Returns `{"healthy": bool, "status_code": int, "latency_ms": float}`; `healthy` needs a 200 with
+    `{"status": "healthy"}` within `max_latency_ms`. Raises `ActivityFailed` if the API is unreachable.
+
+    Tolerance example: `{"type": "regex", "pattern": "^True$", "target": "healthy"}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    if max_latency_ms <= 0:
+        raise ActivityFailed(f"Argument 'max_latency_ms' must be greater than 0, not {max_latency_ms!r}.")
+    with api_client(settings, timeout=check_timeout(timeout)) as api:
+        code, body, latency = api.health()
+    healthy = (
+        code == 200
+        and isinstance(body, dict)
+        and body.get("status") == "healthy"
+        and latency <= max_latency_ms
+    )
+    return {"healthy": healthy, "status_code": code, "latency_ms": round(latency, 2)}
+
+
+def agent_rollout_complete(configuration: Configuration = None, secrets: Secrets = None) -> bool:
+    """True when the agent Deployment's rollout is finished: every replica updated and available and no
+    old pod still terminating (as `kubectl rollout status` judges it).
+
+    Tolerance example: `true`.
+    """
+    complete, _ = rollout_state(resolve_settings(configuration, secrets), secrets)
+    return complete
+
+
+def agent_pods_ready(
+    min_ready: int = 1, configuration: Configuration = None, secrets: Secrets = None
+) -> bool:
+    """True when at least `min_ready` agent pods (label `streamspace_agent_selector`) are Ready and not
+    terminating.
+
+    Tolerance example: `true`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    ready = 0
+    for pod in agent_pods(settings, secrets):
+        if pod.metadata.deletion_timestamp is not None:
+            continue
+        conditions = (pod.status.conditions or []) if pod.status else []
+        if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            ready += 1
+    return ready >= min_ready

@@ -1,0 +1,199 @@
+"""Probes about StreamSpace sessions: state in the API, pods in Kubernetes, recovery waits."""
+
+from typing import Any, Dict, List
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosstream.kube import core_api, k8s_error
+from chaosstream.polling import check_timeout, wait_until
+from chaosstream.selection import resolve_session_ids
+from chaosstream.settings import resolve_settings
+from chaosstream.streamspace import api_client
+
+__all__ = [
+    "session_state",
+    "sessions_in_state",
+    "sessions_survived",
+    "all_sessions_running",
+    "wait_for_sessions_state",
+    "session_pods_running",
+]
+
+SESSION_STATES = (
+    "pending", "running", "hibernating", "hibernated", "waking", "terminating", "terminated", "failed", "deleted",
+)  # fmt: skip
+
+
+def _check_state(state: str) -> str:
+    if state not in SESSION_STATES:
+        raise ActivityFailed(f"Argument 'state' must be one of {', '.join(SESSION_STATES)}, not {state!r}.")
+    return state
+
+
+def session_state(
+    session_id: str, timeout: float = 10.0, configuration: Configuration = None, secrets: Secrets = None
+) -> str:
+    """The state of one session as the API reports it (`GET /api/v1/sessions/:id` → `state`), e.g.
+    `running`. Raises `ActivityFailed` for an unknown session.
+
+    Tolerance example: `"running"`.
+    """
+    if not session_id:
+        raise ActivityFailed(
+            "Argument 'session_id' must be a session name such as admin-firefox-browser-1a2b3c4d."
+        )
+    settings = resolve_settings(configuration, secrets)
+    with api_client(settings, timeout=check_timeout(timeout)) as api:
+        session = api.get_session(session_id)
+    if session is None:
+        raise ActivityFailed(f"Unknown session {session_id!r}: the API answered 404.")
+    return str(session.get("state"))
+
+
+def sessions_in_state(
+    state: str = "running",
+    user: str = None,
+    timeout: float = 10.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Sessions in `state` (optionally of one `user`), from `GET /api/v1/sessions`.
+
+    Returns `{"count": n, "names": [...]}`.
+    Tolerance example: `{"type": "range", "range": [5, 1000], "target": "count"}`.
+    """
+    _check_state(state)
+    settings = resolve_settings(configuration, secrets)
+    with api_client(settings, timeout=check_timeout(timeout)) as api:
+        sessions = api.list_sessions(user)
+    names = sorted(s["name"] for s in sessions if s.get("state") == state)
+    return {"count": len(names), "names": names}
+
+
+def _survival(settings: Any, secrets: Secrets, ids: List[str], timeout: float) -> Dict[str, Any]:
+    with api_client(settings, timeout=timeout) as api:
+        states = {}
+        for name in ids:
+            session = api.get_session(name)
+            states[name] = None if session is None else session.get("state")
+    missing = [n for n, s in states.items() if s is None]
+    not_running = {n: s for n, s in states.items() if s not in (None, "running")}
+    return {
+        "ok": not missing and not not_running,
+        "checked": len(ids),
+        "missing": missing,
+        "not_running": not_running,
+    }
+
+
+def sessions_survived(
+    session_ids: List[str] = None,
+    tag: str = None,
+    timeout: float = 10.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Whether the sessions (by `session_ids`, by `tag`, or those `create_sessions` made in this run)
+    still exist and are `running` in the API.
+
+    Returns `{"ok": bool, "checked": n, "missing": [...], "not_running": {name: state}}`.
+    Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    ids = resolve_session_ids(settings, session_ids, tag)
+    return _survival(settings, secrets, ids, check_timeout(timeout))
+
+
+def all_sessions_running(
+    session_ids: List[str] = None,
+    tag: str = None,
+    timeout: float = 10.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> bool:
+    """True when every selected session (see `sessions_survived`) is `running`. Tolerance example: `true`."""
+    return bool(sessions_survived(session_ids, tag, timeout, configuration, secrets)["ok"])
+
+
+def wait_for_sessions_state(
+    state: str = "running",
+    session_ids: List[str] = None,
+    tag: str = None,
+    timeout: float = 120.0,
+    poll_interval: float = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Wait until every selected session is in `state` (`terminated` also accepts a session that is
+    gone from the list); returns as soon as they are, with the time it took.
+
+    Returns `{"state", "count", "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout, naming the
+    sessions still elsewhere.
+    Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 30}}`.
+    """
+    _check_state(state)
+    timeout = check_timeout(timeout)
+    settings = resolve_settings(configuration, secrets)
+    interval = (
+        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
+    )
+    ids = resolve_session_ids(settings, session_ids, tag)
+    with api_client(settings) as api:
+
+        def check():
+            states = {}
+            for name in ids:
+                session = api.get_session(name)
+                states[name] = (
+                    "terminated"
+                    if session is None and state == "terminated"
+                    else (session or {}).get("state")
+                )
+            return all(s == state for s in states.values()), states
+
+        def describe(last):
+            others = {n: s for n, s in (last or {}).items() if s != state}
+            return f"Sessions did not all reach '{state}' within {timeout:g}s: {others}."
+
+        _, elapsed, polls = wait_until(check, timeout, interval, describe)
+    return {"state": state, "count": len(ids), "elapsed_s": elapsed, "polls": polls}
+
+
+def session_pods_running(
+    session_ids: List[str] = None,
+    tag: str = None,
+    namespace: str = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Whether each selected session has a Running, Ready, non-terminating pod (label `session=<id>`)
+    in Kubernetes, and which one.
+
+    Returns `{"ok": bool, "pods": {session: pod name}, "missing": [sessions without a ready pod]}`.
+    Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    ns = namespace or settings.namespace
+    ids = resolve_session_ids(settings, session_ids, tag)
+    core = core_api(secrets)
+    pods: Dict[str, str] = {}
+    missing: List[str] = []
+    for sid in ids:
+        try:
+            items = core.list_namespaced_pod(ns, label_selector=f"session={sid}").items
+        except Exception as exc:
+            raise k8s_error(exc, f"pods of session {sid} in {ns}") from None
+        ready = [
+            p
+            for p in items
+            if p.metadata.deletion_timestamp is None
+            and p.status is not None
+            and p.status.phase == "Running"
+            and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+        ]
+        if ready:
+            pods[sid] = ready[0].metadata.name
+        else:
+            missing.append(sid)
+    return {"ok": not missing, "pods": pods, "missing": missing}

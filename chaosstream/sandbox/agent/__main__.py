@@ -1,0 +1,116 @@
+"""Entry point: ``python -m chaosstream.sandbox.agent``.
+
+Exit codes: 0 after SIGTERM/SIGINT, 1 when the configuration is invalid, the Kubernetes client cannot be
+built, or the first registration/dial fails (the real agent's log.Fatalf, so the kubelet restarts it).
+"""
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+import sys
+from typing import Optional
+
+from chaosstream.sandbox.agent.config import AgentConfig, ConfigError, is_hex_key, load_config
+from chaosstream.sandbox.agent.runtime import Agent, StartupError
+
+log = logging.getLogger("chaosstream.sandbox.agent")
+
+SHUTDOWN_BUDGET = 0.8  # seconds; the process must be gone within a second of SIGTERM
+
+
+def _setup_logging(agent_id: str) -> None:
+    """Timestamped lines on stderr carrying the agent id (the sandbox redirects them per pod)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            f"%(asctime)s.%(msecs)03d [agent {agent_id}] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    # urllib3 logs every retry of an unreachable API server; the handlers log the final error.
+    for noisy in ("urllib3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+async def _serve(config: AgentConfig, executor: concurrent.futures.Executor) -> int:
+    from chaosstream.sandbox.agent.workloads import Workloads  # imports kubernetes, after env is read
+
+    try:
+        workloads = Workloads(config.kubeconfig)
+    except Exception as exc:
+        log.error("Failed to create agent: Kubernetes client: %s", exc)
+        return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    agent = Agent(config, workloads, executor)
+    run_task = asyncio.create_task(agent.run(), name="agent-run")
+    stop_task = asyncio.create_task(stop.wait(), name="agent-stop")
+    await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if run_task.done() and not stop.is_set():
+        stop_task.cancel()
+        exc: Optional[BaseException] = run_task.exception()
+        if isinstance(exc, StartupError):
+            log.error("Agent error: %s", exc)
+        else:
+            log.error("Agent stopped unexpectedly: %r", exc)
+        code = 1
+    else:
+        log.info("Received signal: %s, stopping...", received[0] if received else "?")
+        run_task.cancel()
+        await asyncio.gather(run_task, return_exceptions=True)
+    try:
+        async with asyncio.timeout(SHUTDOWN_BUDGET):
+            await agent.shutdown()
+    except TimeoutError:
+        log.warning("Graceful shutdown took longer than %.1fs; exiting anyway", SHUTDOWN_BUDGET)
+    if code == 0:
+        log.info("Agent stopped")
+    return code
+
+
+def _exit_before_loop(signum: int, _frame: object) -> None:
+    """SIGTERM/SIGINT before the event loop runs: nothing is open yet, so leave at once with 0."""
+    log.info("Received signal: %s before connecting, exiting", signal.Signals(signum).name)
+    logging.shutdown()
+    os._exit(0)
+
+
+def main() -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_before_loop)  # replaced by the loop's handlers once it runs
+    _setup_logging(os.environ.get("AGENT_ID") or "?")
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        log.error("Invalid configuration: %s", exc)
+        return 1
+    _setup_logging(config.agent_id)
+    if not is_hex_key(config.api_key):
+        log.warning("AGENT_API_KEY is not 64 hex characters: the control plane will answer 401")
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="k8s")
+    code = asyncio.run(_serve(config, executor))
+    executor.shutdown(wait=False, cancel_futures=True)
+    return code
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    logging.shutdown()
+    sys.stderr.flush()
+    # A Kubernetes call may still block a worker thread; do not let interpreter shutdown join it.
+    os._exit(exit_code)

@@ -1,0 +1,176 @@
+"""Command dispatch through ``agent_commands`` (``api/internal/services/command_dispatcher.go``, §3.6).
+
+Lifecycle: every row is inserted ``pending``; handed to a connected agent → ``sent``; the agent's
+``ack`` / ``complete`` / ``failed`` messages → ``ack`` / ``completed`` / ``failed``.
+Baseline: a command for a disconnected agent stays ``pending`` and is replayed (oldest first) when the
+agent connects. Faults: ``fail-commands-while-disconnected`` marks it failed at once (the real code);
+``no-replay-on-reconnect`` leaves pending rows alone until the next API start.
+"""
+
+import logging
+import secrets
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
+
+from chaosstream.sandbox.controlplane.config import ControlPlaneConfig
+from chaosstream.sandbox.controlplane.db import Database, Jsonb, Row, rfc3339, utcnow
+from chaosstream.sandbox.controlplane.hub import AgentConnection, AgentHub
+
+log = logging.getLogger(__name__)
+ACTIONS = ("start_session", "stop_session", "hibernate_session", "wake_session")
+NOT_CONNECTED = "agent is not connected"
+
+# Baseline only: what a `complete` does to the session row -> (new state, states it may leave).
+# None = any state but the final ones. The real API leaves sessions untouched (contract §1.6 gaps).
+RESULT_STATES: Dict[str, Tuple[str, Optional[Tuple[str, ...]]]] = {
+    "start_session": ("running", ("pending",)),
+    "wake_session": ("running", ("waking", "hibernated")),
+    "hibernate_session": ("hibernated", ("hibernating", "running")),
+    "stop_session": ("terminated", None),
+}
+
+
+def short_command_id() -> str:
+    """``cmd-`` + 8 hex, the session handlers' format."""
+    return "cmd-" + secrets.token_hex(4)
+
+
+def long_command_id() -> str:
+    """``cmd-`` + UUID, the admin endpoint's and reconciler's format."""
+    return "cmd-" + str(uuid.uuid4())
+
+
+def command_message(row: Row) -> Dict[str, Any]:
+    return {
+        "type": "command",
+        "timestamp": rfc3339(utcnow()),
+        "payload": {"commandId": row["command_id"], "action": row["action"], "payload": row["payload"] or {}},
+    }
+
+
+class Dispatcher:
+    def __init__(self, db: Database, hub: AgentHub, config: ControlPlaneConfig) -> None:
+        self.db = db
+        self.hub = hub
+        self.config = config
+        hub.on_register.append(self._on_agent_connected)
+
+    def _touch(self) -> str:
+        """``, updated_at = …`` when migration 004 added the column (otherwise the real UPDATE fails)."""
+        return ", updated_at = %(now)s" if self.db.has_column("agent_commands", "updated_at") else ""
+
+    async def create(
+        self, agent_id: str, action: str, session_id: Optional[str], payload: Dict[str, Any], command_id: str
+    ) -> Row:
+        """Insert a ``pending`` command row and return it."""
+        row = await self.db.fetchrow(
+            "INSERT INTO agent_commands (command_id, agent_id, session_id, action, payload, status, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, 'pending', %s) RETURNING *",
+            (command_id, agent_id, session_id, action, Jsonb(payload), utcnow()),
+        )
+        assert row is not None
+        return row
+
+    async def dispatch(self, row: Row) -> str:
+        """Hand one pending command to its agent; return the command's resulting status."""
+        conn = self.hub.get(row["agent_id"])
+        if conn is None:
+            if self.config.fault("fail-commands-while-disconnected"):
+                await self._mark(row["command_id"], "failed", "pending", error=NOT_CONNECTED)
+                return "failed"
+            return "pending"  # baseline: kept for replay when the agent connects
+        if conn.queue.full():
+            await self._mark(row["command_id"], "failed", "pending", error="agent send buffer full")
+            return "failed"
+        # mark before queueing so a fast ack can never be overwritten by a late `sent`
+        if await self._mark(row["command_id"], "sent", "pending"):
+            conn.send(command_message(row))
+            return "sent"
+        return "skipped"
+
+    async def _mark(self, command_id: str, status: str, expect: str, error: Optional[str] = None) -> bool:
+        stamp = {"sent": ", sent_at = %(now)s", "failed": ", error_message = %(error)s"}[status]
+        count = await self.db.execute(
+            f"UPDATE agent_commands SET status = %(status)s{stamp}{self._touch()}"
+            " WHERE command_id = %(id)s AND status = %(expect)s",
+            {"status": status, "now": utcnow(), "error": error, "id": command_id, "expect": expect},
+        )
+        return count > 0
+
+    async def _on_agent_connected(self, conn: AgentConnection) -> None:
+        if not self.config.fault("no-replay-on-reconnect"):
+            await self.replay(conn)
+
+    async def replay(self, conn: AgentConnection) -> int:
+        """Send every ``pending`` command of the agent, oldest first, queued as one burst."""
+        rows = await self.db.fetch(
+            f"UPDATE agent_commands SET status = 'sent', sent_at = %(now)s{self._touch()}"
+            " WHERE agent_id = %(agent)s AND status = 'pending' RETURNING *",
+            {"now": utcnow(), "agent": conn.agent_id},
+        )
+        rows.sort(key=lambda r: (r["created_at"], r["command_id"]))
+        if rows:
+            log.info("replaying %d pending command(s) to %s", len(rows), conn.agent_id)
+            conn.send_many([command_message(r) for r in rows])
+        return len(rows)
+
+    async def dispatch_pending(self) -> None:
+        """API start-up: re-dispatch all pending rows (``DispatchPendingCommands``)."""
+        rows = await self.db.fetch(
+            "SELECT * FROM agent_commands WHERE status = 'pending' ORDER BY created_at"
+        )
+        for row in rows:
+            await self.dispatch(row)
+
+    # --- agent → control plane ------------------------------------------------------------------
+
+    async def on_ack(self, agent_id: str, command_id: str) -> None:
+        await self.db.execute(
+            f"UPDATE agent_commands SET status = 'ack', acknowledged_at = %(now)s{self._touch()}"
+            " WHERE command_id = %(id)s AND agent_id = %(agent)s",
+            {"now": utcnow(), "id": command_id, "agent": agent_id},
+        )
+
+    async def on_complete(self, agent_id: str, command_id: str, result: Dict[str, Any]) -> None:
+        row = await self.db.fetchrow(
+            f"UPDATE agent_commands SET status = 'completed', completed_at = %(now)s{self._touch()}"
+            " WHERE command_id = %(id)s AND agent_id = %(agent)s RETURNING action, session_id",
+            {"now": utcnow(), "id": command_id, "agent": agent_id},
+        )
+        if row and row["session_id"] and row["action"] in RESULT_STATES:
+            await self._apply_result(row["action"], row["session_id"], result)
+
+    async def on_failed(self, agent_id: str, command_id: str, error: str) -> None:
+        row = await self.db.fetchrow(
+            f"UPDATE agent_commands SET status = 'failed', error_message = %(error)s{self._touch()}"
+            " WHERE command_id = %(id)s AND agent_id = %(agent)s RETURNING action, session_id",
+            {"error": error, "id": command_id, "agent": agent_id, "now": utcnow()},
+        )
+        if row and row["session_id"] and row["action"] == "start_session":
+            await self.db.execute(
+                "UPDATE sessions SET state = 'failed', updated_at = %s WHERE id = %s AND state = 'pending'",
+                (utcnow(), row["session_id"]),
+            )
+
+    async def _apply_result(self, action: str, session_id: str, result: Dict[str, Any]) -> None:
+        """Baseline: move the session to the state the completed command produced."""
+        state, leaves = RESULT_STATES[action]
+        now = utcnow()
+        sets = ["state = %(state)s", "updated_at = %(now)s"]
+        if action in ("start_session", "wake_session") and isinstance(result.get("podName"), str):
+            sets.append("pod_name = %(pod)s")
+        if action == "stop_session" and self.db.has_column("sessions", "terminated_at"):
+            sets.append("terminated_at = %(now)s")
+        guard: List[str] = (
+            ["state = ANY(%(leaves)s)"] if leaves else ["state NOT IN ('terminated', 'deleted')"]
+        )
+        await self.db.execute(
+            f"UPDATE sessions SET {', '.join(sets)} WHERE id = %(id)s AND {' AND '.join(guard)}",
+            {
+                "state": state,
+                "now": now,
+                "pod": result.get("podName"),
+                "id": session_id,
+                "leaves": list(leaves or ()),
+            },
+        )

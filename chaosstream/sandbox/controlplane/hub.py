@@ -1,0 +1,193 @@
+"""AgentHub: the WebSocket connections of agents, keyed by agent_id (``api/internal/websocket/agent_hub.go``).
+
+Each connection has a bounded send queue drained by one writer task, like the Go write pump. With the
+``batched-frames`` fault the writer joins everything queued at that moment with ``\\n`` into a single text
+frame (the defect of contract §3.8); otherwise every message is its own frame.
+"""
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Awaitable, Callable, Dict, List, Optional
+
+from aiohttp import web
+
+from chaosstream.sandbox.controlplane import events
+from chaosstream.sandbox.controlplane.config import ControlPlaneConfig
+from chaosstream.sandbox.controlplane.db import Database, Jsonb, utcnow
+
+log = logging.getLogger(__name__)
+SEND_BUFFER = 256  # messages, as the Go hub's send channel
+WRITE_WAIT = 10.0  # seconds, gorilla writeWait
+
+
+class AgentConnection:
+    """One agent socket: its send queue, writer task and last ``heartbeat`` message time."""
+
+    def __init__(self, agent_id: str, ws: web.WebSocketResponse, batch_frames: bool) -> None:
+        self.id = secrets.token_hex(6)
+        self.agent_id = agent_id
+        self.ws = ws
+        self.batch_frames = batch_frames
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=SEND_BUFFER)
+        self.last_heartbeat = time.monotonic()  # the Go hub sets LastPing at registration
+        self.frames_sent = 0
+        self._writer: Optional[asyncio.Task] = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.agent_id}")
+
+    def send(self, message: dict) -> bool:
+        """Queue ``message``; False when the buffer is full (the Go hub then drops it)."""
+        try:
+            self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def send_many(self, messages: List[dict]) -> int:
+        """Queue several messages without yielding, so a burst really is queued together."""
+        return sum(1 for message in messages if self.send(message))
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                first = await self.queue.get()
+                if self.batch_frames:
+                    parts = [first]
+                    while not self.queue.empty():
+                        parts.append(self.queue.get_nowait())
+                    frames = ["\n".join(parts)]
+                else:
+                    frames = [first]
+                for frame in frames:
+                    await asyncio.wait_for(self.ws.send_str(frame), WRITE_WAIT)
+                    self.frames_sent += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any write error ends the pump, as in Go
+            log.info("writer of %s/%s stopped: %s", self.agent_id, self.id, exc)
+            await self.ws.close()
+
+    async def close(self, code: int = 1000, message: bytes = b"") -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+        if not self.ws.closed:
+            try:
+                await asyncio.wait_for(self.ws.close(code=code, message=message), 2.0)
+            except (TimeoutError, ConnectionError):
+                pass
+
+
+class AgentHub:
+    """Connections by agent_id; keeps the DB ``agents.status`` in step with them."""
+
+    def __init__(self, db: Database, config: ControlPlaneConfig) -> None:
+        self.db = db
+        self.config = config
+        self.connections: Dict[str, AgentConnection] = {}
+        self.on_register: List[Callable[[AgentConnection], Awaitable[None]]] = []
+        self._sweeper: Optional[asyncio.Task] = None
+
+    def is_connected(self, agent_id: Optional[str]) -> bool:
+        return agent_id is not None and agent_id in self.connections
+
+    def get(self, agent_id: str) -> Optional[AgentConnection]:
+        return self.connections.get(agent_id)
+
+    async def register(self, conn: AgentConnection) -> None:
+        """Make ``conn`` the agent's connection, closing an older one; DB ``online``."""
+        old = self.connections.get(conn.agent_id)
+        self.connections[conn.agent_id] = conn
+        if old is not None:
+            log.info("agent %s reconnected: closing older socket %s", conn.agent_id, old.id)
+            await old.close(code=1000, message=b"replaced by a newer connection")
+        now = utcnow()
+        await self.db.execute(
+            "UPDATE agents SET status = 'online', last_heartbeat = %s, updated_at = %s WHERE agent_id = %s",
+            (now, now, conn.agent_id),
+        )
+        await events.record(self.db, conn.agent_id, "online", "connected", conn.id)
+        for callback in self.on_register:
+            await callback(conn)
+
+    async def unregister(self, conn: AgentConnection, reason: str) -> None:
+        """Forget ``conn`` and mark the agent offline — only if it is still the agent's current socket.
+
+        Keyed by connection on purpose: a dying old socket must not unregister a newer one.
+        """
+        if self.connections.get(conn.agent_id) is not conn:
+            return
+        del self.connections[conn.agent_id]
+        try:
+            await self.db.execute(
+                "UPDATE agents SET status = 'offline', updated_at = %s WHERE agent_id = %s",
+                (utcnow(), conn.agent_id),
+            )
+            if self.config.fault("orphan-sessions-on-agent-restart"):
+                await self.db.execute(
+                    "UPDATE sessions SET agent_id = NULL WHERE agent_id = %s", (conn.agent_id,)
+                )
+        finally:
+            await events.record(self.db, conn.agent_id, "offline", reason, conn.id)
+
+    async def heartbeat(self, conn: AgentConnection, payload: object) -> None:
+        """A ``heartbeat`` message: refresh LastPing and DB ``online`` (payload status is ignored)."""
+        if not isinstance(payload, dict):
+            log.warning("dropping heartbeat of %s: payload is not an object", conn.agent_id)
+            return
+        conn.last_heartbeat = time.monotonic()
+        now = utcnow()
+        capacity = payload.get("capacity")
+        if isinstance(capacity, dict):
+            await self.db.execute(
+                "UPDATE agents SET status = 'online', last_heartbeat = %s, updated_at = %s, capacity = %s"
+                " WHERE agent_id = %s",
+                (now, now, Jsonb(capacity), conn.agent_id),
+            )
+        else:
+            await self.db.execute(
+                "UPDATE agents SET status = 'online', last_heartbeat = %s, updated_at = %s WHERE agent_id = %s",
+                (now, now, conn.agent_id),
+            )
+
+    def start(self) -> None:
+        if not self.config.fault("no-heartbeat-sweep"):
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="agent-hub-sweeper")
+
+    async def _sweep_loop(self) -> None:
+        timers = self.config.timers
+        while True:
+            await asyncio.sleep(timers.sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - a DB outage must not kill the sweeper
+                log.exception("stale sweep failed")
+
+    async def sweep(self) -> None:
+        """Unregister and close every connection without a heartbeat for more than the stale threshold."""
+        now = time.monotonic()
+        stale = [
+            c
+            for c in self.connections.values()
+            if now - c.last_heartbeat > self.config.timers.stale_threshold
+        ]
+        for conn in stale:
+            log.info("agent %s stale (%.1fs without heartbeat)", conn.agent_id, now - conn.last_heartbeat)
+            try:
+                await self.unregister(conn, "stale")
+            finally:
+                await conn.close(code=1001, message=b"stale")
+
+    async def stop(self) -> None:
+        """Stop sweeping and close every socket (each one is unregistered)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.connections.values()):
+            try:
+                await self.unregister(conn, "shutdown")
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                log.exception("unregister at shutdown failed")
+            await conn.close(code=1001, message=b"server shutdown")

@@ -1,0 +1,121 @@
+"""Per-pod network namespaces on a sandbox bridge, so network chaos really cuts packets.
+
+Each sandbox instance owns one bridge `cssbr<k>` with 169.254.<k>.1/24 (link-local, never routed) and
+one namespace `css<k>-<pod hash>` per running pod, linked by a veth pair. Everything carries the
+instance number, so a second `up` after a crash can find and remove exactly its own leftovers.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+from typing import Dict, List, Optional
+
+__all__ = ["NetworkUnavailable", "SandboxNetwork", "network_support"]
+
+
+class NetworkUnavailable(RuntimeError):
+    """Network namespaces cannot be used here (not root, or ip/iptables missing)."""
+
+
+def network_support() -> Optional[str]:
+    """None when network namespaces work here, else the reason in one sentence."""
+    if os.geteuid() != 0:
+        return "network faults need root (the sandbox puts each pod in its own network namespace)"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"network faults need '{tool}': install the Debian packages iproute2 and iptables"
+    return None
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=20)
+
+
+class SandboxNetwork:
+    """The bridge and the pod namespaces of one sandbox instance."""
+
+    def __init__(self, instance: int) -> None:
+        if not 1 <= instance <= 250:
+            raise ValueError("instance must be within 1..250")
+        self.instance = instance
+        self.bridge = f"cssbr{instance}"
+        self.gateway = f"169.254.{instance}.1"
+        self._next = 2
+        self._pods: Dict[str, str] = {}  # pod uid -> namespace name
+        self._ips: Dict[str, str] = {}
+
+    @property
+    def prefix(self) -> str:
+        return f"css{self.instance}-"
+
+    def setup(self) -> None:
+        reason = network_support()
+        if reason:
+            raise NetworkUnavailable(reason)
+        self.cleanup_leftovers()
+        _run("ip", "link", "add", self.bridge, "type", "bridge")
+        _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _run("ip", "link", "set", self.bridge, "up")
+
+    def cleanup_leftovers(self) -> List[str]:
+        """Remove this instance's namespaces and bridge, whoever left them."""
+        removed = []
+        listing = _run("ip", "netns", "list", check=False).stdout
+        for line in listing.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name.startswith(self.prefix):
+                _run("ip", "netns", "del", name, check=False)
+                removed.append(name)
+        if _run("ip", "link", "show", self.bridge, check=False).returncode == 0:
+            _run("ip", "link", "del", self.bridge, check=False)
+            removed.append(self.bridge)
+        return removed
+
+    def add_pod(self, pod_uid: str) -> str:
+        """Create the pod's namespace, wire it to the bridge and return its IP address."""
+        if pod_uid in self._pods:
+            return self._ips[pod_uid]
+        if self._next > 254:
+            raise NetworkUnavailable("the sandbox bridge ran out of addresses (253 pods)")
+        digest = hashlib.sha1(pod_uid.encode()).hexdigest()[:8]
+        ns = f"{self.prefix}{digest}"
+        host_if = f"cv{self.instance}{digest[:8]}"[:15]
+        ip = f"169.254.{self.instance}.{self._next}"
+        self._next += 1
+        _run("ip", "netns", "add", ns)
+        try:
+            _run("ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            _run("ip", "link", "set", host_if, "master", self.bridge)
+            _run("ip", "link", "set", host_if, "up")
+            _run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
+            _run("ip", "-n", ns, "link", "set", "eth0", "up")
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+        except subprocess.CalledProcessError:
+            _run("ip", "netns", "del", ns, check=False)
+            raise
+        self._pods[pod_uid] = ns
+        self._ips[pod_uid] = ip
+        return ip
+
+    def namespace_of(self, pod_uid: str) -> Optional[str]:
+        return self._pods.get(pod_uid)
+
+    def remove_pod(self, pod_uid: str) -> None:
+        ns = self._pods.pop(pod_uid, None)
+        self._ips.pop(pod_uid, None)
+        if ns:
+            # Deleting the namespace destroys its veth end, its iptables rules and its sockets.
+            _run("ip", "netns", "del", ns, check=False)
+
+    def wrap(self, pod_uid: str, argv: List[str]) -> List[str]:
+        """argv that runs a command inside the pod's namespace."""
+        ns = self._pods.get(pod_uid)
+        if ns is None:
+            raise NetworkUnavailable("the pod has no network namespace")
+        return ["ip", "netns", "exec", ns, *argv]
+
+    def teardown(self) -> None:
+        for uid in list(self._pods):
+            self.remove_pod(uid)
+        self.cleanup_leftovers()

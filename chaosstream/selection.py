@@ -1,0 +1,52 @@
+"""Which sessions an activity acts on: explicit ids, a tag, or the ones this run created.
+
+Chaos Toolkit does not pass one activity's output to the next, but all activities of a `chaos run`
+share one process: `create_sessions` records the names it created here, so later probes can check
+"the sessions we created" without the experiment knowing their generated names.
+"""
+
+import threading
+from typing import Dict, List, Optional
+
+from chaoslib.exceptions import ActivityFailed
+
+from chaosstream.database import query
+from chaosstream.settings import Settings
+
+__all__ = ["remember_sessions", "resolve_session_ids", "created_sessions"]
+
+_LOCK = threading.Lock()
+_CREATED: Dict[str, List[str]] = {}
+
+
+def remember_sessions(group: str, names: List[str]) -> None:
+    with _LOCK:
+        _CREATED.setdefault(group, []).extend(n for n in names if n not in _CREATED.get(group, []))
+
+
+def created_sessions(group: str = "default") -> List[str]:
+    with _LOCK:
+        return list(_CREATED.get(group, []))
+
+
+def resolve_session_ids(
+    settings: Settings, session_ids: Optional[List[str]], tag: Optional[str], group: str = "default"
+) -> List[str]:
+    """Explicit ids win; else sessions carrying `tag` (from the DB); else those this run created."""
+    if session_ids:
+        if not isinstance(session_ids, list) or not all(isinstance(s, str) and s for s in session_ids):
+            raise ActivityFailed("Argument 'session_ids' must be a list of session names.")
+        return list(session_ids)
+    if tag:
+        rows = query(
+            settings,
+            "SELECT id FROM sessions WHERE %s = ANY(tags) AND state <> 'deleted' ORDER BY created_at",
+            (tag,),
+        )
+        return [r["id"] for r in rows]
+    names = created_sessions(group)
+    if not names:
+        raise ActivityFailed(
+            "No sessions to check: pass 'session_ids' or 'tag', or run create_sessions earlier in the same experiment."
+        )
+    return names
