@@ -44,14 +44,21 @@ class RunningSandbox:
         sec.update(extra)
         return sec
 
-    def chaos_run(self, experiment: str, journal: Path, extra_env: Dict[str, str] = None, timeout: float = 240):
+    def chaos_run(
+        self, experiment: str, journal: Path, extra_env: Dict[str, str] = None, timeout: float = 240
+    ):
         """`chaos run` as a subprocess, as a user would type it."""
         cmd = [
             sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "run",
             "--journal-path", str(journal), str(EXPERIMENTS / experiment),
         ]  # fmt: skip
         return subprocess.run(
-            cmd, env=self.environ(**(extra_env or {})), capture_output=True, text=True, timeout=timeout, cwd=ROOT
+            cmd,
+            env=self.environ(**(extra_env or {})),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
         )
 
 
@@ -62,10 +69,14 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
 
     started: List[Path] = []
 
-    def start(agents: int = 1, faults: tuple = (), timers: str = "fast", network: str = "auto") -> RunningSandbox:
+    def start(
+        agents: int = 1, faults: tuple = (), timers: str = "fast", network: str = "auto"
+    ) -> RunningSandbox:
         state = Path(tempfile.mkdtemp(prefix="css-test-"))
         started.append(state)
-        env = start_daemon(state, agents=agents, faults=faults, timers=timers, network=network, parent_pid=os.getpid())
+        env = start_daemon(
+            state, agents=agents, faults=faults, timers=timers, network=network, parent_pid=os.getpid()
+        )
         return RunningSandbox(state, env)
 
     yield start

@@ -119,6 +119,7 @@ class EmbeddedPostgres:
         if self.pid is not None:
             return self.dsn
         try:
+            self._kill_stale_postmaster()
             self._initdb()
             self._socket_dir = Path(tempfile.mkdtemp(prefix="cs-pg-"))  # short: unix socket paths are limited
             self._socket_dir.chmod(0o700)
@@ -145,6 +146,22 @@ class EmbeddedPostgres:
             raise
         log.info("embedded postgres pid %s listening on 127.0.0.1:%s", self.pid, self.port)
         return self.dsn
+
+    def _kill_stale_postmaster(self) -> None:
+        """A postmaster left on this data dir by a SIGKILLed earlier run would block start-up: end it."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return
+        if cmdline and cmdline[0].endswith(b"postgres") and str(self.data_dir).encode() in cmdline:
+            log.warning("killing stale postmaster %s of %s", pid, self.data_dir)
+            self._kill_group(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -53,18 +53,14 @@ def experiment(
     return exp
 
 
-def run_chaos(
+def start_chaos(
     tmp: Path,
     exp: Dict[str, Any],
-    send: Optional[int] = None,
-    ready: Optional[Path] = None,
     env: Optional[Dict[str, str]] = None,
     args: Optional[List[str]] = None,
     name: str = "exp",
-    timeout: float = 60,
-) -> Tuple[int, Dict[str, Any], str]:
-    """Run `chaos run` in a new session; optionally send a signal once `ready` exists. Returns
-    (exit code, journal or {}, combined output)."""
+) -> Tuple[subprocess.Popen, Path]:
+    """Start `chaos run` in a new session (so signals can go to its process group)."""
     exp_path = tmp / f"{name}.json"
     exp_path.write_text(json.dumps(exp, indent=1))
     journal_path = tmp / f"{name}-journal.json"
@@ -76,14 +72,22 @@ def run_chaos(
     proc = subprocess.Popen(
         cmd, cwd=tmp, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
+    return proc, journal_path
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 30) -> bool:
+    """Wait until `path` exists (or the process ended)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def finish_chaos(
+    proc: subprocess.Popen, journal_path: Path, timeout: float = 60
+) -> Tuple[int, Dict[str, Any], str]:
+    """Wait for the run; returns (exit code, journal or {}, combined output)."""
     try:
-        if send is not None and ready is not None:
-            deadline = time.monotonic() + timeout
-            while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.2)
-            if proc.poll() is None:
-                os.killpg(proc.pid, send)
         out, _ = proc.communicate(timeout=timeout)
     except BaseException:
         try:
@@ -93,3 +97,23 @@ def run_chaos(
         raise
     journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
     return proc.returncode, journal, out.decode(errors="replace")
+
+
+def run_chaos(
+    tmp: Path,
+    exp: Dict[str, Any],
+    send: Optional[int] = None,
+    ready: Optional[Path] = None,
+    env: Optional[Dict[str, str]] = None,
+    args: Optional[List[str]] = None,
+    name: str = "exp",
+    timeout: float = 60,
+) -> Tuple[int, Dict[str, Any], str]:
+    """Run `chaos run`; optionally send a signal to its process group once `ready` exists."""
+    proc, journal_path = start_chaos(tmp, exp, env=env, args=args, name=name)
+    if send is not None and ready is not None:
+        wait_for(ready, proc, timeout)
+        time.sleep(0.2)
+        if proc.poll() is None:
+            os.killpg(proc.pid, send)
+    return finish_chaos(proc, journal_path, timeout)

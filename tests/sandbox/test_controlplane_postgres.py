@@ -83,3 +83,29 @@ def test_schema_with_and_without_migrations(pg):
         ).fetchone()
         assert manifest["spec"]["baseImage"] and manifest["spec"]["vnc"]["port"] == 3000
         assert conn.execute("SELECT k8s_namespace FROM organizations").fetchone() == ("streamspace",)
+
+
+def test_control_plane_survives_postgres_restart(tmp_path):
+    """Pooled connections die with the server; the control plane reconnects on the next request."""
+    import httpx
+
+    from chaosstream.sandbox.controlplane import ControlPlaneConfig, ControlPlaneThread
+
+    server = EmbeddedPostgres(tmp_path / "data")
+    try:
+        dsn = server.start()
+        apply_schema(dsn)
+        config = ControlPlaneConfig(dsn=dsn, admin_password="pw", jwt_secret="s" * 32, bootstrap_key="a" * 64)
+        with ControlPlaneThread(config) as thread, httpx.Client(base_url=thread.url) as http:
+            assert (
+                http.post("/api/v1/auth/login", json={"username": "admin", "password": "pw"}).status_code
+                == 200
+            )
+            server.restart()
+            assert (
+                http.post("/api/v1/auth/login", json={"username": "admin", "password": "pw"}).status_code
+                == 200
+            )
+            assert http.get("/sandbox/v1/events").status_code == 200
+    finally:
+        server.stop()

@@ -73,21 +73,37 @@ class Database:
             async with conn.transaction():
                 yield conn
 
+    async def _run(self, query: str, params: Optional[Any], mode: str) -> Any:
+        """Execute with one retry: pooled connections die silently when PostgreSQL restarts."""
+        for attempt in (1, 2):
+            try:
+                async with self.connection() as conn:
+                    cur = await conn.execute(query, params)
+                    if mode == "all":
+                        return await cur.fetchall()
+                    if mode == "one":
+                        return await cur.fetchone()
+                    return cur.rowcount
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                await self._drop_idle()  # after a server restart every pooled connection is dead
+        raise AssertionError("unreachable")
+
+    async def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
     async def fetch(self, query: str, params: Optional[Any] = None) -> List[Row]:
-        async with self.connection() as conn:
-            cur = await conn.execute(query, params)
-            return await cur.fetchall()
+        return await self._run(query, params, "all")
 
     async def fetchrow(self, query: str, params: Optional[Any] = None) -> Optional[Row]:
-        async with self.connection() as conn:
-            cur = await conn.execute(query, params)
-            return await cur.fetchone()
+        return await self._run(query, params, "one")
 
     async def execute(self, query: str, params: Optional[Any] = None) -> int:
         """Run a statement; return the number of rows it touched."""
-        async with self.connection() as conn:
-            cur = await conn.execute(query, params)
-            return cur.rowcount
+        return await self._run(query, params, "count")
 
     async def load_columns(self, tables: Sequence[str]) -> None:
         """Remember which columns exist: migrations 004/007 may be missing (contract §1.1)."""
@@ -105,6 +121,4 @@ class Database:
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
+        await self._drop_idle()
