@@ -6,17 +6,29 @@ share one process: `create_sessions` records the names it created here, so later
 """
 
 import threading
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosstream.database import query
 from chaosstream.settings import Settings
 
-__all__ = ["remember_sessions", "resolve_session_ids", "created_sessions"]
+__all__ = ["remember_sessions", "resolve_session_ids", "created_sessions", "remember_killed", "killed_pods"]
 
 _LOCK = threading.Lock()
 _CREATED: Dict[str, List[str]] = {}
+_KILLED: Dict[str, Dict[str, Any]] = {}
+
+
+def remember_killed(session_id: str, pod: str, claims: Dict[str, str]) -> None:
+    """What `kill_session_pod` removed: the pod and its PVCs (name -> uid), for the recovery check."""
+    with _LOCK:
+        _KILLED[session_id] = {"pod": pod, "claims": dict(claims)}
+
+
+def killed_pods() -> Dict[str, Dict[str, Any]]:
+    with _LOCK:
+        return {k: dict(v) for k, v in _KILLED.items()}
 
 
 def remember_sessions(group: str, names: List[str]) -> None:
@@ -30,9 +42,17 @@ def created_sessions(group: str = "default") -> List[str]:
 
 
 def resolve_session_ids(
-    settings: Settings, session_ids: Optional[List[str]], tag: Optional[str], group: str = "default"
+    settings: Settings,
+    session_ids: Optional[List[str]],
+    tag: Optional[str],
+    group: str = "default",
+    required: bool = True,
 ) -> List[str]:
-    """Explicit ids win; else sessions carrying `tag` (from the DB); else those this run created."""
+    """Explicit ids win; else sessions carrying `tag` (from the DB); else those this run created.
+
+    With `required=False` "nothing created yet" gives an empty list: a steady-state probe that runs
+    before the method (when the run has created nothing) then holds vacuously.
+    """
     if session_ids:
         if not isinstance(session_ids, list) or not all(isinstance(s, str) and s for s in session_ids):
             raise ActivityFailed("Argument 'session_ids' must be a list of session names.")
@@ -45,6 +65,8 @@ def resolve_session_ids(
         )
         return [r["id"] for r in rows]
     names = created_sessions(group)
+    if not names and not required:
+        return []
     if not names:
         raise ActivityFailed(
             "No sessions to check: pass 'session_ids' or 'tag', or run create_sessions earlier in the same experiment."

@@ -90,7 +90,8 @@ class Finding:
     def line(self, scrub: Callable[[str], str]) -> str:
         """A one-line, scrubbed rendering with the measured values."""
         head = "PASS" if self.code == PASSED else LABELS[self.code].upper()
-        text = f"[{head}] {self.phase} {self.kind} {self.name!r}: {self.message}"
+        where = self.phase if self.kind == self.phase else f"{self.phase} {self.kind}"
+        text = f"[{head}] {where} {self.name!r}: {self.message}"
         if self.values:
             text += " | " + " ".join(f"{k}={_compact(v)}" for k, v in self.values.items())
         return scrub(text)
@@ -280,11 +281,11 @@ def _missing_rollbacks(journal: Mapping[str, Any], findings: List[Finding]) -> N
             findings.append(Finding(ROLLBACK_FAILED, "rollback", "action", name, msg))
 
 
-def _safety_signals(journal: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def _safety(journal: Mapping[str, Any]) -> Mapping[str, Any]:
     for ext in journal.get("extensions") or []:
         if isinstance(ext, Mapping) and ext.get("name") == "chaosstream-safety":
-            return list(ext.get("signals") or [])
-    return []
+            return ext
+    return {}
 
 
 def evaluate(journal: Mapping[str, Any]) -> Verdict:
@@ -312,9 +313,14 @@ def evaluate(journal: Mapping[str, Any]) -> Verdict:
     _activities("rollback", journal.get("rollbacks") or [], findings, actions=actions_declared)
     _missing_rollbacks(journal, findings)
 
-    for sig in _safety_signals(journal):
+    safety = _safety(journal)
+    for sig in safety.get("signals") or []:
         msg = f"received {sig.get('signal')} during {sig.get('phase')} at {sig.get('at')}"
         findings.append(Finding(INTERRUPTED, "run", "run", "signal", msg))
+    if safety.get("refused"):
+        findings.append(
+            Finding(INTERRUPTED, "run", "run", "run-lock", f"refused to start: {safety['refused']}")
+        )
     if status in ("interrupted", "aborted") or status is None:
         findings.append(
             Finding(INTERRUPTED, "run", "run", "experiment", f"run status is {status or 'missing'}")

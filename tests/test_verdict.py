@@ -30,13 +30,19 @@ def _scenario(name: str, tmp: Path) -> Tuple[int, Dict[str, Any], str]:
     flag = str(tmp / "broken")
     slow = act("inject-fault", "slow", seconds=20, ready=str(tmp / "ready"))
     if name == "all-good":
-        return run_chaos(tmp, experiment(name, tmp, [act("noop", "value"), act("wait-recovered", "recovered", "probe")]))
+        return run_chaos(
+            tmp, experiment(name, tmp, [act("noop", "value"), act("wait-recovered", "recovered", "probe")])
+        )
     if name == "before-miss":
         return run_chaos(tmp, experiment(name, tmp, [act("noop", "value")], before_ok=False))
     if name == "action-raises":
-        return run_chaos(tmp, experiment(name, tmp, [act("inject-fault", "fail", message="iptables: not found")]))
+        return run_chaos(
+            tmp, experiment(name, tmp, [act("inject-fault", "fail", message="iptables: not found")])
+        )
     if name == "after-deviates":
-        return run_chaos(tmp, experiment(name, tmp, [act("break-service", "break_it", path=flag)], rollbacks=[]))
+        return run_chaos(
+            tmp, experiment(name, tmp, [act("break-service", "break_it", path=flag)], rollbacks=[])
+        )
     if name == "rollback-raises":
         method = [act("partition-agent", "break_it", path=str(tmp / "other"))]
         return run_chaos(tmp, experiment(name, tmp, method, rollbacks=[act("heal-partition", "fail")]))
@@ -103,12 +109,16 @@ def test_cli_exit_code_and_junit_validates(journals: Dict[str, Any], name: str, 
     for run in journal.get("run", []) + journal.get("rollbacks", []):
         assert run["activity"]["name"] in names
     verdict_case = suite.find("testcase[@name='verdict']")
-    assert (verdict_case.find("failure") is None and verdict_case.find("error") is None) == (CASES[name][1] == 0)
+    assert (verdict_case.find("failure") is None and verdict_case.find("error") is None) == (
+        CASES[name][1] == 0
+    )
 
 
 def test_deciding_lines_show_measured_values(journals: Dict[str, Any]) -> None:
     lines = evaluate(journals["before-miss"][1]).lines()
-    assert any("'service-healthy'" in line and "value=false" in line and "tolerance=true" in line for line in lines)
+    assert any(
+        "'service-healthy'" in line and "value=false" in line and "tolerance=true" in line for line in lines
+    )
     good = evaluate(journals["all-good"][1]).lines()
     assert any("elapsed_s=1.25" in line for line in good)
 
@@ -126,7 +136,9 @@ def test_junit_failure_messages_and_properties(journals: Dict[str, Any]) -> None
     assert props["verdict"] == "deviated" and props["verdict_code"] == "1"
     assert props["after.service-healthy.value"] == "false"
     good = etree.fromstring(junit_xml(journals["all-good"][1]))
-    assert {p.get("name"): p.get("value") for p in good.iter("property")}["method.wait-recovered.elapsed_s"] == "1.25"
+    assert {p.get("name"): p.get("value") for p in good.iter("property")}[
+        "method.wait-recovered.elapsed_s"
+    ] == "1.25"
 
 
 def test_precedence_rollback_beats_interrupt_beats_action(journals: Dict[str, Any]) -> None:

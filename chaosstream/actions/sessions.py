@@ -9,7 +9,7 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosstream.kube import check_namespace, core_api, k8s_error
 from chaosstream.polling import check_timeout
-from chaosstream.selection import remember_sessions, resolve_session_ids
+from chaosstream.selection import remember_killed, remember_sessions, resolve_session_ids
 from chaosstream.settings import resolve_settings
 from chaosstream.streamspace import api_client
 
@@ -139,7 +139,8 @@ def terminate_sessions(
     Returns `{"terminated": {name: commandId}, "skipped": {name: reason}}`.
     """
     settings = resolve_settings(configuration, secrets)
-    ids = resolve_session_ids(settings, session_ids, tag)
+    # A rollback must not fail because the method never got to create anything.
+    ids = resolve_session_ids(settings, session_ids, tag, required=False)
     done: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
     for sid in ids:
@@ -207,6 +208,9 @@ def kill_session_pod(
         if not alive:
             continue
         pod = alive[0].metadata.name
+        from chaosstream.probes.sessions import claims_of
+
+        remember_killed(sid, pod, claims_of(core, ns, alive[0]))
         try:
             core.delete_namespaced_pod(pod, ns, grace_period_seconds=grace_period)
         except Exception as exc:

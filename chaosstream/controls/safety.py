@@ -322,8 +322,14 @@ def _holder() -> str:
 
 
 def _kube_secrets(secrets: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
-    scope = (secrets or {}).get("kubernetes") if isinstance(secrets, Mapping) else None
-    return scope if isinstance(scope, Mapping) else None
+    """KUBECONFIG / KUBERNETES_* keys from the `kubernetes` or `streamspace` scope (controls get all scopes)."""
+    if not isinstance(secrets, Mapping):
+        return None
+    merged: Dict[str, Any] = {}
+    for scope in ("streamspace", "kubernetes"):
+        if isinstance(secrets.get(scope), Mapping):
+            merged.update(secrets[scope])
+    return merged or None
 
 
 def _take_lock(ttl: float, experiment: Mapping[str, Any], configuration: Any, secrets: Any) -> None:

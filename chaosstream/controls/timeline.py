@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional
 
+from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
 from chaosstream.settings import Settings, redact, resolve_settings
@@ -202,6 +203,8 @@ def _guard(fn: Any) -> Any:
     """Run a hook body and swallow anything: the timeline must never change the run's outcome."""
     try:
         return fn()
+    except InterruptExecution:  # a signal (safety control) landed here: not ours to swallow
+        raise
     except Exception:
         logger.debug("chaosstream-timeline: hook failed", exc_info=True)
         if _timeline is not None:

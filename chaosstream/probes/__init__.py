@@ -7,6 +7,7 @@ from chaosstream.probes.agents import (
     agents_online,
     no_sessions_placed_on,
     session_distribution,
+    sessions_assigned,
     wait_for_agent_status,
 )
 from chaosstream.probes.commands import (
@@ -23,6 +24,7 @@ from chaosstream.probes.sessions import (
     session_state,
     sessions_in_state,
     sessions_survived,
+    wait_for_session_pods,
     wait_for_sessions_state,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "agent_for_session",
     "session_distribution",
     "no_sessions_placed_on",
+    "sessions_assigned",
     "api_health",
     "agent_rollout_complete",
     "agent_pods_ready",
@@ -43,6 +46,7 @@ __all__ = [
     "all_sessions_running",
     "wait_for_sessions_state",
     "session_pods_running",
+    "wait_for_session_pods",
     "queued_commands",
     "command_status",
     "commands_for_session",

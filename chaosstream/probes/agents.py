@@ -19,6 +19,7 @@ __all__ = [
     "agent_for_session",
     "session_distribution",
     "no_sessions_placed_on",
+    "sessions_assigned",
 ]
 
 AGENT_STATUSES = ("online", "offline", "draining")
@@ -320,44 +321,94 @@ def no_sessions_placed_on(
     agent_id: str = None,
     since: str = None,
     agent_status: str = None,
+    raise_on_failure: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Check that no session was placed on an agent since a moment (ISO-8601, default: 10 minutes ago).
+    """Check that no session was placed on an agent while it could not serve it.
 
-    With `agent_status="offline"` (and no `agent_id`) it checks every agent that is offline now: the
-    question of StreamSpace's heartbeat test ("no new session is placed on an offline agent").
+    The agents are `agent_id`, or every agent currently in `agent_status` (e.g. `offline`). The window
+    starts at `since` (ISO-8601) if given; otherwise, for an agent that is not online, when it left
+    `online` (its `updated_at`: heartbeats stop touching the row then), else 10 minutes ago. With
+    `raise_on_failure=true` (for a method) a misplaced session raises `ActivityFailed`.
 
-    Returns `{"ok": bool, "placed": [session ids], "agents": [checked agent ids], "since": iso}`.
-
-    Tolerance example: `{"type": "jsonpath", ...}` needs jsonpath2; prefer `true` on `ok` via a regex:
-    `{"type": "regex", "pattern": "^True$", "target": "ok"}`.
+    Returns `{"ok": bool, "placed": [session ids], "agents": {agentId: window start}}`.
+    Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
     """
+    import datetime as dt
+
     settings = resolve_settings(configuration, secrets)
     when = parse_time(since) if since else None
     if since and when is None:
         raise ActivityFailed(
             f"Argument 'since' must be an ISO-8601 time such as 2026-01-01T10:00:00Z, not {since!r}."
         )
-    if when is None:
-        import datetime as dt
-
-        when = utcnow() - dt.timedelta(minutes=10)
     if agent_id:
-        agents = [agent_id]
+        rows = query(
+            settings, "SELECT agent_id, status, updated_at FROM agents WHERE agent_id = %s", (agent_id,)
+        )
+        if not rows:
+            raise ActivityFailed(f"Unknown agent {agent_id!r}: no such row in the agents table.")
+    elif agent_status:
+        _check_status(agent_status)
+        rows = query(
+            settings, "SELECT agent_id, status, updated_at FROM agents WHERE status = %s", (agent_status,)
+        )
     else:
-        if not agent_status:
-            raise ActivityFailed(
-                "Give 'agent_id' or 'agent_status' (e.g. offline) to say which agents to check."
-            )
-        agents = [
-            r["agent_id"]
-            for r in query(settings, "SELECT agent_id FROM agents WHERE status = %s", (agent_status,))
-        ]
-    placed = query(
+        raise ActivityFailed("Give 'agent_id' or 'agent_status' (e.g. offline) to say which agents to check.")
+    windows: Dict[str, dt.datetime] = {}
+    for row in rows:
+        if when is not None:
+            start = when
+        elif row["status"] != "online" and row["updated_at"] is not None:
+            start = parse_time(row["updated_at"])
+        else:
+            start = utcnow() - dt.timedelta(minutes=10)
+        windows[row["agent_id"]] = start
+    placed: List[str] = []
+    for agent, start in windows.items():
+        found = query(
+            settings,
+            "SELECT id FROM sessions WHERE agent_id = %s AND created_at >= %s ORDER BY created_at",
+            (agent, start.astimezone(dt.UTC).replace(tzinfo=None)),
+        )
+        placed.extend(r["id"] for r in found)
+    if raise_on_failure and placed:
+        raise ActivityFailed(f"Sessions were placed on unavailable agent(s) {sorted(windows)}: {placed}.")
+    return {"ok": not placed, "placed": placed, "agents": {a: iso(w) for a, w in windows.items()}}
+
+
+def sessions_assigned(
+    session_ids: List[str] = None,
+    tag: str = None,
+    raise_on_failure: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Whether each selected session (by ids, `tag`, or created earlier in this run) is still served:
+    `sessions.agent_id` is set and that agent is `online`. Sessions of a restarted agent that lost their
+    agent (a new agent id per pod, or ids cleared on disconnect) show up here as orphans.
+
+    Returns `{"ok": bool, "checked": n, "orphans": {session: agentId or null}}`; before the run created
+    any session it holds with `checked: 0`. With `raise_on_failure=true` orphans raise `ActivityFailed`.
+    Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
+    """
+    from chaosstream.selection import resolve_session_ids
+
+    settings = resolve_settings(configuration, secrets)
+    ids = resolve_session_ids(settings, session_ids, tag, required=False)
+    rows = query(
         settings,
-        "SELECT id FROM sessions WHERE agent_id = ANY(%s) AND created_at >= %s ORDER BY created_at",
-        (agents, when.replace(tzinfo=None)),
+        "SELECT s.id, s.agent_id, a.status FROM sessions s LEFT JOIN agents a ON a.agent_id = s.agent_id "
+        "WHERE s.id = ANY(%s)",
+        (ids,),
     )
-    ids = [r["id"] for r in placed]
-    return {"ok": not ids, "placed": ids, "agents": agents, "since": iso(when)}
+    found = {r["id"]: r for r in rows}
+    orphans = {
+        sid: (found[sid]["agent_id"] if sid in found else None)
+        for sid in ids
+        if sid not in found or found[sid]["agent_id"] is None or found[sid]["status"] != "online"
+    }
+    if raise_on_failure and orphans:
+        raise ActivityFailed(f"Sessions no longer served by an online agent (session: agent): {orphans}.")
+    return {"ok": not orphans, "checked": len(ids), "orphans": orphans}

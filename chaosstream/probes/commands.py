@@ -61,10 +61,14 @@ def queued_commands(
     status: str = "pending",
     action: str = None,
     limit: int = 50,
+    min_count: int = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Commands in `status` (default `pending`), optionally of one agent and one action.
+
+    With `min_count` (for a method, where no tolerance applies) fewer than `min_count` matching
+    commands raise `ActivityFailed` — e.g. "the stop_session must be queued as pending".
 
     Returns `{"count": n, "oldest_age_s": seconds or null, "ids": [command ids, oldest first, ≤ limit]}`.
     Tolerance example: `{"type": "range", "range": [1, 1000], "target": "count"}` (a stop_session is queued).
@@ -87,6 +91,17 @@ def queued_commands(
     )
     oldest = parse_time(summary["oldest"])
     age = round((utcnow() - oldest).total_seconds(), 3) if oldest else None
+    if min_count is not None and summary["n"] < min_count:
+        others = query(
+            settings,
+            f"SELECT status, count(*) AS n FROM agent_commands WHERE created_at >= %s{extra} GROUP BY status",
+            [_naive_utc(utcnow() - dt.timedelta(minutes=5)), *params],
+        )
+        seen = ", ".join(f"{r['n']} {r['status']}" for r in others) or "none"
+        raise ActivityFailed(
+            f"Expected at least {min_count} {action or ''} command(s) {status}, found {summary['n']} "
+            f"(last 5 minutes: {seen})."
+        )
     return {"count": summary["n"], "oldest_age_s": age, "ids": [r["command_id"] for r in ids]}
 
 

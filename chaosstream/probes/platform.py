@@ -15,6 +15,7 @@ __all__ = ["api_health", "agent_rollout_complete", "agent_pods_ready"]
 
 def api_health(
     max_latency_ms: float = 1000.0,
+    raise_on_failure: bool = False,
     timeout: float = 5.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -22,7 +23,8 @@ def api_health(
     """`GET /health` of the StreamSpace API (no auth, static: it answers while agents are down).
 
     Returns `{"healthy": bool, "status_code": int, "latency_ms": float}`; `healthy` needs a 200 with
-    `{"status": "healthy"}` within `max_latency_ms`. Raises `ActivityFailed` if the API is unreachable.
+    `{"status": "healthy"}` within `max_latency_ms`. Raises `ActivityFailed` if the API is unreachable,
+    and, with `raise_on_failure=true` (for a method), when it is not healthy.
 
     Tolerance example: `{"type": "regex", "pattern": "^True$", "target": "healthy"}`.
     """

@@ -1,6 +1,6 @@
 """Probes about StreamSpace sessions: state in the API, pods in Kubernetes, recovery waits."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
@@ -18,6 +18,7 @@ __all__ = [
     "all_sessions_running",
     "wait_for_sessions_state",
     "session_pods_running",
+    "wait_for_session_pods",
 ]
 
 SESSION_STATES = (
@@ -90,19 +91,28 @@ def _survival(settings: Any, secrets: Secrets, ids: List[str], timeout: float) -
 def sessions_survived(
     session_ids: List[str] = None,
     tag: str = None,
+    raise_on_failure: bool = False,
     timeout: float = 10.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Whether the sessions (by `session_ids`, by `tag`, or those `create_sessions` made in this run)
-    still exist and are `running` in the API.
+    still exist and are `running` in the API. Before the run created any, it holds with `checked: 0`.
+
+    With `raise_on_failure=true` (for a method, where no tolerance applies) a lost session raises
+    `ActivityFailed` naming it.
 
     Returns `{"ok": bool, "checked": n, "missing": [...], "not_running": {name: state}}`.
     Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
     """
     settings = resolve_settings(configuration, secrets)
-    ids = resolve_session_ids(settings, session_ids, tag)
-    return _survival(settings, secrets, ids, check_timeout(timeout))
+    ids = resolve_session_ids(settings, session_ids, tag, required=False)
+    result = _survival(settings, secrets, ids, check_timeout(timeout))
+    if raise_on_failure and not result["ok"]:
+        raise ActivityFailed(
+            f"Sessions did not survive: missing {result['missing']}, not running {result['not_running']}."
+        )
+    return result
 
 
 def all_sessions_running(
@@ -113,7 +123,7 @@ def all_sessions_running(
     secrets: Secrets = None,
 ) -> bool:
     """True when every selected session (see `sessions_survived`) is `running`. Tolerance example: `true`."""
-    return bool(sessions_survived(session_ids, tag, timeout, configuration, secrets)["ok"])
+    return bool(sessions_survived(session_ids, tag, False, timeout, configuration, secrets)["ok"])
 
 
 def wait_for_sessions_state(
@@ -160,24 +170,8 @@ def wait_for_sessions_state(
     return {"state": state, "count": len(ids), "elapsed_s": elapsed, "polls": polls}
 
 
-def session_pods_running(
-    session_ids: List[str] = None,
-    tag: str = None,
-    namespace: str = None,
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-) -> Dict[str, Any]:
-    """Whether each selected session has a Running, Ready, non-terminating pod (label `session=<id>`)
-    in Kubernetes, and which one.
-
-    Returns `{"ok": bool, "pods": {session: pod name}, "missing": [sessions without a ready pod]}`.
-    Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
-    """
-    settings = resolve_settings(configuration, secrets)
-    ns = namespace or settings.namespace
-    ids = resolve_session_ids(settings, session_ids, tag)
-    core = core_api(secrets)
-    pods: Dict[str, str] = {}
+def _ready_pods(core: Any, ns: str, ids: List[str]) -> Tuple[Dict[str, Any], List[str]]:
+    pods: Dict[str, Any] = {}
     missing: List[str] = []
     for sid in ids:
         try:
@@ -193,7 +187,105 @@ def session_pods_running(
             and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
         ]
         if ready:
-            pods[sid] = ready[0].metadata.name
+            pods[sid] = ready[0]
         else:
             missing.append(sid)
-    return {"ok": not missing, "pods": pods, "missing": missing}
+    return pods, missing
+
+
+def claims_of(core: Any, ns: str, pod: Any) -> Dict[str, str]:
+    """PVCs a pod mounts: claim name -> PVC uid (a recreated PVC has a new uid: the home is gone)."""
+    out: Dict[str, str] = {}
+    for volume in pod.spec.volumes or []:
+        if volume.persistent_volume_claim is None:
+            continue
+        name = volume.persistent_volume_claim.claim_name
+        try:
+            out[name] = core.read_namespaced_persistent_volume_claim(name, ns).metadata.uid
+        except Exception as exc:
+            if getattr(exc, "status", None) != 404:
+                raise k8s_error(exc, f"PVC {ns}/{name}") from None
+            out[name] = "missing"
+    return out
+
+
+def session_pods_running(
+    session_ids: List[str] = None,
+    tag: str = None,
+    namespace: str = None,
+    raise_on_failure: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Whether each selected session has a Running, Ready, non-terminating pod (label `session=<id>`)
+    in Kubernetes, and which one. Before the run created any session, it holds with no pods.
+
+    With `raise_on_failure=true` (for a method) a session without a ready pod raises `ActivityFailed`.
+
+    Returns `{"ok": bool, "pods": {session: pod name}, "missing": [sessions without a ready pod]}`.
+    Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
+    """
+    settings = resolve_settings(configuration, secrets)
+    ns = namespace or settings.namespace
+    ids = resolve_session_ids(settings, session_ids, tag, required=False)
+    ready, missing = _ready_pods(core_api(secrets), ns, ids)
+    if raise_on_failure and missing:
+        raise ActivityFailed(f"Sessions without a ready pod in {ns}: {missing}.")
+    return {"ok": not missing, "pods": {sid: p.metadata.name for sid, p in ready.items()}, "missing": missing}
+
+
+def wait_for_session_pods(
+    session_ids: List[str] = None,
+    tag: str = None,
+    namespace: str = None,
+    timeout: float = 120.0,
+    poll_interval: float = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Wait until every selected session has a Running and Ready pod again (after `kill_session_pod`,
+    a *new* pod: the killed one does not count), and check it mounts the same home volume.
+
+    Returns `{"elapsed_s", "polls", "pods": {session: pod}, "claims": {session: [PVC names]},
+    "same_volume": bool}`; raises `ActivityFailed` on timeout, or when a new pod mounts a different PVC
+    than the killed one did (the session's home would be lost).
+    Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 60}}`.
+    """
+    from chaosstream.selection import killed_pods
+
+    timeout = check_timeout(timeout)
+    settings = resolve_settings(configuration, secrets)
+    interval = (
+        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
+    )
+    ns = namespace or settings.namespace
+    ids = resolve_session_ids(settings, session_ids, tag)
+    killed = killed_pods()
+    core = core_api(secrets)
+
+    def check():
+        ready, missing = _ready_pods(core, ns, ids)
+        fresh = {sid: p for sid, p in ready.items() if p.metadata.name != (killed.get(sid) or {}).get("pod")}
+        return len(fresh) == len(ids), (fresh, missing)
+
+    def describe(last):
+        return f"Sessions without a new ready pod after {timeout:g}s: {sorted(set(ids) - set((last or ({}, []))[0]))}."
+
+    (fresh, _), elapsed, polls = wait_until(check, timeout, interval, describe)
+    claims = {sid: claims_of(core, ns, p) for sid, p in fresh.items()}
+    changed = {
+        sid: (killed[sid]["claims"], claims[sid])
+        for sid in claims
+        if sid in killed and killed[sid]["claims"] != claims[sid]
+    }
+    if changed:
+        raise ActivityFailed(
+            f"New session pods mount other volumes than the killed ones (before, after): {changed}."
+        )
+    return {
+        "elapsed_s": elapsed,
+        "polls": polls,
+        "pods": {sid: p.metadata.name for sid, p in fresh.items()},
+        "claims": claims,
+        "same_volume": True,
+    }

@@ -325,7 +325,6 @@ class Sandbox:
             "STREAMSPACE_AGENT_ID": self.agent_id(1),
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
             "STREAMSPACE_AGENTS": str(self.options.agents),
-            "STREAMSPACE_POLL_INTERVAL": str(min(0.5, self.timers.heartbeat_interval / 4)),
             "STREAMSPACE_SANDBOX_STATE": str(self.state_dir),
             "STREAMSPACE_SANDBOX_TIMERS": self.options.timers,
             "STREAMSPACE_SANDBOX_FAULTS": ",".join(sorted(self.faults)),

@@ -65,7 +65,9 @@ class RecordingKubelet(Kubelet):
 
 
 def _ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", [])
+    )
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
@@ -121,8 +123,13 @@ def pod_manifest(name: str, labels: dict[str, str] | None = None, containers: in
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": labels or {"app": name}},
-        "spec": {"containers": [{"name": f"c{i}" if containers > 1 else "main", "image": "busybox:1.36"}
-                                for i in range(containers)], **spec},
+        "spec": {
+            "containers": [
+                {"name": f"c{i}" if containers > 1 else "main", "image": "busybox:1.36"}
+                for i in range(containers)
+            ],
+            **spec,
+        },
     }
 
 
@@ -130,10 +137,16 @@ def deployment_manifest(name: str, replicas: int = 1, strategy: dict | None = No
     spec: dict[str, Any] = {
         "replicas": replicas,
         "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}},
-                     "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]},
+        },
     }
     if strategy:
         spec["strategy"] = strategy
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": name}},
-            "spec": spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": spec,
+    }

@@ -71,7 +71,9 @@ def test_label_and_field_selectors(core: client.CoreV1Api) -> None:
     wait_for(lambda: all(p.status.phase == "Running" for p in core.list_namespaced_pod("default").items))
     assert names(field_selector="status.phase=Running") == ["a", "b", "c"]
     assert names(field_selector="status.phase=Pending") == []
-    assert [p.metadata.name for p in core.list_pod_for_all_namespaces(label_selector="tier=fe").items] == ["a"]
+    assert [p.metadata.name for p in core.list_pod_for_all_namespaces(label_selector="tier=fe").items] == [
+        "a"
+    ]
     listed = core.list_namespaced_pod("default")
     assert int(listed.metadata.resource_version) > 0
 
@@ -93,7 +95,10 @@ def test_limit_and_continue(core: client.CoreV1Api) -> None:
     for i in range(5):
         core.create_namespaced_config_map("default", {"metadata": {"name": f"cm{i}"}})
     first = core.list_namespaced_config_map("default", limit=2)
-    assert [c.metadata.name for c in first.items] == ["cm0", "cm1"] and first.metadata.remaining_item_count == 3
+    assert [c.metadata.name for c in first.items] == [
+        "cm0",
+        "cm1",
+    ] and first.metadata.remaining_item_count == 3
     rest = core.list_namespaced_config_map("default", limit=10, _continue=first.metadata._continue)
     assert [c.metadata.name for c in rest.items] == ["cm2", "cm3", "cm4"] and not rest.metadata._continue
 
@@ -101,7 +106,9 @@ def test_limit_and_continue(core: client.CoreV1Api) -> None:
 def test_put_conflict_and_generation(apps: client.AppsV1Api) -> None:
     apps.create_namespaced_deployment("default", deployment_manifest("web"))
     # let the controllers settle first: they write status too, which moves the resourceVersion
-    d = wait_for(lambda: (x := apps.read_namespaced_deployment("web", "default")).status.available_replicas and x)
+    d = wait_for(
+        lambda: (x := apps.read_namespaced_deployment("web", "default")).status.available_replicas and x
+    )
     stale_rv = d.metadata.resource_version
     d.spec.replicas = 2
     updated = apps.replace_namespaced_deployment("web", "default", d)
@@ -123,16 +130,37 @@ def test_status_subresource_semantics(api: client.ApiClient, apps: client.AppsV1
     assert apps.read_namespaced_deployment("web", "default").status.replicas != 99
     custom = client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object(
-        "stream.space", "v1alpha1", "default", "sessions",
-        {"apiVersion": "stream.space/v1alpha1", "kind": "Session", "metadata": {"name": "s1"},
-         "spec": {"user": "u", "template": "t", "state": "running"}},
+        "stream.space",
+        "v1alpha1",
+        "default",
+        "sessions",
+        {
+            "apiVersion": "stream.space/v1alpha1",
+            "kind": "Session",
+            "metadata": {"name": "s1"},
+            "spec": {"user": "u", "template": "t", "state": "running"},
+        },
     )
-    custom.patch_namespaced_custom_object_status("stream.space", "v1alpha1", "default", "sessions", "s1",
-                                                 {"status": {"phase": "Running"}, "spec": {"state": "hibernated"}})
+    custom.patch_namespaced_custom_object_status(
+        "stream.space",
+        "v1alpha1",
+        "default",
+        "sessions",
+        "s1",
+        {"status": {"phase": "Running"}, "spec": {"state": "hibernated"}},
+    )
     s = custom.get_namespaced_custom_object("stream.space", "v1alpha1", "default", "sessions", "s1")
-    assert s["status"] == {"phase": "Running"} and s["spec"]["state"] == "running"  # /status changes only status
-    custom.patch_namespaced_custom_object("stream.space", "v1alpha1", "default", "sessions", "s1",
-                                          {"spec": {"state": "hibernated"}, "status": {"phase": "Failed"}})
+    assert (
+        s["status"] == {"phase": "Running"} and s["spec"]["state"] == "running"
+    )  # /status changes only status
+    custom.patch_namespaced_custom_object(
+        "stream.space",
+        "v1alpha1",
+        "default",
+        "sessions",
+        "s1",
+        {"spec": {"state": "hibernated"}, "status": {"phase": "Failed"}},
+    )
     s = custom.get_namespaced_custom_object("stream.space", "v1alpha1", "default", "sessions", "s1")
     assert s["status"] == {"phase": "Running"} and s["spec"]["state"] == "hibernated"
     assert s["metadata"]["generation"] == 2
@@ -142,15 +170,29 @@ def test_status_subresource_semantics(api: client.ApiClient, apps: client.AppsV1
 
 def test_patch_types(core: client.CoreV1Api, api: client.ApiClient) -> None:
     core.create_namespaced_pod("default", pod_manifest("p", {"app": "p", "drop": "me"}))
-    core.patch_namespaced_pod("p", "default", [{"op": "add", "path": "/metadata/labels/new", "value": "1"},
-                                                {"op": "remove", "path": "/metadata/labels/drop"}])
-    core.patch_namespaced_pod("p", "default", {"metadata": {"labels": {"merge": "2", "new": None}}},
-                              _content_type="application/merge-patch+json")
+    core.patch_namespaced_pod(
+        "p",
+        "default",
+        [
+            {"op": "add", "path": "/metadata/labels/new", "value": "1"},
+            {"op": "remove", "path": "/metadata/labels/drop"},
+        ],
+    )
+    core.patch_namespaced_pod(
+        "p",
+        "default",
+        {"metadata": {"labels": {"merge": "2", "new": None}}},
+        _content_type="application/merge-patch+json",
+    )
     labels = core.read_namespaced_pod("p", "default").metadata.labels
     assert labels == {"app": "p", "merge": "2"}
     # the client refuses to encode unknown content types itself, so send this one raw
-    req = urllib.request.Request(api.configuration.host + "/api/v1/namespaces/default/pods/p", method="PATCH",
-                                 data=b"<x/>", headers={"Content-Type": "application/xml"})
+    req = urllib.request.Request(
+        api.configuration.host + "/api/v1/namespaces/default/pods/p",
+        method="PATCH",
+        data=b"<x/>",
+        headers={"Content-Type": "application/xml"},
+    )
     with pytest.raises(urllib.error.HTTPError) as http_err:
         urllib.request.urlopen(req)
     assert http_err.value.code == 415
@@ -160,30 +202,59 @@ def test_patch_types(core: client.CoreV1Api, api: client.ApiClient) -> None:
     assert err.value.status == 422
     # strategic merge is not accepted for custom resources
     custom = client.CustomObjectsApi(api)
-    custom.create_namespaced_custom_object("stream.space", "v1alpha1", "default", "templates",
-                                           {"apiVersion": "stream.space/v1alpha1", "kind": "Template",
-                                            "metadata": {"name": "t"}, "spec": {"displayName": "T"}})
+    custom.create_namespaced_custom_object(
+        "stream.space",
+        "v1alpha1",
+        "default",
+        "templates",
+        {
+            "apiVersion": "stream.space/v1alpha1",
+            "kind": "Template",
+            "metadata": {"name": "t"},
+            "spec": {"displayName": "T"},
+        },
+    )
     with pytest.raises(ApiException) as err:
-        custom.patch_namespaced_custom_object("stream.space", "v1alpha1", "default", "templates", "t",
-                                              {"spec": {}}, _content_type="application/strategic-merge-patch+json")
+        custom.patch_namespaced_custom_object(
+            "stream.space",
+            "v1alpha1",
+            "default",
+            "templates",
+            "t",
+            {"spec": {}},
+            _content_type="application/strategic-merge-patch+json",
+        )
     assert err.value.status == 415
 
 
 def test_strategic_merge_patch_lists(apps: client.AppsV1Api) -> None:
     manifest = deployment_manifest("web")
     c = manifest["spec"]["template"]["spec"]["containers"][0]
-    c.update(env=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], ports=[{"containerPort": 80}],
-             volumeMounts=[{"name": "v", "mountPath": "/data"}])
+    c.update(
+        env=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+        ports=[{"containerPort": 80}],
+        volumeMounts=[{"name": "v", "mountPath": "/data"}],
+    )
     manifest["spec"]["template"]["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
     apps.create_namespaced_deployment("default", manifest)
-    patch = {"spec": {"template": {"spec": {
-        "containers": [
-            {"name": "main", "env": [{"name": "B", "value": "3"}, {"name": "A", "$patch": "delete"}],
-             "ports": [{"containerPort": 443}], "volumeMounts": [{"name": "w", "mountPath": "/cache"}]},
-            {"name": "side", "image": "busybox:1.36"},
-        ],
-        "volumes": [{"name": "w", "emptyDir": {}}],
-    }}}}
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "env": [{"name": "B", "value": "3"}, {"name": "A", "$patch": "delete"}],
+                            "ports": [{"containerPort": 443}],
+                            "volumeMounts": [{"name": "w", "mountPath": "/cache"}],
+                        },
+                        {"name": "side", "image": "busybox:1.36"},
+                    ],
+                    "volumes": [{"name": "w", "emptyDir": {}}],
+                }
+            }
+        }
+    }
     d = apps.patch_namespaced_deployment("web", "default", patch)
     spec = d.spec.template.spec
     assert [c.name for c in spec.containers] == ["main", "side"]
@@ -192,8 +263,17 @@ def test_strategic_merge_patch_lists(apps: client.AppsV1Api) -> None:
     assert [p.container_port for p in main.ports] == [80, 443]
     assert [m.mount_path for m in main.volume_mounts] == ["/data", "/cache"]
     assert [v.name for v in spec.volumes] == ["v", "w"]
-    d = apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {"spec": {
-        "containers": [{"$patch": "replace"}, {"name": "only", "image": "busybox:1.36"}]}}}})
+    d = apps.patch_namespaced_deployment(
+        "web",
+        "default",
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "busybox:1.36"}]}
+                }
+            }
+        },
+    )
     assert [c.name for c in d.spec.template.spec.containers] == ["only"]
 
 
@@ -203,9 +283,13 @@ def test_delete_finalizers_and_collection(core: client.CoreV1Api) -> None:
     held = core.read_namespaced_config_map("held", "default")
     assert held.metadata.deletion_timestamp is not None
     core.patch_namespaced_config_map("held", "default", [{"op": "remove", "path": "/metadata/finalizers"}])
-    wait_for(lambda: "held" not in [c.metadata.name for c in core.list_namespaced_config_map("default").items])
+    wait_for(
+        lambda: "held" not in [c.metadata.name for c in core.list_namespaced_config_map("default").items]
+    )
     for i in range(3):
-        core.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}", "labels": {"g": str(i % 2)}}})
+        core.create_namespaced_config_map(
+            "default", {"metadata": {"name": f"c{i}", "labels": {"g": str(i % 2)}}}
+        )
     status = core.delete_collection_namespaced_config_map("default", label_selector="g=0")
     assert status.status == "Success"
     assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == ["c1"]
@@ -233,9 +317,15 @@ def test_method_not_allowed(emu) -> None:
 
 def test_network_policy_lifecycle(api: client.ApiClient) -> None:
     net = client.NetworkingV1Api(api)
-    net.create_namespaced_network_policy("default", {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}})
+    net.create_namespaced_network_policy(
+        "default",
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []},
+        },
+    )
     assert [p.metadata.name for p in net.list_namespaced_network_policy("default").items] == ["deny"]
     net.delete_namespaced_network_policy("deny", "default")
     assert net.list_namespaced_network_policy("default").items == []

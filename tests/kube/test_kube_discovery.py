@@ -33,8 +33,20 @@ def test_groups_and_resource_lists(api: client.ApiClient) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/version", "/version/", "/api", "/api/", "/apis", "/apis/", "/api/v1", "/api/v1/", "/apis/apps/v1/",
-     "/apis/stream.space/v1alpha1", "/apis/stream.space", "/openapi/v2"],
+    [
+        "/version",
+        "/version/",
+        "/api",
+        "/api/",
+        "/apis",
+        "/apis/",
+        "/api/v1",
+        "/api/v1/",
+        "/apis/apps/v1/",
+        "/apis/stream.space/v1alpha1",
+        "/apis/stream.space",
+        "/openapi/v2",
+    ],
 )
 def test_paths_with_and_without_trailing_slash(emu, path: str) -> None:
     with urllib.request.urlopen(emu.url + path) as resp:

@@ -20,12 +20,29 @@ def _running(core: client.CoreV1Api, name: str) -> None:
 def test_exec_stdout_stderr_and_exit_codes(core: client.CoreV1Api, kubelet) -> None:
     core.create_namespaced_pod("default", pod_manifest("e"))
     _running(core, "e")
-    out = stream(core.connect_get_namespaced_pod_exec, "e", "default", command=["echo", "hi", "there"],
-                 stderr=True, stdin=False, stdout=True, tty=False)
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        "e",
+        "default",
+        command=["echo", "hi", "there"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
     assert out == "hi there\n"
-    resp = stream(core.connect_get_namespaced_pod_exec, "e", "default", command=["fail", "3"],
-                  stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
-    assert resp.sock.subprotocol == "v5.channel.k8s.io"
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        "e",
+        "default",
+        command=["fail", "3"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    assert resp.subprotocol == "v5.channel.k8s.io"
     resp.run_forever(timeout=5)
     assert resp.read_stdout() == "partial\n" and resp.read_stderr() == "boom\n"
     assert resp.returncode == 3
@@ -35,8 +52,17 @@ def test_exec_stdout_stderr_and_exit_codes(core: client.CoreV1Api, kubelet) -> N
 def test_exec_stdin_with_v5_close(core: client.CoreV1Api) -> None:
     core.create_namespaced_pod("default", pod_manifest("s"))
     _running(core, "s")
-    resp = stream(core.connect_get_namespaced_pod_exec, "s", "default", command=["cat"], stderr=True,
-                  stdin=True, stdout=True, tty=False, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        "s",
+        "default",
+        command=["cat"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
     resp.write_stdin("hello stdin")
     resp.close_channel(0)
     resp.run_forever(timeout=5)
@@ -46,7 +72,10 @@ def test_exec_stdin_with_v5_close(core: client.CoreV1Api) -> None:
 def test_exec_v4_protocol(emu, core: client.CoreV1Api) -> None:
     core.create_namespaced_pod("default", pod_manifest("v4"))
     _running(core, "v4")
-    url = emu.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/v4/exec?command=echo&command=v4&stdout=1"
+    url = (
+        emu.url.replace("http", "ws")
+        + "/api/v1/namespaces/default/pods/v4/exec?command=echo&command=v4&stdout=1"
+    )
     ws = websocket.create_connection(url, subprotocols=["v4.channel.k8s.io"])
     assert ws.subprotocol == "v4.channel.k8s.io"
     frames = []
@@ -63,52 +92,113 @@ def test_exec_v4_protocol(emu, core: client.CoreV1Api) -> None:
 
 def test_exec_errors_before_upgrade(core: client.CoreV1Api) -> None:
     with pytest.raises(ApiException) as err:
-        stream(core.connect_get_namespaced_pod_exec, "ghost", "default", command=["echo"], stdout=True,
-               stderr=True, stdin=False, tty=False)
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            "ghost",
+            "default",
+            command=["echo"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+        )
     assert "404" in str(err.value.reason) and "NotFound" in str(err.value.reason)
     core.create_namespaced_pod("default", pod_manifest("two", containers=2))
     _running(core, "two")
     with pytest.raises(ApiException) as err:
-        stream(core.connect_get_namespaced_pod_exec, "two", "default", command=["echo"], container="nope",
-               stdout=True, stderr=True, stdin=False, tty=False)
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            "two",
+            "default",
+            command=["echo"],
+            container="nope",
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+        )
     assert "400" in str(err.value.reason) and "container nope is not valid" in str(err.value.reason)
     with pytest.raises(ApiException) as err:  # several containers and none named
-        stream(core.connect_get_namespaced_pod_exec, "two", "default", command=["echo"], stdout=True,
-               stderr=True, stdin=False, tty=False)
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            "two",
+            "default",
+            command=["echo"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+        )
     assert "a container name must be specified" in str(err.value.reason)
-    out = stream(core.connect_get_namespaced_pod_exec, "two", "default", command=["whoami"], container="c1",
-                 stdout=True, stderr=True, stdin=False, tty=False)
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        "two",
+        "default",
+        command=["whoami"],
+        container="c1",
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+    )
     assert out == "two/c1\n"
 
 
 def test_ephemeral_containers_start_and_exec(core: client.CoreV1Api, kubelet) -> None:
     core.create_namespaced_pod("default", pod_manifest("dbg"))
     _running(core, "dbg")
-    body = {"spec": {"ephemeralContainers": [{"name": "debugger", "image": "nicolaka/netshoot",
-                                              "command": ["sleep", "inf"], "targetContainerName": "main"}]}}
+    body = {
+        "spec": {
+            "ephemeralContainers": [
+                {
+                    "name": "debugger",
+                    "image": "nicolaka/netshoot",
+                    "command": ["sleep", "inf"],
+                    "targetContainerName": "main",
+                }
+            ]
+        }
+    }
     pod = core.patch_namespaced_pod_ephemeralcontainers("dbg", "default", body)
     assert [c.name for c in pod.spec.ephemeral_containers] == ["debugger"]
     status = wait_for(lambda: core.read_namespaced_pod("dbg", "default").status.ephemeral_container_statuses)
     assert status[0].name == "debugger" and status[0].state.running is not None
     assert ("ephemeral", "dbg", "debugger") in kubelet.calls
-    out = stream(core.connect_get_namespaced_pod_exec, "dbg", "default", command=["whoami"],
-                 container="debugger", stdout=True, stderr=True, stdin=False, tty=False)
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        "dbg",
+        "default",
+        command=["whoami"],
+        container="debugger",
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+    )
     assert out == "dbg/debugger\n"
     # a second one merges by name; a failing one reports a terminated state
     core.patch_namespaced_pod_ephemeralcontainers(
-        "dbg", "default", {"spec": {"ephemeralContainers": [{"name": "broken", "image": "x"}]}})
+        "dbg", "default", {"spec": {"ephemeralContainers": [{"name": "broken", "image": "x"}]}}
+    )
     pod = core.read_namespaced_pod_ephemeralcontainers("dbg", "default")
     assert [c.name for c in pod.spec.ephemeral_containers] == ["debugger", "broken"]
-    broken = wait_for(lambda: [s for s in core.read_namespaced_pod("dbg", "default").status
-                               .ephemeral_container_statuses or [] if s.name == "broken"])
+    broken = wait_for(
+        lambda: [
+            s
+            for s in core.read_namespaced_pod("dbg", "default").status.ephemeral_container_statuses or []
+            if s.name == "broken"
+        ]
+    )
     assert broken[0].state.terminated.message == "cannot join namespace"
     with pytest.raises(ApiException) as err:  # existing ephemeral containers cannot be removed
         core.patch_namespaced_pod_ephemeralcontainers(
-            "dbg", "default", [{"op": "remove", "path": "/spec/ephemeralContainers/0"}])
+            "dbg", "default", [{"op": "remove", "path": "/spec/ephemeralContainers/0"}]
+        )
     assert err.value.status == 422
     # and the main resource cannot change them
-    core.patch_namespaced_pod("dbg", "default", {"spec": {"ephemeralContainers": [{"name": "sneaky",
-                                                                                    "image": "x"}]}})
+    core.patch_namespaced_pod(
+        "dbg", "default", {"spec": {"ephemeralContainers": [{"name": "sneaky", "image": "x"}]}}
+    )
     assert len(core.read_namespaced_pod("dbg", "default").spec.ephemeral_containers) == 2
 
 

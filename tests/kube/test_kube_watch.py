@@ -25,13 +25,18 @@ def test_watch_with_selector_and_timeout(core: client.CoreV1Api) -> None:
     t = threading.Thread(target=mutate)
     t.start()
     start = time.monotonic()
-    for ev in watch.Watch().stream(core.list_namespaced_config_map, "default", label_selector="w=yes",
-                                   timeout_seconds=1):
+    for ev in watch.Watch().stream(
+        core.list_namespaced_config_map, "default", label_selector="w=yes", timeout_seconds=1
+    ):
         seen.append((ev["type"], ev["object"].metadata.name, ev["object"].metadata.resource_version))
     elapsed = time.monotonic() - start
     t.join()
-    assert [(e[0], e[1]) for e in seen] == [("ADDED", "pre"), ("ADDED", "new"), ("MODIFIED", "new"),
-                                            ("DELETED", "new")]
+    assert [(e[0], e[1]) for e in seen] == [
+        ("ADDED", "pre"),
+        ("ADDED", "new"),
+        ("MODIFIED", "new"),
+        ("DELETED", "new"),
+    ]
     rvs = [int(e[2]) for e in seen[1:]]
     assert rvs == sorted(rvs) and len(set(rvs)) == 3
     assert 0.9 <= elapsed < 2.5  # ended by timeoutSeconds
@@ -42,8 +47,13 @@ def test_watch_from_resource_version_replays(core: client.CoreV1Api) -> None:
     rv = listed.metadata.resource_version
     core.create_namespaced_pod("default", pod_manifest("w1"))
     events = []
-    for ev in watch.Watch().stream(core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=1,
-                                   field_selector="metadata.name=w1"):
+    for ev in watch.Watch().stream(
+        core.list_namespaced_pod,
+        "default",
+        resource_version=rv,
+        timeout_seconds=1,
+        field_selector="metadata.name=w1",
+    ):
         events.append((ev["type"], ev["object"].status.phase))
         if ev["object"].status.phase == "Running":
             break
@@ -55,7 +65,14 @@ def test_watch_selector_leave_reads_as_deleted(core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map("default", {"metadata": {"name": "m", "labels": {"w": "yes"}}})
     rv = core.list_namespaced_config_map("default").metadata.resource_version
     core.patch_namespaced_config_map("m", "default", {"metadata": {"labels": {"w": "no"}}})
-    types = [ev["type"] for ev in watch.Watch().stream(core.list_namespaced_config_map, "default",
-                                                       label_selector="w=yes", resource_version=rv,
-                                                       timeout_seconds=1)]
+    types = [
+        ev["type"]
+        for ev in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            "default",
+            label_selector="w=yes",
+            resource_version=rv,
+            timeout_seconds=1,
+        )
+    ]
     assert types == ["DELETED"]

@@ -349,9 +349,9 @@ def test_reconnect_walks_the_backoff_list(peer: Peer, spawn) -> None:
     closed_at = peer.close_socket()
     conn = connected(peer, 2, timeout=10)
     attempts = [r["t"] - closed_at for r in peer.registers[1:]]
-    assert 0.45 <= attempts[0] <= 0.9, attempts
-    assert 1.45 <= attempts[1] <= 2.0, attempts
-    assert 1.45 <= conn["t"] - closed_at <= 2.1
+    assert 0.45 <= attempts[0] <= 1.1, attempts
+    assert 1.45 <= attempts[1] <= 2.4, attempts
+    assert 1.45 <= conn["t"] - closed_at <= 2.5
     # Baseline: the write path works on the new socket (heartbeats and command answers).
     wait_until(lambda: len(peer.of_type("heartbeat", conn=1)) >= 2, 5, "heartbeats after reconnect")
     peer.send(command("cmd-after", "bogus_action", {}))
@@ -387,7 +387,7 @@ def test_pending_approval_registers_again_without_connecting(peer: Peer, spawn) 
     assert len(peer.registers) == 3
     times = [r["t"] for r in peer.registers]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(0.35 <= gap <= 0.8 for gap in gaps), gaps
+    assert all(0.35 <= gap <= 1.0 for gap in gaps), gaps
     assert conn["t"] >= times[2]  # no dial while pending
     assert [r["key"] for r in peer.registers] == [KEY, KEY, KEY]
     assert conn["key"] == NEW_KEY  # the key returned on approval is used from then on
@@ -446,8 +446,9 @@ def _start_emulator(tmp_path: Path):
     try:
         from chaosstream.sandbox import kube
 
-        emulator = kube.KubeEmulator(kubelet=None)
-        emulator.start_in_thread()
+        kubelet = kube.Kubelet()
+        kubelet.ready_delay = 0.5  # a start_session then spans a few heartbeats
+        emulator = kube.KubeEmulator(kubelet=kubelet).start_in_thread()
         kubeconfig = tmp_path / "kubeconfig"
         kube.write_kubeconfig(kubeconfig, emulator.url, NAMESPACE)
         try:
@@ -471,10 +472,7 @@ def kube(tmp_path: Path):
         "core": kubernetes.client.CoreV1Api(api),
         "custom": kubernetes.client.CustomObjectsApi(api),
     }
-    for stop in ("stop", "shutdown", "close"):
-        if hasattr(emulator, stop):
-            getattr(emulator, stop)()
-            break
+    emulator.stop_in_thread()
 
 
 SESSION = "admin-firefox-1a2b3c4d"
@@ -533,9 +531,7 @@ def test_session_lifecycle_on_kubernetes(peer: Peer, spawn, kube) -> None:
     assert [f["msg"]["type"] for f in start] == ["ack", "complete"], start
     assert peer.for_command("cmd-hib")[0]["t"] >= start[1]["t"]
     beats_during = [b for b in peer.of_type("heartbeat") if start[0]["t"] < b["t"] < start[1]["t"]]
-    assert beats_during or start[1]["t"] - start[0]["t"] < 2 * HEARTBEAT, (
-        "heartbeats must flow during a command"
-    )
+    assert beats_during, "heartbeats must keep flowing while a command runs (ready_delay 0.5 s > 0.3 s)"
 
     result = start[1]["msg"]["payload"]["result"]
     assert result["sessionId"] == SESSION and result["deployment"] == SESSION and result["service"] == SESSION

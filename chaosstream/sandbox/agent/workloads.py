@@ -296,12 +296,22 @@ class Workloads:
         deployment.spec.replicas = replicas
         self._call("", self.apps.replace_namespaced_deployment, name, namespace, deployment)
 
+    # Deletes skip response decoding: servers answer with the object or a Status, and only the HTTP
+    # status matters here (non-2xx still raises).
     def delete_deployment(self, namespace: str, name: str) -> None:
         options = self._client.V1DeleteOptions(propagation_policy="Foreground")
-        self._call("", self.apps.delete_namespaced_deployment, name, namespace, body=options)
+        self._call(
+            "", self.apps.delete_namespaced_deployment, name, namespace, body=options, _preload_content=False
+        )
 
     def delete_service(self, namespace: str, name: str) -> None:
-        self._call("", self.core.delete_namespaced_service, name, namespace)
+        self._call("", self.core.delete_namespaced_service, name, namespace, _preload_content=False)
 
     def delete_pvc(self, namespace: str, session_id: str) -> None:
-        self._call("", self.core.delete_namespaced_persistent_volume_claim, pvc_name(session_id), namespace)
+        self._call(
+            "",
+            self.core.delete_namespaced_persistent_volume_claim,
+            pvc_name(session_id),
+            namespace,
+            _preload_content=False,
+        )

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from .resources import BY_KEY, NAMESPACE, POD, REPLICASET, RESOURCES, STATEFULSET, ResourceType
+from .resources import BY_KEY, NAMESPACE, POD, REPLICASET, RESOURCES, ResourceType
 from .workloads import controller_of, reconcile_deployment, reconcile_replicaset, reconcile_statefulset
 
 if TYPE_CHECKING:
@@ -103,6 +103,12 @@ class ControllerManager:
                 kind = {"Deployment": "deployment", "ReplicaSet": "replicaset", "StatefulSet": "statefulset"}
                 if ref.get("kind") in kind:
                     self.enqueue(kind[ref["kind"]], ns, ref.get("name", ""))
+                if etype == "DELETED" and ref.get("kind") == "ReplicaSet":
+                    # A Recreate rollout waits for old pods to be gone, which the RS status does not show.
+                    rs = self.emu.store.get(REPLICASET, ns, ref.get("name", ""))
+                    owner = controller_of(rs) if rs is not None else None
+                    if owner is not None and owner.get("kind") == "Deployment":
+                        self.enqueue("deployment", ns, owner.get("name", ""))
         if etype == "DELETED":
             self.enqueue("gc", ns, meta.get("uid", ""))
         elif meta.get("deletionTimestamp"):
@@ -163,4 +169,4 @@ def _key_of(obj: Obj) -> str:
     return ""
 
 
-__all__ = ["ControllerManager", "REPLICASET", "STATEFULSET"]
+__all__ = ["ControllerManager"]

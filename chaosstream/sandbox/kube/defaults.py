@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from .errors import ApiError, invalid
+from .errors import invalid
 from .resources import ResourceType
 from .selectors import labels_match, selector_from_match
 
@@ -117,7 +117,8 @@ def on_create(rtype: ResourceType, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif p in _WORKLOADS:
         _workload(rtype, obj)
-        obj["status"] = {}
+        # V1ReplicaSetStatus / V1StatefulSetStatus require "replicas" in the strict client.
+        obj["status"] = {} if p == "deployments" else {"replicas": 0}
     elif p == "services":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
@@ -209,4 +210,4 @@ def _secret(obj: Obj) -> None:
             data[k] = base64.b64encode(str(v).encode()).decode()
 
 
-__all__ = ["ApiError", "default_pod_spec", "on_create", "on_update", "validate_name"]
+__all__ = ["default_pod_spec", "on_create", "on_update", "validate_name"]

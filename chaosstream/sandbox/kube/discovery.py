@@ -123,3 +123,45 @@ def openapi_v2() -> Obj:
         "paths": {},
         "definitions": definitions,
     }
+
+
+def _gv_path(api_version: str) -> str:
+    return f"api/{api_version}" if "/" not in api_version else f"apis/{api_version}"
+
+
+def openapi_v3_root() -> Obj:
+    """``/openapi/v3``: one document per group/version."""
+    return {
+        "paths": {
+            _gv_path(gv): {"serverRelativeURL": f"/openapi/v3/{_gv_path(gv)}?hash=sandbox"}
+            for gv in BY_GROUP_VERSION
+        }
+    }
+
+
+def openapi_v3_group_version(api_version: str) -> Obj | None:
+    """A skeletal OpenAPI v3 document: one PATCH operation per kind, advertising ``fieldValidation``.
+
+    That is what kubectl checks before it leaves validation to the server (``--validate=strict``), so
+    ``kubectl create/apply`` work without a full schema.
+    """
+    served = BY_GROUP_VERSION.get(api_version)
+    if served is None:
+        return None
+    paths: Obj = {}
+    for r in served.values():
+        prefix = f"/{_gv_path(api_version)}" + ("/namespaces/{namespace}" if r.namespaced else "")
+        paths[f"{prefix}/{r.plural}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{r.kind}",
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+        "paths": paths,
+    }

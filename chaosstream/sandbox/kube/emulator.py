@@ -13,14 +13,14 @@ from aiohttp import web
 
 from .controllers import ControllerManager
 from .defaults import default_pod_spec
-from .errors import ApiError, bad_request, invalid
+from .errors import bad_request, invalid
 from .events import EventRecorder
 from .kubelet import Kubelet
 from .pods import NodeAgent, node_object
 from .resources import NAMESPACE, POD, ResourceType, lookup_kind
 from .selectors import parse_label_selector
 from .server import Api
-from .store import Store, clone, now_iso
+from .store import Store, clone
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -63,7 +63,9 @@ class KubeEmulator:
     async def start(self) -> None:
         """Start serving on the running loop (binds every host; port 0 picks a free port)."""
         self._loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(Api(self).app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            Api(self).app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         for host in self.hosts:
             site = web.TCPSite(self._runner, host, self.port, reuse_address=True)
@@ -324,4 +326,4 @@ def _maybe_clone(obj: Obj | None) -> Obj | None:
     return clone(obj) if obj is not None else None
 
 
-__all__ = ["ApiError", "KubeEmulator", "now_iso"]
+__all__ = ["KubeEmulator"]

@@ -99,13 +99,7 @@ async def handle_exec(
     if not command:
         raise bad_request("you must specify at least 1 command")
     if not _container_running(pod, container):
-        raise bad_request(
-            f"unable to upgrade connection: container {container} not found in pod {name}"
-            if container
-            not in [c["name"] for c in pod["spec"].get("containers") or []]
-            + [c["name"] for c in pod["spec"].get("ephemeralContainers") or []]
-            else f"container {container} is not running in pod {name}"
-        )
+        raise bad_request(f"container {container} is not running in pod {name}")
     want_stdin = q.get("stdin", "false").lower() in ("1", "true")
     want_stdout = q.get("stdout", "true").lower() in ("1", "true")
     want_stderr = q.get("stderr", "true").lower() in ("1", "true")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import discovery
+from . import discovery, tables
 from .errors import ApiError, bad_request, invalid, method_not_allowed, status_body, unsupported_media_type
 from .exec import handle_exec
 from .patch import (
@@ -27,6 +27,7 @@ from .pods import is_ready
 from .resources import BY_GROUP_VERSION, POD, ResourceType, groups
 from .selectors import labels_match, parse_field_selector, parse_label_selector, selector_from_match
 from .store import Entry, Watcher, clone, dumps
+from .tables import wants_table
 from .workloads import scale_object
 
 if TYPE_CHECKING:
@@ -94,8 +95,8 @@ class Api:
             return json_response(discovery.VERSION)
         if head in ("healthz", "livez", "readyz"):
             return web.Response(text="ok")
-        if head == "openapi" and parts[1:] == ["v2"]:
-            return json_response(discovery.openapi_v2())
+        if head == "openapi":
+            return self._openapi(request, parts[1:])
         if head == "api":
             if len(parts) == 1:
                 return json_response(discovery.core_versions(request.host))
@@ -117,6 +118,19 @@ class Api:
         if not rest:
             return json_response(discovery.resource_list(api_version) or {})
         return await self._resource(request, self._target(served, rest))
+
+    @staticmethod
+    def _openapi(request: web.Request, rest: list[str]) -> web.Response:
+        if rest == ["v2"] and "json" in request.headers.get("Accept", "application/json"):
+            return json_response(discovery.openapi_v2())  # protobuf-only clients get the 404 below
+        if rest == ["v3"]:
+            return json_response(discovery.openapi_v3_root())
+        if rest[:1] == ["v3"] and len(rest) in (3, 4):
+            api_version = rest[2] if rest[1] == "api" else "/".join(rest[2:])
+            doc = discovery.openapi_v3_group_version(api_version)
+            if doc is not None:
+                return json_response(doc)
+        raise _not_found_path()
 
     @staticmethod
     def _target(served: dict[str, ResourceType], rest: list[str]) -> Target:
@@ -230,6 +244,10 @@ class Api:
             meta["continue"] = base64.urlsafe_b64encode(token).decode()
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
+        if wants_table(request.headers.get("Accept", "")):
+            return json_response(
+                tables.table(t.rtype, [e.obj for e in items], meta["resourceVersion"], meta.get("continue"))
+            )
         head = dumps({"kind": t.rtype.list_kind, "apiVersion": t.rtype.api_version, "metadata": meta})
         body = head[:-1] + b',"items":[' + b",".join(e.raw for e in items) + b"]}"
         return json_response(body)
@@ -279,9 +297,8 @@ class Api:
                 await resp.write(b"".join(chunks))
                 if item is None:
                     break
-        except (ConnectionResetError, asyncio.CancelledError):
-            self.store.unwatch(watcher)
-            raise
+        except ConnectionResetError:  # the client went away mid-write
+            return resp
         finally:
             self.store.unwatch(watcher)
         await resp.write_eof()
@@ -293,6 +310,8 @@ class Api:
         entry = self.store.require(t.rtype, t.namespace, t.name)
         if t.sub == "scale":
             return json_response(scale_object(entry.obj))
+        if t.sub is None and wants_table(request.headers.get("Accept", "")):
+            return json_response(tables.table(t.rtype, [entry.obj], entry.obj["metadata"]["resourceVersion"]))
         return json_response(entry.raw)
 
     async def create(self, request: web.Request, t: Target) -> web.Response:

@@ -1,0 +1,472 @@
+"""Writes experiments/*.json: one place for the shared configuration block and the activity shapes.
+
+Run `python experiments/build.py` after editing; a test checks the committed JSON matches this file.
+Every value comes from an environment variable whose default is StreamSpace's real value (contract
+timers and chart names), so the same files run against the sandbox and a real cluster.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+HERE = Path(__file__).resolve().parent
+
+CONFIGURATION: Dict[str, Any] = {
+    "streamspace_api_url": ("STREAMSPACE_API_URL", "http://localhost:8000", None),
+    "streamspace_namespace": ("STREAMSPACE_NAMESPACE", "streamspace", None),
+    "streamspace_agent_deployment": ("STREAMSPACE_AGENT_DEPLOYMENT", "streamspace-k8s-agent", None),
+    "streamspace_agent_selector": (
+        "STREAMSPACE_AGENT_SELECTOR",
+        "app.kubernetes.io/component=k8s-agent",
+        None,
+    ),
+    "streamspace_agent_container": ("STREAMSPACE_AGENT_CONTAINER", "k8s-agent", None),
+    "streamspace_poll_interval": ("STREAMSPACE_POLL_INTERVAL", "1", "float"),
+    "agent_id_prefix": ("STREAMSPACE_AGENT_ID_PREFIX", "k8s-prod-cluster", None),
+    "session_template": ("STREAMSPACE_SESSION_TEMPLATE", "firefox-browser", None),
+    "session_user": ("STREAMSPACE_SESSION_USER", "admin", None),
+    "reconnect_objective": ("STREAMSPACE_RECONNECT_OBJECTIVE", "30", "float"),
+    "offline_threshold": ("STREAMSPACE_OFFLINE_THRESHOLD", "60", "float"),
+    "drain_objective": ("STREAMSPACE_DRAIN_OBJECTIVE", "60", "float"),
+    "start_objective": ("STREAMSPACE_START_OBJECTIVE", "120", "float"),
+    "partition_method": ("STREAMSPACE_PARTITION_METHOD", "ephemeral", None),
+    "partition_duration": ("STREAMSPACE_PARTITION_DURATION", "120", "float"),
+    "partition_image": ("STREAMSPACE_PARTITION_IMAGE", "nicolaka/netshoot:v0.13", None),
+    "min_agents": ("STREAMSPACE_MIN_AGENTS", "3", "int"),
+}
+
+RUNTIME = {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "always"}}
+
+
+def configuration() -> Dict[str, Any]:
+    out = {}
+    for key, (env, default, kind) in CONFIGURATION.items():
+        entry = {"type": "env", "key": env, "default": default}
+        if kind:
+            entry["env_var_type"] = kind
+        out[key] = entry
+    return out
+
+
+def probe(name: str, func: str, tolerance: Any = None, **arguments: Any) -> Dict[str, Any]:
+    activity: Dict[str, Any] = {
+        "type": "probe",
+        "name": name,
+        "provider": {"type": "python", "module": "chaosstream.probes", "func": func, "arguments": arguments},
+    }
+    if tolerance is not None:
+        activity["tolerance"] = tolerance
+    return activity
+
+
+def action(name: str, func: str, **arguments: Any) -> Dict[str, Any]:
+    return {
+        "type": "action",
+        "name": name,
+        "provider": {"type": "python", "module": "chaosstream.actions", "func": func, "arguments": arguments},
+    }
+
+
+def within(target: str, upper: str, name: str) -> Dict[str, Any]:
+    """A probe tolerance: `target` of the probe output is at most `upper` seconds."""
+    return {
+        "type": "probe",
+        "name": name,
+        "provider": {
+            "type": "python",
+            "module": "chaosstream.tolerances",
+            "func": "within",
+            "arguments": {"target": target, "upper": upper},
+        },
+    }
+
+
+def holds(*keys: str) -> Dict[str, Any]:
+    return {
+        "type": "probe",
+        "name": "holds",
+        "provider": {
+            "type": "python",
+            "module": "chaosstream.tolerances",
+            "func": "all_true",
+            "arguments": {"keys": list(keys)},
+        },
+    }
+
+
+def agent_online(timeout: str = "${reconnect_objective}") -> Dict[str, Any]:
+    return probe(
+        "an-agent-is-online",
+        "wait_for_agent_status",
+        within("elapsed_s", "${reconnect_objective}", "online-within-reconnect-objective"),
+        status="online",
+        agent_id_prefix="${agent_id_prefix}",
+        timeout=timeout,
+    )
+
+
+NO_COMMAND_LOST = probe(
+    "no-command-lost",
+    "lost_commands",
+    {"type": "range", "range": [0, 0], "target": "count"},
+    stuck_after="${drain_objective}",
+)
+SESSIONS_SURVIVED = probe("created-sessions-still-running", "sessions_survived", holds("ok"))
+CLEAN_UP_SESSIONS = action("terminate-created-sessions", "terminate_sessions")
+
+
+def experiment(
+    title: str, description: str, tags: List[str], hypothesis: Dict[str, Any], method: list, rollbacks: list
+):
+    return {
+        "version": "1.0.0",
+        "title": title,
+        "description": description,
+        "tags": ["streamspace", *tags],
+        "contributions": {"availability": "high", "reliability": "high"},
+        "configuration": configuration(),
+        "steady-state-hypothesis": hypothesis,
+        "method": method,
+        "rollbacks": rollbacks,
+        "runtime": RUNTIME,
+    }
+
+
+def create_and_start(count: int, persistent_home: bool = False) -> list:
+    return [
+        action(
+            "create-sessions",
+            "create_sessions",
+            count=count,
+            template="${session_template}",
+            user="${session_user}",
+            persistent_home=persistent_home,
+        ),
+        probe(
+            "sessions-start-time", "wait_for_sessions_state", state="running", timeout="${start_objective}"
+        ),
+    ]
+
+
+EXPERIMENTS: Dict[str, Dict[str, Any]] = {
+    "agent-disconnect.json": experiment(
+        "Agent disconnect during active sessions: the agent reconnects and the sessions survive",
+        "StreamSpace integration test 3.1, automated. With sessions running, rollout-restart the k8s agent "
+        "(kubectl rollout restart). The new agent pod must be online within the reconnect objective (seed target "
+        "30 s), the same sessions must still run (pods not deleted, state running, still assigned to an online "
+        "agent), and a new session must start afterwards.",
+        ["agent", "failover", "rollout"],
+        {"title": "An agent is online and our sessions run", "probes": [agent_online(), SESSIONS_SURVIVED]},
+        [
+            *create_and_start(3),
+            action("rollout-restart-the-agent", "restart_agent", wait=False),
+            probe(
+                "agent-reconnect-time",
+                "wait_for_agent_status",
+                status="online",
+                agent_id_prefix="${agent_id_prefix}",
+                after_rollout=True,
+                timeout="${reconnect_objective}",
+            ),
+            probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
+            probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
+            probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
+            action(
+                "create-a-new-session-after-the-restart",
+                "create_sessions",
+                count=1,
+                template="${session_template}",
+                user="${session_user}",
+            ),
+            probe(
+                "new-session-start-time",
+                "wait_for_sessions_state",
+                state="running",
+                timeout="${start_objective}",
+            ),
+        ],
+        [CLEAN_UP_SESSIONS],
+    ),
+    "command-retry.json": experiment(
+        "Command retry during agent downtime: commands queued while the agent is down are delivered",
+        "StreamSpace integration test 3.2, automated. Start two sessions, kill the agent pod, and terminate both "
+        "sessions while the agent is away: the API must answer 202 and keep the stop_session commands pending; "
+        "after the agent reconnects they must be delivered and completed, the sessions terminated within the "
+        "drain objective, and no command lost.",
+        ["agent", "commands", "retry"],
+        {
+            "title": "An agent is online and no command is lost or stuck",
+            "probes": [
+                agent_online(),
+                NO_COMMAND_LOST,
+                probe(
+                    "command-queue-drained",
+                    "wait_for_commands_drained",
+                    within("elapsed_s", "${drain_objective}", "drained-within-objective"),
+                    timeout="${drain_objective}",
+                ),
+            ],
+        },
+        [
+            *create_and_start(2),
+            action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=1),
+            probe(
+                "agent-marked-offline",
+                "wait_for_agent_status",
+                status="offline",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${offline_threshold}",
+            ),
+            action("terminate-sessions-while-the-agent-is-down", "terminate_sessions", ignore_missing=False),
+            probe(
+                "stop-commands-queued-as-pending",
+                "queued_commands",
+                status="pending",
+                action="stop_session",
+                min_count=2,
+            ),
+            probe(
+                "agent-reconnect-time",
+                "wait_for_agent_status",
+                status="online",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${reconnect_objective}",
+            ),
+            probe(
+                "commands-drain-time",
+                "wait_for_commands_drained",
+                tag="created",
+                timeout="${drain_objective}",
+            ),
+            probe(
+                "sessions-terminated-time",
+                "wait_for_sessions_state",
+                state="terminated",
+                timeout="${drain_objective}",
+            ),
+        ],
+        [CLEAN_UP_SESSIONS],
+    ),
+    "agent-heartbeat.json": experiment(
+        "Heartbeat timeout under a network partition: the agent is marked offline and nothing is placed on it",
+        "StreamSpace test 3.3, made strict. Partition the agent from the API (default method: an ephemeral "
+        "container with NET_ADMIN, which works on a stock deployment). The control plane must mark it offline "
+        "within the threshold (2 missed heartbeats), must not place a new session on it while it is offline, and "
+        "after healing it must be online again within the reconnect objective. The partition heals itself after "
+        "its duration and the rollbacks heal it whatever happens.",
+        ["agent", "heartbeat", "network"],
+        {"title": "An agent is online", "probes": [agent_online()]},
+        [
+            action(
+                "partition-the-agent-from-the-api",
+                "partition_agent",
+                method="${partition_method}",
+                duration="${partition_duration}",
+                image="${partition_image}",
+            ),
+            probe(
+                "offline-detection-time",
+                "wait_for_agent_status",
+                status="offline",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${offline_threshold}",
+            ),
+            action(
+                "try-to-place-a-session",
+                "create_sessions",
+                count=1,
+                template="${session_template}",
+                user="${session_user}",
+                allow_unavailable=True,
+            ),
+            probe(
+                "no-session-placed-on-the-offline-agent",
+                "no_sessions_placed_on",
+                agent_status="offline",
+                raise_on_failure=True,
+            ),
+            action("heal-the-partition", "heal_agent_partition"),
+            probe(
+                "recovery-time",
+                "wait_for_agent_status",
+                status="online",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${reconnect_objective}",
+            ),
+        ],
+        [action("heal-any-partition", "heal_agent_partition"), CLEAN_UP_SESSIONS],
+    ),
+    "multi-agent-failover.json": experiment(
+        "Multi-agent failover and load balancing: sessions go only to healthy agents and stay balanced",
+        "StreamSpace test 3.4, made strict. With three agents, six sessions spread within ±2. One agent is cut off "
+        "(a network partition keeps its identity, as a node or zone failure would); it must be marked offline, new "
+        "sessions must go only to the healthy agents, and after recovery all agents are online and the spread is "
+        "within ±2 again.",
+        ["agent", "failover", "load-balancing"],
+        {
+            "title": "Every agent is online and sessions are balanced within ±2",
+            "probes": [
+                probe("enough-agents-online", "agents_online", True, min_count="${min_agents}"),
+                probe(
+                    "sessions-balanced",
+                    "session_distribution",
+                    {"type": "range", "range": [0, 2], "target": "spread"},
+                ),
+            ],
+        },
+        [
+            *create_and_start(6),
+            action(
+                "lose-one-agent",
+                "partition_agent",
+                method="${partition_method}",
+                duration="${partition_duration}",
+                image="${partition_image}",
+                max_pods=1,
+            ),
+            probe(
+                "loss-detection-time",
+                "wait_for_agent_status",
+                status="offline",
+                timeout="${offline_threshold}",
+            ),
+            action(
+                "create-sessions-during-the-loss",
+                "create_sessions",
+                count=3,
+                template="${session_template}",
+                user="${session_user}",
+            ),
+            probe(
+                "new-sessions-only-on-healthy-agents",
+                "no_sessions_placed_on",
+                agent_status="offline",
+                raise_on_failure=True,
+            ),
+            probe(
+                "new-sessions-start-time",
+                "wait_for_sessions_state",
+                state="running",
+                timeout="${start_objective}",
+            ),
+            action("recover-the-agent", "heal_agent_partition"),
+            probe(
+                "all-agents-back-time",
+                "wait_for_agent_status",
+                status="online",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${reconnect_objective}",
+            ),
+        ],
+        [action("heal-any-partition", "heal_agent_partition"), CLEAN_UP_SESSIONS],
+    ),
+    "session-pod-loss.json": experiment(
+        "Session pod loss: the pod comes back for the same session with the same home volume",
+        "A session's pod is deleted (node loss, eviction). Kubernetes must bring a new pod up for the same "
+        "session, mounting the same PVC (<session>-home, not recreated), and the session must stay running in "
+        "the StreamSpace API throughout.",
+        ["session", "pod", "storage"],
+        {
+            "title": "The API is healthy and our sessions run",
+            "probes": [
+                probe("api-healthy", "api_health", holds("healthy")),
+                SESSIONS_SURVIVED,
+            ],
+        },
+        [
+            *create_and_start(1, persistent_home=True),
+            action("kill-the-session-pod", "kill_session_pod", grace_period=0),
+            probe("new-session-pod-time", "wait_for_session_pods", timeout="${start_objective}"),
+            probe("session-still-running-in-the-api", "sessions_survived", raise_on_failure=True),
+        ],
+        [CLEAN_UP_SESSIONS],
+    ),
+    "total-agent-outage.json": experiment(
+        "Total agent outage: the API stays healthy, refuses new sessions cleanly and recovers",
+        "Every agent of the cluster goes away (scaled to zero, as a broken agent release or a lost node pool "
+        "would). The API must keep answering /health fast and keep serving the session list, must refuse new "
+        "sessions with 503 instead of placing them on a dead agent, and once the agents come back a new session "
+        "must start again.",
+        ["agent", "outage", "api"],
+        {
+            "title": "The API is healthy and an agent is online",
+            "probes": [
+                probe("api-healthy", "api_health", holds("healthy")),
+                agent_online(),
+            ],
+        },
+        [
+            action("scale-the-agents-to-zero", "scale_agents", replicas=0),
+            probe(
+                "agent-marked-offline",
+                "wait_for_agent_status",
+                status="offline",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${offline_threshold}",
+            ),
+            probe("api-health-during-the-outage", "api_health", raise_on_failure=True),
+            action(
+                "try-to-place-a-session",
+                "create_sessions",
+                count=1,
+                template="${session_template}",
+                user="${session_user}",
+                allow_unavailable=True,
+            ),
+            probe(
+                "nothing-placed-on-an-offline-agent",
+                "no_sessions_placed_on",
+                agent_status="offline",
+                raise_on_failure=True,
+            ),
+            action("bring-the-agents-back", "scale_agents", replicas=-1),
+            probe(
+                "agent-back-time",
+                "wait_for_agent_status",
+                status="online",
+                agent_id_prefix="${agent_id_prefix}",
+                timeout="${reconnect_objective}",
+            ),
+            action(
+                "create-a-session-after-recovery",
+                "create_sessions",
+                count=1,
+                template="${session_template}",
+                user="${session_user}",
+            ),
+            probe(
+                "new-session-start-time",
+                "wait_for_sessions_state",
+                state="running",
+                timeout="${start_objective}",
+            ),
+        ],
+        [action("restore-the-agent-replicas", "scale_agents", replicas=-1), CLEAN_UP_SESSIONS],
+    ),
+}
+
+
+def render(data: Dict[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    stale = []
+    for name, data in EXPERIMENTS.items():
+        path = HERE / name
+        text = render(data)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python experiments/build.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The scheduled-run manifests, runner image and CI workflow: parsed, typed with the kubernetes client's
+models, RBAC checked verb by verb, the generated ConfigMap checked for staleness, and applied to the
+sandbox's Kubernetes emulator when it is available."""
+
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Set, Tuple
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy" / "kubernetes"
+MANIFESTS = ["serviceaccount.yaml", "rbac.yaml", "configmap-experiments.yaml", "cronjob.yaml"]
+MODELS = {
+    "ServiceAccount": "V1ServiceAccount",
+    "Role": "V1Role",
+    "RoleBinding": "V1RoleBinding",
+    "ConfigMap": "V1ConfigMap",
+    "CronJob": "V1CronJob",
+}
+# (apiGroup, resource) -> verbs: exactly what chaosstream's actions, probes and controls call.
+EXPECTED_RULES: Dict[Tuple[str, str], Set[str]] = {
+    ("apps", "deployments"): {"get", "list", "watch", "patch"},
+    ("apps", "deployments/scale"): {"get", "patch", "update"},
+    ("apps", "replicasets"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch", "delete"},
+    ("", "pods/exec"): {"create"},
+    ("", "pods/ephemeralcontainers"): {"get", "patch"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "list", "create", "delete"},
+    ("", "events"): {"get", "list", "watch"},
+    ("", "configmaps"): {"get", "create", "update", "delete"},
+}
+LOCK_TTL_S = 600  # chaosstream.controls.safety default ttl, also the bound on fault durations
+
+
+def _docs() -> List[Dict[str, Any]]:
+    out = []
+    for name in MANIFESTS:
+        out += [d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d]
+    return out
+
+
+def _by_kind(kind: str) -> List[Dict[str, Any]]:
+    return [d for d in _docs() if d["kind"] == kind]
+
+
+def _keys_survive(original: Any, typed: Any, path: str = "") -> List[str]:
+    """Keys present in the manifest but lost by the typed round trip: typos and misplaced fields."""
+    lost = []
+    if isinstance(original, dict):
+        for key, value in original.items():
+            if not isinstance(typed, dict) or key not in typed:
+                lost.append(f"{path}.{key}")
+            else:
+                lost += _keys_survive(value, typed[key], f"{path}.{key}")
+    elif isinstance(original, list):
+        for i, (a, b) in enumerate(zip(original, typed or [], strict=False)):
+            lost += _keys_survive(a, b, f"{path}[{i}]")
+    return lost
+
+
+def test_every_manifest_parses_and_has_expected_kinds() -> None:
+    kinds = sorted(d["kind"] for d in _docs())
+    assert kinds == sorted(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob"])
+    for doc in _docs():
+        assert doc["metadata"]["namespace"] == "streamspace"
+        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "chaosstream"
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization" and kustomization["namespace"] == "streamspace"
+    assert kustomization["resources"] == MANIFESTS
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_manifests_deserialize_into_kubernetes_models(kind: str) -> None:
+    from kubernetes import client
+
+    api = client.ApiClient()
+    for doc in _by_kind(kind):
+        typed = api.deserialize(json.dumps(doc), MODELS[kind], "application/json")
+        assert type(typed).__name__ == MODELS[kind]
+        lost = _keys_survive(doc, api.sanitize_for_serialization(typed))
+        assert not lost, f"{kind} fields unknown to the {MODELS[kind]} model: {lost}"
+
+
+def test_role_grants_exactly_the_needed_verbs() -> None:
+    (role,) = _by_kind("Role")
+    granted: Dict[Tuple[str, str], Set[str]] = {}
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule or rule["resourceNames"]
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    assert granted == EXPECTED_RULES
+    assert all("*" not in verbs for verbs in granted.values())
+    (binding,) = _by_kind("RoleBinding")
+    (account,) = _by_kind("ServiceAccount")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "streamspace"}
+    ]
+
+
+def test_cronjob_runs_chaos_then_the_verdict_safely() -> None:
+    (cron,) = _by_kind("CronJob")
+    spec = cron["spec"]
+    job = spec["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["concurrencyPolicy"] == "Forbid" and spec["startingDeadlineSeconds"] > 0
+    assert job["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+    # the runner (and its SIGTERM rollbacks) is gone before a fault or the run lock could expire
+    assert job["activeDeadlineSeconds"] + pod["terminationGracePeriodSeconds"] < LOCK_TTL_S
+    script = " ".join(container["args"])
+    assert "chaos --no-version-check run" in script and "/experiments/agent-heartbeat.json" in script
+    assert "--journal-path /tmp/journal.json" in script
+    assert script.strip().endswith("chaosstream verdict /tmp/journal.json --junit /tmp/junit.xml")
+    assert "trap" in script  # sh as PID 1 must forward SIGTERM to chaos
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CHAOSTOOLKIT_IN_POD"]["value"] == "true"
+    for name in ("STREAMSPACE_USERNAME", "STREAMSPACE_PASSWORD", "STREAMSPACE_DB_DSN"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "chaosstream-credentials"
+    assert pod["serviceAccountName"] == _by_kind("ServiceAccount")[0]["metadata"]["name"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["experiments"]["configMap"]["name"] == _by_kind("ConfigMap")[0]["metadata"]["name"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_configmap_is_up_to_date_with_experiments() -> None:
+    spec = importlib.util.spec_from_file_location("deploy_render", DEPLOY / "render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    assert (DEPLOY / "configmap-experiments.yaml").read_text() == render.render(), (
+        "deploy/kubernetes/configmap-experiments.yaml is stale: run python deploy/kubernetes/render.py"
+    )
+    (cm,) = _by_kind("ConfigMap")
+    names = {p.name for p in (ROOT / "experiments").glob("*.json")}
+    assert set(cm["data"]) == names | {"controls.yaml"}
+    controls = yaml.safe_load(cm["data"]["controls.yaml"])
+    assert controls["chaosstream-safety"]["provider"]["module"] == "chaosstream.controls.safety"
+    assert controls["chaosstream-safety"]["provider"]["arguments"]["ttl"] == LOCK_TTL_S
+
+
+def test_fault_durations_stay_within_the_bound() -> None:
+    """Every experiment's self-expiring fault durations (config keys `*_duration`) are <= the lock ttl."""
+    (cm,) = _by_kind("ConfigMap")
+    for name, text in cm["data"].items():
+        if not name.endswith(".json"):
+            continue
+        for key, value in (json.loads(text).get("configuration") or {}).items():
+            if key.endswith("_duration"):
+                default = value.get("default") if isinstance(value, dict) else value
+                assert float(default) <= LOCK_TTL_S, (
+                    f"{name}: {key}={default} exceeds the {LOCK_TTL_S}s bound"
+                )
+
+
+def test_cronjob_experiment_is_shipped() -> None:
+    if not (ROOT / "experiments" / "agent-heartbeat.json").exists():
+        pytest.skip("experiments/agent-heartbeat.json is not written yet")
+    (cm,) = _by_kind("ConfigMap")
+    assert "agent-heartbeat.json" in cm["data"]
+
+
+def test_dockerfile_and_workflow() -> None:
+    docker = (ROOT / "Dockerfile").read_text()
+    assert docker.startswith("#") and "FROM python:3.11-slim" in docker and "pip install ." in docker
+    assert "USER 10001" in docker
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "resilience.yml").read_text())
+    triggers = flow.get("on", flow.get(True))  # PyYAML reads the bare key `on` as True
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+    steps = flow["jobs"]["game-day"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "chaos --no-version-check" in runs and "chaosstream verdict journal.json --junit junit.xml" in runs
+    assert "STAGING_KUBECONFIG" in json.dumps(flow) and "${{ secrets" not in runs  # secrets via env only
+    uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and {"journal.json", "junit.xml", "report.html"} <= set(uploads[0]["with"]["path"].split())
+    assert any("junit" in str(s.get("uses", "")) for s in steps)
+
+
+def test_manifests_apply_to_emulator(tmp_path: Path) -> None:
+    try:
+        from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
+
+        emu = KubeEmulator()
+        emu.start_in_thread()
+    except Exception as exc:  # built by someone else; not there (yet) or not starting
+        pytest.skip(f"chaosstream.sandbox.kube.KubeEmulator cannot be imported/started: {exc!r}")
+    try:
+        from kubernetes import client, config, utils
+
+        kubeconfig = tmp_path / "kubeconfig"
+        write_kubeconfig(str(kubeconfig), emu.url, "streamspace")
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name="streamspace"))
+        )
+        applied, skipped = [], []
+        for doc in _docs():
+            try:
+                utils.create_from_dict(api, doc, namespace="streamspace")
+                applied.append(doc["kind"])
+            except utils.FailToCreateError as exc:
+                statuses = {getattr(e, "status", None) for e in exc.api_exceptions}
+                if statuses <= {404, 405}:  # the emulator does not serve this API group/kind
+                    skipped.append(f"{doc['kind']} ({doc['apiVersion']} not served by the emulator)")
+                else:
+                    raise
+            except AttributeError as exc:  # the client has no API class for the kind
+                skipped.append(f"{doc['kind']} (client cannot create it: {exc})")
+        if skipped:
+            warnings.warn("not applied: " + "; ".join(skipped), stacklevel=1)
+        assert {"ServiceAccount", "ConfigMap"} <= set(applied), (applied, skipped)
+        core = client.CoreV1Api(api)
+        cm = core.read_namespaced_config_map("chaosstream-experiments", "streamspace")
+        assert "controls.yaml" in cm.data
+        assert core.read_namespaced_service_account("chaosstream-runner", "streamspace").metadata.name
+    finally:
+        emu.stop_in_thread()

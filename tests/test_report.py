@@ -1,0 +1,166 @@
+"""`chaosstream report`: self-contained HTML/Markdown from a REAL journal with a recorded timeline."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple
+
+import pytest
+from click.testing import CliRunner
+from journal_fixtures import act, experiment, run_chaos
+from journal_fixtures.fake_api import PASSWORD, USERNAME, FakeStreamSpace
+from lxml import etree, html
+
+from chaosstream.report import build, render_html, report_command
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+INTERVAL = 0.1
+
+
+@pytest.fixture(scope="module")
+def partition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Dict[str, Any], Path]]:
+    """A game day against the fake API: agent-b is cut off, measured, then healed by the rollback."""
+    tmp = tmp_path_factory.mktemp("partition")
+    fake = FakeStreamSpace(tmp / "state.json").start()
+    state = str(tmp / "state.json")
+    method = [
+        act("partition-agent", "set_agent", state_file=state, agent_id="agent-b", status="offline", hold=0.8),
+        act("wait-agent-offline", "recovered", "probe", elapsed_s=0.7),
+    ]
+    heal = act("heal-partition", "set_agent", state_file=state, agent_id="agent-b", status="online", hold=0.4)
+    controls = [
+        {
+            "name": "timeline",
+            "provider": {
+                "type": "python",
+                "module": "chaosstream.controls.timeline",
+                "arguments": {"interval": INTERVAL},
+            },
+        }
+    ]
+    extra = {
+        "configuration": {"streamspace_api_url": fake.url},
+        "secrets": {"streamspace": {"username": USERNAME, "password": PASSWORD}},
+    }
+    exp = experiment(
+        "Heartbeat timeout under partition", tmp, method, rollbacks=[heal], controls=controls, extra=extra
+    )
+    try:
+        rc, journal, log = run_chaos(tmp, exp)
+    finally:
+        fake.stop()
+    assert rc == 0, log
+    path = tmp / "journal.json"
+    path.write_text(json.dumps(journal))
+    yield journal, path
+
+
+@pytest.fixture(scope="module")
+def rendered(
+    partition: Tuple[Dict[str, Any], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Dict[str, Path]:
+    out = tmp_path_factory.mktemp("report")
+    html_path, md_path = out / "report.html", out / "report.md"
+    result = CliRunner().invoke(
+        report_command, [str(partition[1]), "--html", str(html_path), "--markdown", str(md_path)]
+    )
+    assert result.exit_code == 0, result.output
+    return {"html": html_path, "md": md_path}
+
+
+def _svg(html_path: Path) -> Any:
+    doc = html.parse(str(html_path))
+    svg = doc.getroot().find(".//svg")
+    assert svg is not None, "no inline <svg> in the report"
+    # re-parse the SVG on its own with the XML parser, as a browser would treat it
+    return etree.fromstring(etree.tostring(svg, method="xml"))
+
+
+def test_html_is_self_contained(rendered: Dict[str, Path]) -> None:
+    text = rendered["html"].read_text()
+    assert "<script" not in text and "<link" not in text and "@import" not in text
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
+    assert urls <= {"http://www.w3.org/2000/svg"}, urls
+    assert not re.search(r"\bsrc=", text)
+    assert PASSWORD not in text
+
+
+def test_report_content(rendered: Dict[str, Path], partition: Tuple[Dict[str, Any], Path]) -> None:
+    text = rendered["html"].read_text()
+    for needle in (
+        "Verdict 0 (passed)",
+        "service-healthy",
+        "partition-agent",
+        "heal-partition",
+        "elapsed_s",
+        "0.700",
+    ):
+        assert needle in text
+    md = rendered["md"].read_text()
+    assert "**Verdict 0 (passed)**" in md and "| method | wait-agent-offline | elapsed_s | 0.700 |" in md
+    assert "| before | service-healthy | true | true | yes | succeeded |" in md
+    assert "[HTML report](report.html)" in md and "<svg" not in md
+
+
+def test_svg_shows_the_partition_window(
+    rendered: Dict[str, Path], partition: Tuple[Dict[str, Any], Path]
+) -> None:
+    svg = _svg(rendered["html"])
+    start = svg.find(f".//{SVG_NS}line[@data-event='start'][@data-name='partition-agent']")
+    heal_start = svg.find(f".//{SVG_NS}line[@data-event='start'][@data-name='heal-partition']")
+    heal_end = svg.find(f".//{SVG_NS}line[@data-event='end'][@data-name='heal-partition']")
+    assert start is not None and heal_start is not None and heal_end is not None
+    assert start.get("data-phase") == "method" and heal_start.get("data-phase") == "rollback"
+    offline = svg.findall(f".//{SVG_NS}rect[@data-agent='agent-b'][@data-status='offline']")
+    assert len(offline) == 1, "exactly one offline band for the partitioned agent"
+    band = offline[0]
+    b0, b1 = float(band.get("data-start")), float(band.get("data-end"))
+    t_part, t_heal, t_heal_end = (float(e.get("data-t")) for e in (start, heal_start, heal_end))
+    # sampled every INTERVAL s: the band starts within one sample of the partition and ends by the heal
+    assert t_part - INTERVAL <= b0 <= t_heal, (t_part, b0, t_heal)
+    assert t_heal <= b1 <= t_heal_end + 2 * INTERVAL, (t_heal, b1, t_heal_end)
+    # the picture agrees with the data: the band lies between the two markers on the x axis
+    assert float(start.get("x1")) - 15 <= float(band.get("x")) < float(heal_start.get("x1"))
+    assert not svg.findall(f".//{SVG_NS}rect[@data-agent='agent-a'][@data-status='offline']")
+    states = {p.get("data-name") for p in svg.findall(f".//{SVG_NS}polyline") if "sessions" in p.get("class")}
+    assert states == {"running", "pending"}
+    labels = {t.text for t in svg.iter(f"{SVG_NS}text")}
+    assert {"partition-agent", "heal-partition", "agent-a", "agent-b"} <= labels
+
+
+def test_report_without_timeline(tmp_path: Path) -> None:
+    _, journal, _ = run_chaos(tmp_path, experiment("plain", tmp_path, [act("noop", "value")]))
+    page = render_html(build(journal))
+    assert "No timeline recorded" in page and "Verdict 0" in page
+
+
+def test_report_missing_journal(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        report_command, [str(tmp_path / "none.json"), "--markdown", str(tmp_path / "r.md")]
+    )
+    assert result.exit_code == 1 and "No readable journal" in result.output
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("headless Chromium is not installed (CI installs it with `apt-get install -y chromium`)")
+    return ""
+
+
+def test_renders_in_headless_chromium(rendered: Dict[str, Path], tmp_path: Path) -> None:
+    browser = _chromium()
+    png = tmp_path / "report.png"
+    cmd = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={png}", "--window-size=1200,1600", rendered["html"].resolve().as_uri(),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert png.exists(), proc.stderr[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a blank 1200x1600 page is far smaller
