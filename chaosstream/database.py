@@ -68,9 +68,8 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> List[Dict
                     return list(cur.fetchall()) if cur.description else []
         except pg_errors.UndefinedColumn as exc:
             raise ActivityFailed(
-                f"The StreamSpace database lacks a column this probe reads ({_first_line(exc, settings)}): apply "
-                "StreamSpace's manual migrations (api/migrations/004_add_updated_at_to_agent_commands.sql and 007) "
-                "— the API's Migrate() does not add them."
+                f"The StreamSpace database lacks a column this probe reads ({_first_line(exc, settings)}): is "
+                "'db_dsn' pointing at a StreamSpace v2 (agent architecture) database with its schema complete?"
             ) from None
         except pg_errors.UndefinedTable as exc:
             raise ActivityFailed(

@@ -50,19 +50,24 @@ def resolve_session_ids(
 ) -> List[str]:
     """Explicit ids win; else sessions carrying `tag` (from the DB); else those this run created.
 
-    With `required=False` "nothing created yet" gives an empty list: a steady-state probe that runs
-    before the method (when the run has created nothing) then holds vacuously.
+    With `required=False` "nothing created yet" (or no session carrying `tag`) gives an empty list: a
+    steady-state probe that runs before the method (when the run has created nothing) then holds
+    vacuously. With `required=True` an empty selection raises: a wait or a kill on nothing is a mistake.
     """
     if session_ids:
         if not isinstance(session_ids, list) or not all(isinstance(s, str) and s for s in session_ids):
             raise ActivityFailed("Argument 'session_ids' must be a list of session names.")
         return list(session_ids)
     if tag:
+        if not isinstance(tag, str):
+            raise ActivityFailed(f"Argument 'tag' must be a string, not {tag!r}.")
         rows = query(
             settings,
             "SELECT id FROM sessions WHERE %s = ANY(tags) AND state <> 'deleted' ORDER BY created_at",
             (tag,),
         )
+        if not rows and required:
+            raise ActivityFailed(f"No session carries the tag {tag!r}: check 'tag' (sessions are tagged at creation).")
         return [r["id"] for r in rows]
     names = created_sessions(group)
     if not names and not required:

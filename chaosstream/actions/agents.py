@@ -75,6 +75,8 @@ def kill_agent_pod(
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
+    if label_selector is not None and not isinstance(label_selector, str):
+        raise ActivityFailed(f"Argument 'label_selector' must be a label selector string, not {label_selector!r}.")
     selector = settings.agent_selector if label_selector is None else label_selector.strip()
     if not selector:
         raise ActivityFailed(
@@ -130,6 +132,8 @@ def scale_agents(
         raise ActivityFailed(
             f"Argument 'replicas' must be a whole number ≥ 0 (or -1 to restore), not {replicas!r}."
         )
+    if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 0:
+        raise ActivityFailed(f"Argument 'max_replicas' must be a whole number ≥ 0, not {max_replicas!r}.")
     if replicas > max_replicas:
         raise ActivityFailed(
             f"Argument 'replicas' ({replicas}) exceeds 'max_replicas' ({max_replicas}): raise it."

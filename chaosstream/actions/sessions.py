@@ -53,6 +53,13 @@ def create_sessions(
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ActivityFailed(f"Argument 'count' must be a whole number ≥ 1, not {count!r}.")
+    if isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1:
+        raise ActivityFailed(f"Argument 'max_count' must be a whole number ≥ 1, not {max_count!r}.")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags)):
+        raise ActivityFailed(f"Argument 'tags' must be a list of strings such as [\"chaos\"], not {tags!r}.")
+    for name, value in (("template", template), ("user", user), ("memory", memory), ("cpu", cpu)):
+        if not isinstance(value, str) or not value:
+            raise ActivityFailed(f"Argument '{name}' must be a non-empty string, not {value!r}.")
     if count > max_count:
         raise ActivityFailed(
             f"Argument 'count' ({count}) exceeds 'max_count' ({max_count}): raise 'max_count' to allow it."
@@ -69,39 +76,49 @@ def create_sessions(
     agents: Dict[str, str] = {}
     commands: Dict[str, str] = {}
     unavailable = 0
-    with api_client(settings, timeout=check_timeout(timeout)) as api:
-        for _ in range(count):
-            response = api.create_session(body)
-            if response.status_code == 503:
-                if not allow_unavailable:
-                    raise ActivityFailed(
-                        "StreamSpace answered 503 No agents available: no online agent can take a session."
-                    )
-                unavailable += 1
-                continue
-            data = response.json()
-            name = data["name"]
-            names.append(name)
-            message = (data.get("status") or {}).get("message", "")
-            if match := _AGENT_RE.search(message):
-                agents[name] = match.group(1).strip()
-            if match := _COMMAND_RE.search(message):
-                commands[name] = match.group(1).strip()
-    remember_sessions("default", names)
+    timeout = check_timeout(timeout)
+    try:
+        with api_client(settings, timeout=timeout) as api:
+            for _ in range(count):
+                response = api.create_session(body)
+                if response.status_code == 503:
+                    if not allow_unavailable:
+                        raise ActivityFailed(
+                            "StreamSpace answered 503 No agents available: no online agent can take a session."
+                        )
+                    unavailable += 1
+                    continue
+                data = response.json()
+                name = data["name"]
+                names.append(name)
+                message = (data.get("status") or {}).get("message", "")
+                if match := _AGENT_RE.search(message):
+                    agents[name] = match.group(1).strip()
+                if match := _COMMAND_RE.search(message):
+                    commands[name] = match.group(1).strip()
+    finally:
+        # Sessions made before a failure must still be found by the rollbacks of this run.
+        remember_sessions("default", names)
     return {"sessions": names, "agents": agents, "commands": commands, "unavailable": unavailable}
+
+
+class SessionRefused(ActivityFailed):
+    """The API answered 404 (unknown session) or 409 (state does not allow it)."""
 
 
 def _session_command(
     method: str, suffix: str, session_id: str, settings: Any, timeout: float
 ) -> Dict[str, Any]:
+    if not session_id or not isinstance(session_id, str):
+        raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     with api_client(settings, timeout=timeout) as api:
         response = api.session_command(method, session_id, suffix)
     data = response.json() if response.content else {}
     if response.status_code == 404:
-        raise ActivityFailed(f"Unknown session {session_id!r}: the API answered 404.")
+        raise SessionRefused(f"Unknown session {session_id!r}: the API answered 404.")
     if response.status_code == 409:
         reason = data.get("error") or data.get("message") or "conflict"
-        raise ActivityFailed(
+        raise SessionRefused(
             f"StreamSpace refused {suffix or 'termination'} of session {session_id!r} (409: {reason})."
         )
     return {
@@ -139,14 +156,17 @@ def terminate_sessions(
     Returns `{"terminated": {name: commandId}, "skipped": {name: reason}}`.
     """
     settings = resolve_settings(configuration, secrets)
+    timeout = check_timeout(timeout)
     # A rollback must not fail because the method never got to create anything.
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
     done: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
     for sid in ids:
         try:
-            done[sid] = _session_command("DELETE", "", sid, settings, check_timeout(timeout))["commandId"]
-        except ActivityFailed as exc:
+            done[sid] = _session_command("DELETE", "", sid, settings, timeout)["commandId"]
+        except SessionRefused as exc:
+            # Only "unknown" (404) and "already terminating / no agent" (409) are skipped: an unreachable
+            # API or rejected credentials must fail the rollback, not pass it with everything skipped.
             if not ignore_missing:
                 raise
             skipped[sid] = str(exc)
@@ -194,6 +214,10 @@ def kill_session_pod(
     ns = check_namespace(namespace, settings.namespace)
     if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
         raise ActivityFailed(f"Argument 'max_pods' must be a whole number ≥ 1, not {max_pods!r}.")
+    if isinstance(grace_period, bool) or not isinstance(grace_period, int) or grace_period < 0:
+        raise ActivityFailed(f"Argument 'grace_period' must be whole seconds ≥ 0, not {grace_period!r}.")
+    if session_id is not None and not isinstance(session_id, str):
+        raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     ids = [session_id] if session_id else resolve_session_ids(settings, None, tag)
     core = core_api(secrets)
     killed: Dict[str, str] = {}
@@ -217,5 +241,6 @@ def kill_session_pod(
             raise k8s_error(exc, f"pod {ns}/{pod}") from None
         killed[sid] = pod
     if not killed:
-        raise ActivityFailed(f"No running pod found for sessions {ids} in {ns}: check 'session_id'.")
+        which = f"sessions {ids}" if ids else f"a session tagged {tag!r}" if tag else "the selected sessions"
+        raise ActivityFailed(f"No running pod found for {which} in {ns}: check 'session_id' / 'tag'.")
     return {"namespace": ns, "killed": killed}

@@ -131,7 +131,10 @@ class _Timeline:
             with api_client(
                 self.settings, timeout=min(self.settings.http_timeout, max(self.interval, 2.0))
             ) as api:
-                entry["agents"] = [self._agent(a, now) for a in api.list_agents()]
+                agents = api.list_agents()
+                # stamp the sample when the answer arrived: the state it shows is at least that recent
+                now = time.time()
+                entry.update(t=now, at=_iso(now), agents=[self._agent(a, now) for a in agents])
                 sessions: Dict[str, int] = {}
                 for s in api.list_sessions():
                     state = str(s.get("state") or "unknown")

@@ -44,9 +44,9 @@ def _describe_agents(agents: List[Dict[str, Any]]) -> str:
     return "registered agents: " + ", ".join(f"{a.get('agentId')} ({a.get('status')})" for a in agents[:10])
 
 
-def _check_status(status: str) -> str:
+def _check_status(status: str, name: str = "status") -> str:
     if status not in AGENT_STATUSES:
-        raise ActivityFailed(f"Argument 'status' must be one of {', '.join(AGENT_STATUSES)}, not {status!r}.")
+        raise ActivityFailed(f"Argument '{name}' must be one of {', '.join(AGENT_STATUSES)}, not {status!r}.")
     return status
 
 
@@ -104,6 +104,8 @@ def agents_online(
     """
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 0:
         raise ActivityFailed(f"Argument 'min_count' must be a whole number ≥ 0, not {min_count!r}.")
+    if max_heartbeat_age is not None:
+        check_timeout(max_heartbeat_age, "max_heartbeat_age")
     settings = resolve_settings(configuration, secrets)
     with api_client(settings, timeout=check_timeout(timeout)) as api:
         agents = api.list_agents()
@@ -138,6 +140,7 @@ def agent_heartbeat_age(
     settings = resolve_settings(configuration, secrets)
     if source not in ("api", "db"):
         raise ActivityFailed(f"Argument 'source' must be 'api' or 'db', not {source!r}.")
+    check_timeout(timeout)
     if source == "db":
         rows = query(
             settings,
@@ -249,10 +252,11 @@ def agent_for_session(
 
     Tolerance example: `{"type": "regex", "pattern": ".+", "target": "agentId"}` (the session still has an agent).
     """
-    if not session_id:
+    if not session_id or not isinstance(session_id, str):
         raise ActivityFailed(
             "Argument 'session_id' must be a session name such as admin-firefox-browser-1a2b3c4d."
         )
+    check_timeout(timeout)
     settings = resolve_settings(configuration, secrets)
     rows = query(
         settings,
@@ -284,6 +288,12 @@ def session_distribution(
 
     Tolerance example: `{"type": "range", "range": [0, 2], "target": "spread"}` (load balanced within ±2).
     """
+    if states is not None and (
+        not isinstance(states, list) or not all(isinstance(s, str) and s for s in states)
+    ):
+        raise ActivityFailed(
+            f"Argument 'states' must be a list of session states such as [\"running\"], not {states!r}."
+        )
     states = list(states or ["running", "hibernated", "pending"])
     settings = resolve_settings(configuration, secrets)
     prefix = (agent_id_prefix or "") + "%"
@@ -350,7 +360,7 @@ def no_sessions_placed_on(
         if not rows:
             raise ActivityFailed(f"Unknown agent {agent_id!r}: no such row in the agents table.")
     elif agent_status:
-        _check_status(agent_status)
+        _check_status(agent_status, "agent_status")
         rows = query(
             settings, "SELECT agent_id, status, updated_at FROM agents WHERE status = %s", (agent_status,)
         )

@@ -56,6 +56,22 @@ def _filters(agent_id: str, action: str, session_ids: Sequence[str] = None) -> T
     return sql, params
 
 
+def _whole(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ActivityFailed(f"Argument '{name}' must be a whole number ≥ {minimum}, not {value!r}.")
+    return value
+
+
+def _check_agent(settings: Any, agent_id: str) -> None:
+    """A typo in `agent_id` must not read as "nothing queued": the agent has to exist."""
+    if agent_id is None:
+        return
+    if not isinstance(agent_id, str) or not agent_id:
+        raise ActivityFailed(f"Argument 'agent_id' must be an agent id such as k8s-prod-cluster-1, not {agent_id!r}.")
+    if not query(settings, "SELECT 1 FROM agents WHERE agent_id = %s", (agent_id,)):
+        raise ActivityFailed(f"Unknown agent {agent_id!r}: no such row in the agents table.")
+
+
 def queued_commands(
     agent_id: str = None,
     status: str = "pending",
@@ -77,8 +93,12 @@ def queued_commands(
         raise ActivityFailed(
             f"Argument 'status' must be one of {', '.join(COMMAND_STATUSES)}, not {status!r}."
         )
+    _whole(limit, "limit", 0)
+    if min_count is not None:
+        _whole(min_count, "min_count", 0)
     settings = resolve_settings(configuration, secrets)
     extra, params = _filters(agent_id, action)
+    _check_agent(settings, agent_id)
     summary = query(
         settings,
         f"SELECT count(*) AS n, min(created_at) AS oldest FROM agent_commands WHERE status = %s{extra}",
@@ -87,7 +107,7 @@ def queued_commands(
     ids = query(
         settings,
         f"SELECT command_id FROM agent_commands WHERE status = %s{extra} ORDER BY created_at LIMIT %s",
-        [status, *params, max(0, int(limit))],
+        [status, *params, limit],
     )
     oldest = parse_time(summary["oldest"])
     age = round((utcnow() - oldest).total_seconds(), 3) if oldest else None
@@ -113,8 +133,10 @@ def command_status(
 
     Tolerance example: `{"type": "regex", "pattern": "^completed$", "target": "status"}`.
     """
-    if not command_id:
-        raise ActivityFailed("Argument 'command_id' must be a command id such as cmd-1a2b3c4d.")
+    if not command_id or not isinstance(command_id, str):
+        raise ActivityFailed(
+            f"Argument 'command_id' must be a command id such as cmd-1a2b3c4d, not {command_id!r}."
+        )
     settings = resolve_settings(configuration, secrets)
     rows = query(
         settings,
@@ -132,12 +154,13 @@ def commands_for_session(
     session_id: str, configuration: Configuration = None, secrets: Secrets = None
 ) -> List[Dict[str, Any]]:
     """Every command of one session, oldest first: `[{"commandId", "action", "status", "errorMessage",
-    "createdAt", "completedAt"}, ...]` (empty for a session without commands).
+    "createdAt", "completedAt"}, ...]` (empty for a session without commands). Raises `ActivityFailed`
+    for a session that has neither a row in `sessions` nor any command.
 
     Tolerance example: a `probe` tolerance that checks the last `stop_session` is `completed`.
     """
-    if not session_id:
-        raise ActivityFailed("Argument 'session_id' must be a session name.")
+    if not session_id or not isinstance(session_id, str):
+        raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     settings = resolve_settings(configuration, secrets)
     rows = query(
         settings,
@@ -146,6 +169,8 @@ def commands_for_session(
         "ORDER BY created_at",
         (session_id,),
     )
+    if not rows and not query(settings, "SELECT 1 FROM sessions WHERE id = %s", (session_id,)):
+        raise ActivityFailed(f"Unknown session {session_id!r}: no row in sessions and no command in agent_commands.")
     return [_json_row(r) for r in rows]
 
 
@@ -176,6 +201,7 @@ def wait_for_commands_drained(
     if session_ids or tag:
         sessions = resolve_session_ids(settings, session_ids, None if tag == "created" else tag)
     extra, params = _filters(agent_id, action, sessions)
+    _check_agent(settings, agent_id)
     sql = f"SELECT command_id, action, status FROM agent_commands WHERE status = ANY(%s){extra} ORDER BY created_at LIMIT 20"
     first: List[int] = []
 
@@ -213,9 +239,10 @@ def lost_commands(
         raise ActivityFailed(
             f"Argument 'since' must be an ISO-8601 time such as 2026-01-01T10:00:00Z, not {since!r}."
         )
-    if stuck_after < 0:
-        raise ActivityFailed(f"Argument 'stuck_after' must be ≥ 0 seconds, not {stuck_after!r}.")
+    if isinstance(stuck_after, bool) or not isinstance(stuck_after, (int, float)) or not stuck_after >= 0:
+        raise ActivityFailed(f"Argument 'stuck_after' must be a number of seconds ≥ 0, not {stuck_after!r}.")
     extra, params = _filters(agent_id, None)
+    _check_agent(settings, agent_id)
     rows = query(
         settings,
         "SELECT command_id, action, status, error_message, created_at FROM agent_commands "

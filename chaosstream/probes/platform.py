@@ -29,7 +29,7 @@ def api_health(
     Tolerance example: `{"type": "regex", "pattern": "^True$", "target": "healthy"}`.
     """
     settings = resolve_settings(configuration, secrets)
-    if max_latency_ms <= 0:
+    if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or not max_latency_ms > 0:
         raise ActivityFailed(f"Argument 'max_latency_ms' must be greater than 0, not {max_latency_ms!r}.")
     with api_client(settings, timeout=check_timeout(timeout)) as api:
         code, body, latency = api.health()
@@ -60,6 +60,8 @@ def agent_pods_ready(
 
     Tolerance example: `true`.
     """
+    if isinstance(min_ready, bool) or not isinstance(min_ready, int) or min_ready < 0:
+        raise ActivityFailed(f"Argument 'min_ready' must be a whole number ≥ 0, not {min_ready!r}.")
     settings = resolve_settings(configuration, secrets)
     ready = 0
     for pod in agent_pods(settings, secrets):

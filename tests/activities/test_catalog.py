@@ -164,7 +164,12 @@ def test_session_lifecycle_create_hibernate_wake_kill_pod_terminate(harness):
         pods = h.call(probes.session_pods_running, tag="catalog-life")
         assert pods["ok"] is True and set(pods["pods"]) == {s1, s2}
         placement = h.call(probes.agent_for_session, s1)
-        assert placement == {"session": s1, "agentId": h.agent_id, "agentStatus": "online", "state": "running"}
+        assert placement == {
+            "session": s1,
+            "agentId": h.agent_id,
+            "agentStatus": "online",
+            "state": "running",
+        }
         spread = h.call(probes.session_distribution)
         assert spread["per_agent"][h.agent_id] >= 2 and spread["agents"] == 1
         start = h.call(probes.command_status, created["commands"][s1])
@@ -242,7 +247,9 @@ def test_kill_agent_pod_and_restart_agent_replace_the_agent_process(harness):
     assert h.call(probes.agent_rollout_complete) is True
     back = h.call(probes.wait_for_agent_status, "online", agent_id=h.agent_id, after_rollout=True, timeout=30)
     assert back["status"] == "online" and back["rollout_completed_at"]
-    assert h.call(probes.agent_status, agent_id=h.agent_id)["lastHeartbeat"] >= back["rollout_completed_at"][:19]
+    assert (
+        h.call(probes.agent_status, agent_id=h.agent_id)["lastHeartbeat"] >= back["rollout_completed_at"][:19]
+    )
 
 
 def test_api_health_measures_latency(harness):
@@ -258,7 +265,11 @@ def test_api_health_measures_latency(harness):
     [
         (probes.wait_for_agent_status, {"status": "offline", "agent_id": "k8s-sandbox-1"}, "offline"),
         (probes.wait_for_agent_status, {"status": "draining"}, "draining"),
-        (probes.wait_for_sessions_state, {"state": "running", "session_ids": ["admin-x-00000000"]}, "running"),
+        (
+            probes.wait_for_sessions_state,
+            {"state": "running", "session_ids": ["admin-x-00000000"]},
+            "running",
+        ),
     ],
     ids=["agent-offline", "any-agent-draining", "session-running"],
 )

@@ -53,6 +53,12 @@ def experiment(
     return exp
 
 
+def _default_sigint() -> None:
+    # A background job of a non-interactive shell inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt; give `chaos run` the disposition a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_chaos(
     tmp: Path,
     exp: Dict[str, Any],
@@ -70,7 +76,13 @@ def start_chaos(
     cmd = [sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "run"]
     cmd += list(args or []) + ["--journal-path", str(journal_path), str(exp_path)]
     proc = subprocess.Popen(
-        cmd, cwd=tmp, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        cwd=tmp,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     return proc, journal_path
 
