@@ -5,6 +5,8 @@ passwords never appear in it.
 """
 
 import hashlib
+import os
+import ssl
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -32,6 +34,33 @@ _TOKENS: Dict[Tuple[str, str, str], str] = {}
 _TOKENS_LOCK = threading.Lock()
 
 
+# Building an SSL context loads the whole CA bundle (~30 ms): httpx does it for every new Client, even for
+# plain http URLs. Probes make one client per call, so the context is built once per CA source and reused.
+_SSL_CONTEXTS: Dict[Tuple[Any, ...], ssl.SSLContext] = {}
+
+
+def _verify(settings: Settings) -> Any:
+    verify = settings.verify
+    if verify is False:
+        return False
+    if verify is True:
+        key: Tuple[Any, ...] = (True, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    else:
+        try:
+            key = (str(verify), os.path.getmtime(verify))
+        except OSError:
+            raise ActivityFailed(
+                f"The CA bundle {verify!r} ('streamspace_ca_cert') cannot be read: check the path."
+            ) from None
+    with _TOKENS_LOCK:
+        context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        context = httpx.create_ssl_context() if verify is True else ssl.create_default_context(cafile=verify)
+        with _TOKENS_LOCK:
+            _SSL_CONTEXTS[key] = context
+    return context
+
+
 def _token_key(settings: Settings) -> Tuple[str, str, str]:
     digest = hashlib.sha256((settings.password or "").encode()).hexdigest()
     return (settings.api_url, settings.username or "", digest)
@@ -56,7 +85,7 @@ class StreamSpaceAPI:
         self._client = httpx.Client(
             base_url=settings.api_url,
             timeout=timeout if timeout is not None else settings.http_timeout,
-            verify=settings.verify,
+            verify=_verify(settings),
             headers={"Accept": "application/json", "User-Agent": "chaostoolkit-streamspace"},
         )
         self.requests_made = 0

@@ -353,9 +353,8 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             action("recover-the-agent", "heal_agent_partition"),
             probe(
                 "all-agents-back-time",
-                "wait_for_agent_status",
-                status="online",
-                agent_id_prefix="${agent_id_prefix}",
+                "wait_for_agents_online",
+                min_count="${min_agents}",
                 timeout="${reconnect_objective}",
             ),
         ],
@@ -465,6 +464,11 @@ def main() -> int:
     if stale:
         print("out of date (run python experiments/build.py):", ", ".join(stale))
         return 1
+    if not check:
+        # The scheduled-run ConfigMap embeds the experiments: keep it in step.
+        import runpy
+
+        runpy.run_path(str(HERE.parent / "deploy" / "kubernetes" / "render.py"), run_name="__main__")
     return 0
 
 

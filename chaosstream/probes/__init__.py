@@ -9,6 +9,7 @@ from chaosstream.probes.agents import (
     session_distribution,
     sessions_assigned,
     wait_for_agent_status,
+    wait_for_agents_online,
 )
 from chaosstream.probes.commands import (
     command_status,
@@ -33,6 +34,7 @@ __all__ = [
     "agents_online",
     "agent_heartbeat_age",
     "wait_for_agent_status",
+    "wait_for_agents_online",
     "agent_for_session",
     "session_distribution",
     "no_sessions_placed_on",

@@ -16,6 +16,7 @@ __all__ = [
     "agents_online",
     "agent_heartbeat_age",
     "wait_for_agent_status",
+    "wait_for_agents_online",
     "agent_for_session",
     "session_distribution",
     "no_sessions_placed_on",
@@ -202,7 +203,8 @@ def wait_for_agent_status(
         fresh_after = parse_time(rollout["completed_at"])
     remaining = max(0.1, timeout - (utcnow() - started).total_seconds())
 
-    with api_client(settings) as api:
+    # One slow request must not outlast the wait's own timeout.
+    with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
 
         def check():
             agents = api.list_agents()
@@ -237,6 +239,52 @@ def wait_for_agent_status(
     if fresh_after is not None:
         result["rollout_completed_at"] = iso(fresh_after)
     return result
+
+
+def wait_for_agents_online(
+    min_count: int = 1,
+    agent_id_prefix: str = None,
+    timeout: float = 60.0,
+    poll_interval: float = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Wait until at least `min_count` agents (with ids starting with `agent_id_prefix`, if given) are
+    `online`; returns as soon as they are. Use it after healing one agent among several, where
+    "an agent is online" would already hold.
+
+    Returns `{"online": n, "agents": [ids], "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout.
+    Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 30}}`.
+    """
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ActivityFailed(f"Argument 'min_count' must be a whole number ≥ 1, not {min_count!r}.")
+    timeout = check_timeout(timeout)
+    settings = resolve_settings(configuration, secrets)
+    interval = (
+        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
+    )
+    # One slow request must not outlast the wait's own timeout.
+    with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
+
+        def check():
+            agents = [
+                a
+                for a in api.list_agents()
+                if a.get("status") == "online"
+                and (not agent_id_prefix or str(a.get("agentId", "")).startswith(agent_id_prefix))
+            ]
+            return len(agents) >= min_count, agents
+
+        def describe(last):
+            return f"Only {len(last or [])} agent(s) online after {timeout:g}s, {min_count} needed."
+
+        agents, elapsed, polls = wait_until(check, timeout, interval, describe)
+    return {
+        "online": len(agents),
+        "agents": sorted(a.get("agentId") for a in agents),
+        "elapsed_s": elapsed,
+        "polls": polls,
+    }
 
 
 def agent_for_session(

@@ -67,7 +67,9 @@ def _check_agent(settings: Any, agent_id: str) -> None:
     if agent_id is None:
         return
     if not isinstance(agent_id, str) or not agent_id:
-        raise ActivityFailed(f"Argument 'agent_id' must be an agent id such as k8s-prod-cluster-1, not {agent_id!r}.")
+        raise ActivityFailed(
+            f"Argument 'agent_id' must be an agent id such as k8s-prod-cluster-1, not {agent_id!r}."
+        )
     if not query(settings, "SELECT 1 FROM agents WHERE agent_id = %s", (agent_id,)):
         raise ActivityFailed(f"Unknown agent {agent_id!r}: no such row in the agents table.")
 
@@ -170,7 +172,9 @@ def commands_for_session(
         (session_id,),
     )
     if not rows and not query(settings, "SELECT 1 FROM sessions WHERE id = %s", (session_id,)):
-        raise ActivityFailed(f"Unknown session {session_id!r}: no row in sessions and no command in agent_commands.")
+        raise ActivityFailed(
+            f"Unknown session {session_id!r}: no row in sessions and no command in agent_commands."
+        )
     return [_json_row(r) for r in rows]
 
 

@@ -29,7 +29,11 @@ def api_health(
     Tolerance example: `{"type": "regex", "pattern": "^True$", "target": "healthy"}`.
     """
     settings = resolve_settings(configuration, secrets)
-    if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or not max_latency_ms > 0:
+    if (
+        isinstance(max_latency_ms, bool)
+        or not isinstance(max_latency_ms, (int, float))
+        or not max_latency_ms > 0
+    ):
         raise ActivityFailed(f"Argument 'max_latency_ms' must be greater than 0, not {max_latency_ms!r}.")
     with api_client(settings, timeout=check_timeout(timeout)) as api:
         code, body, latency = api.health()

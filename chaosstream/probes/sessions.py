@@ -149,7 +149,8 @@ def wait_for_sessions_state(
         check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
     )
     ids = resolve_session_ids(settings, session_ids, tag)
-    with api_client(settings) as api:
+    # One slow request must not outlast the wait's own timeout.
+    with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
 
         def check():
             states = {}

@@ -5,6 +5,7 @@ no probe may return a constant. Each test leaves the sandbox as it found it (age
 the sessions it created terminated).
 """
 
+import socket
 import time
 
 import pytest
@@ -72,6 +73,15 @@ def test_scale_to_zero_moves_heartbeat_queue_and_lost_commands_then_restore(harn
         for source in ("api", "db"):
             assert later[source] >= first[source] + 1.0, (source, first, later)
 
+        # The session is no longer served by an online agent.
+        assert h.call(probes.sessions_assigned, session_ids=[sid]) == {
+            "ok": False,
+            "checked": 1,
+            "orphans": {sid: h.agent_id},
+        }
+        with pytest.raises(ActivityFailed, match=sid):
+            h.call(probes.sessions_assigned, session_ids=[sid], raise_on_failure=True)
+
         # A stop_session issued during the outage is queued, not lost.
         terminated = h.call(actions.terminate_session, sid)
         command = terminated["commandId"]
@@ -80,6 +90,9 @@ def test_scale_to_zero_moves_heartbeat_queue_and_lost_commands_then_restore(harn
         assert queued["count"] == 1 and queued["ids"] == [command]
         assert queued["oldest_age_s"] is not None and queued["oldest_age_s"] >= 0
         assert h.call(probes.queued_commands, status="pending")["count"] == 1
+        assert h.call(probes.queued_commands, action="stop_session", min_count=1)["count"] == 1
+        with pytest.raises(ActivityFailed, match="at least 2"):
+            h.call(probes.queued_commands, action="stop_session", min_count=2)
         assert h.call(probes.queued_commands, agent_id=h.agent_id, action="start_session")["count"] == 0
         status = h.call(probes.command_status, command)
         assert (status["status"], status["action"], status["sessionId"], status["agentId"]) == (
@@ -138,7 +151,7 @@ def test_scale_to_zero_moves_heartbeat_queue_and_lost_commands_then_restore(harn
 def test_session_lifecycle_create_hibernate_wake_kill_pod_terminate(harness):
     h = harness
     before_running = h.call(probes.sessions_in_state, "running")
-    created = h.call(actions.create_sessions, count=2, tags=["catalog-life"])
+    created = h.call(actions.create_sessions, count=2, tags=["catalog-life"], persistent_home=True)
     s1, s2 = created["sessions"]
     assert set(created["agents"].values()) == {h.agent_id}
     assert set(created["commands"]) == {s1, s2}
@@ -199,13 +212,23 @@ def test_session_lifecycle_create_hibernate_wake_kill_pod_terminate(harness):
         old_pod = h.call(probes.session_pods_running, session_ids=[s2])["pods"][s2]
         killed = h.call(actions.kill_session_pod, session_id=s2)
         assert killed == {"namespace": "streamspace", "killed": {s2: old_pod}}
-        new_pods = h.wait_for(
-            lambda: [n for n in h.pods(f"session={s2}") if n != old_pod], what="replacement pod"
-        )
+        recovered = h.call(probes.wait_for_session_pods, session_ids=[s2], timeout=30)
+        new_pod = recovered["pods"][s2]
+        assert new_pod != old_pod and new_pod in h.pods(f"session={s2}")
         assert old_pod not in h.pods(f"session={s2}")
-        h.wait_for(lambda: h.call(probes.session_pods_running, session_ids=[s2])["ok"], what="pod ready")
-        assert h.call(probes.session_pods_running, session_ids=[s2])["pods"][s2] in new_pods
+        # The home volume survived: the new pod mounts the same PVC (same uid) as the killed one.
+        assert list(recovered["claims"][s2]) == [f"{s2}-home"] and recovered["same_volume"] is True
+        assert (
+            recovered["claims"][s2][f"{s2}-home"]
+            == h.core.read_namespaced_persistent_volume_claim(f"{s2}-home", "streamspace").metadata.uid
+        )
+        assert h.call(probes.session_pods_running, session_ids=[s2])["pods"][s2] == new_pod
         assert h.call(probes.session_state, s2) == "running"
+        assert h.call(probes.sessions_assigned, tag="catalog-life") == {
+            "ok": True,
+            "checked": 2,
+            "orphans": {},
+        }
     finally:
         done = h.call(actions.terminate_sessions, tag="catalog-life")
     assert set(done["terminated"]) == {s1, s2} and done["skipped"] == {}
@@ -270,8 +293,10 @@ def test_api_health_measures_latency(harness):
             {"state": "running", "session_ids": ["admin-x-00000000"]},
             "running",
         ),
+        (probes.wait_for_session_pods, {"session_ids": ["admin-x-00000000"]}, "admin-x-00000000"),
+        (probes.wait_for_agents_online, {"min_count": 2}, "2"),
     ],
-    ids=["agent-offline", "any-agent-draining", "session-running"],
+    ids=["agent-offline", "any-agent-draining", "session-running", "session-pods", "two-agents-online"],
 )
 def test_wait_probes_honour_their_timeout(harness, probe, kwargs, needle):
     h = harness
@@ -283,3 +308,51 @@ def test_wait_probes_honour_their_timeout(harness, probe, kwargs, needle):
     assert timeout <= elapsed <= timeout + interval + 0.3, elapsed
     message = str(info.value)
     assert needle in message and f"{timeout:g}s" in message and "\n" not in message
+
+
+def test_lost_commands_reports_a_failed_command(harness):
+    """A command the agent fails (hibernating a session whose Deployment does not exist) is 'lost'."""
+    h = harness
+    since = iso(utcnow())
+    assert h.call(probes.lost_commands, since=since)["count"] == 0
+    response = h.http(
+        "POST",
+        f"/api/v1/admin/agents/{h.agent_id}/command",
+        json={"action": "hibernate_session", "sessionId": "admin-ghost-0badf00d"},
+    )
+    assert response.status_code == 201, response.text
+    command = response.json()["commandId"]
+    h.call(probes.wait_for_commands_drained, agent_id=h.agent_id, timeout=20)
+    status = h.call(probes.command_status, command)
+    assert status["status"] == "failed" and status["errorMessage"]
+    lost = h.call(probes.lost_commands, since=since)
+    assert lost["count"] == 1 and lost["stuck"] == []
+    assert lost["failed"] == [
+        {"commandId": command, "action": "hibernate_session", "errorMessage": status["errorMessage"]}
+    ]
+    assert h.call(probes.lost_commands, since=since, agent_id=h.agent_id)["count"] == 1
+    assert h.call(probes.commands_for_session, "admin-ghost-0badf00d")[0]["status"] == "failed"
+    # `since` after the failure: nothing lost in that window.
+    assert h.call(probes.lost_commands, since=iso(utcnow()))["count"] == 0
+    assert h.call(probes.queued_commands, status="failed", agent_id=h.agent_id)["ids"][-1] == command
+
+
+@pytest.mark.parametrize(
+    "probe, kwargs",
+    [
+        (probes.wait_for_agent_status, {}),
+        (probes.wait_for_agents_online, {}),
+        (probes.wait_for_sessions_state, {"session_ids": ["admin-x-00000000"]}),
+    ],
+    ids=["agent-status", "agents-online", "sessions-state"],
+)
+def test_wait_probes_bound_a_hanging_api_by_their_timeout(harness, probe, kwargs):
+    """An API that accepts connections but never answers must not hold a wait past its timeout."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        cfg = harness.configuration(streamspace_api_url=f"http://127.0.0.1:{hole.getsockname()[1]}")
+        started = time.monotonic()
+        with pytest.raises(ActivityFailed, match="did not answer"):
+            harness.call(probe, timeout=1.0, poll_interval=0.2, cfg=cfg, **kwargs)
+    assert time.monotonic() - started < 1.0 + 0.2 + 0.5

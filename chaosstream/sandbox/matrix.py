@@ -1,0 +1,150 @@
+"""The sensitivity matrix: every experiment passes on the baseline sandbox and catches the faults it targets.
+
+Used by the test suite (tests/e2e/test_matrix.py), by `bench/matrix.py` (wall times) and to generate the
+README table, so the three never disagree.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from chaosstream.sandbox.faults import FAULTS
+
+__all__ = ["EXPERIMENTS", "TARGETS", "CellResult", "run_cell", "run_experiment", "markdown_table", "recovery_seconds"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# experiment file -> sandbox options
+EXPERIMENTS: Dict[str, Dict[str, Any]] = {
+    "agent-disconnect.json": {"agents": 1},
+    "command-retry.json": {"agents": 1},
+    "agent-heartbeat.json": {"agents": 1},
+    "multi-agent-failover.json": {"agents": 3},
+    "session-pod-loss.json": {"agents": 1},
+    "total-agent-outage.json": {"agents": 1},
+}
+
+# experiment -> the faults it must catch
+TARGETS: Dict[str, Tuple[str, ...]] = {
+    "agent-disconnect.json": ("agent-id-per-pod", "slow-reconnect", "orphan-sessions-on-agent-restart"),
+    "command-retry.json": ("fail-commands-while-disconnected", "no-replay-on-reconnect", "batched-frames"),
+    "agent-heartbeat.json": ("no-heartbeat-sweep", "place-on-stale-agents"),
+    "multi-agent-failover.json": ("place-on-stale-agents",),
+    "total-agent-outage.json": ("place-on-stale-agents",),
+    "session-pod-loss.json": (),
+}
+
+
+@dataclasses.dataclass
+class CellResult:
+    experiment: str
+    fault: Optional[str]
+    verdict: int
+    label: str
+    deciding: List[str]
+    wall_s: float
+    run_s: float
+    recovery_s: float
+    chaos_exit: int
+
+    @property
+    def caught(self) -> bool:
+        return self.verdict != 0
+
+
+def recovery_seconds(journal: Dict[str, Any]) -> float:
+    """What the system itself needed: the sum of every wait-probe's measured `elapsed_s` in the method."""
+    total = 0.0
+    for run in journal.get("run", []):
+        output = run.get("output")
+        if run.get("activity", {}).get("type") == "probe" and isinstance(output, dict):
+            value = output.get("elapsed_s")
+            if isinstance(value, (int, float)):
+                total += float(value)
+    return round(total, 3)
+
+
+def run_experiment(experiment: str, env: Dict[str, str], journal: Path, timeout: float = 300) -> Tuple[int, float]:
+    cmd = [
+        sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "run",
+        "--journal-path", str(journal), str(ROOT / "experiments" / experiment),
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run(
+        cmd, env=dict(os.environ, **env), capture_output=True, text=True, timeout=timeout, cwd=journal.parent
+    )
+    (journal.parent / f"{journal.stem}.log").write_text(proc.stdout + proc.stderr)
+    return proc.returncode, time.monotonic() - started
+
+
+def _result(experiment: str, fault: Optional[str], journal_path: Path, code: int, run_s: float, wall_s: float) -> CellResult:
+    from chaosstream.verdict import evaluate
+
+    journal = json.loads(journal_path.read_text())
+    verdict = evaluate(journal)
+    return CellResult(
+        experiment=experiment,
+        fault=fault,
+        verdict=verdict.code,
+        label=verdict.label,
+        deciding=[f"{f.phase}:{f.name}" for f in verdict.deciding],
+        wall_s=round(wall_s, 2),
+        run_s=round(run_s, 2),
+        recovery_s=recovery_seconds(journal),
+        chaos_exit=code,
+    )
+
+
+def run_cell(
+    experiment: str, faults: Sequence[str] = (), repeats: int = 1, workdir: Optional[Path] = None
+) -> List[CellResult]:
+    """Start a sandbox with `faults`, run the experiment `repeats` times on it, stop the sandbox."""
+    from chaosstream.sandbox.control import start_daemon, stop_daemon
+
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="css-matrix-"))
+    state = Path(tempfile.mkdtemp(prefix="css-matrix-state-"))
+    started = time.monotonic()
+    results: List[CellResult] = []
+    try:
+        env = start_daemon(state, agents=EXPERIMENTS[experiment]["agents"], faults=faults, parent_pid=os.getpid())
+        boot = time.monotonic() - started
+        for index in range(repeats):
+            fault = ",".join(faults) or None
+            journal = workdir / f"{experiment[:-5]}-{fault or 'baseline'}-{index}.journal.json"
+            t0 = time.monotonic()
+            code, run_s = run_experiment(experiment, env, journal)
+            wall = (time.monotonic() - t0) + (boot if index == 0 else 0.0)
+            results.append(_result(experiment, fault, journal, code, run_s, wall))
+    finally:
+        stop_daemon(state)
+        shutil.rmtree(state, ignore_errors=True)
+    return results
+
+
+def markdown_table(results: List[CellResult]) -> str:
+    """Experiment × fault table: `caught (probe)` / `passes`, `—` where the fault is not targeted."""
+    faults = list(FAULTS)
+    by_cell = {(r.experiment, r.fault): r for r in results}
+    header = "| experiment | baseline | " + " | ".join(f"`{f}`" for f in faults) + " |"
+    lines = [header, "|" + "---|" * (len(faults) + 2)]
+    for experiment in EXPERIMENTS:
+        base = by_cell.get((experiment, None))
+        row = [f"`{experiment}`", ("passes" if base and not base.caught else "FAILS") if base else "?"]
+        for fault in faults:
+            cell = by_cell.get((experiment, fault))
+            if cell is None:
+                row.append("—")
+            elif cell.caught:
+                probe = cell.deciding[0].split(":", 1)[-1] if cell.deciding else cell.label
+                row.append(f"caught ({probe})")
+            else:
+                row.append("**missed**")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
