@@ -44,7 +44,12 @@ def main() -> int:
     if args.update_readme and not bad:
         readme = ROOT / "README.md"
         text = readme.read_text()
-        text = re.sub(r"<!-- matrix:start -->\n.*?\n<!-- matrix:end -->", f"<!-- matrix:start -->\n{table}\n<!-- matrix:end -->", text, flags=re.S)
+        text = re.sub(
+            r"<!-- matrix:start -->.*?<!-- matrix:end -->",
+            lambda _: f"<!-- matrix:start -->\n{table}\n<!-- matrix:end -->",
+            text,
+            flags=re.S,
+        )
         readme.write_text(text)
     return 1 if bad else 0
 

@@ -396,7 +396,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             ],
         },
         [
-            action("scale-the-agents-to-zero", "scale_agents", replicas=0),
+            action("scale-the-agents-to-zero", "scale_agents", replicas=0, duration="${partition_duration}"),
             probe(
                 "agent-marked-offline",
                 "wait_for_agent_status",

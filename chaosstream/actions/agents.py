@@ -1,6 +1,8 @@
 """Actions on the agent Deployment: rollout restart, pod kills, scaling — each with its inverse."""
 
+import datetime
 import random
+import time
 from typing import Any, Dict
 
 from chaoslib.exceptions import ActivityFailed
@@ -16,6 +18,7 @@ __all__ = ["restart_agent", "kill_agent_pod", "scale_agents"]
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 PREVIOUS_REPLICAS_ANNOTATION = "chaosstream.io/previous-replicas"
+EXPIRES_ANNOTATION = "chaosstream.io/expires-at"
 
 
 def restart_agent(
@@ -76,7 +79,9 @@ def kill_agent_pod(
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
     if label_selector is not None and not isinstance(label_selector, str):
-        raise ActivityFailed(f"Argument 'label_selector' must be a label selector string, not {label_selector!r}.")
+        raise ActivityFailed(
+            f"Argument 'label_selector' must be a label selector string, not {label_selector!r}."
+        )
     selector = settings.agent_selector if label_selector is None else label_selector.strip()
     if not selector:
         raise ActivityFailed(
@@ -109,21 +114,46 @@ def kill_agent_pod(
     return {"namespace": ns, "killed": killed, "grace_period": grace_period}
 
 
+def restore_replicas(
+    namespace: str, deployment: str, secrets: Secrets = None, only_if_expires: str = None
+) -> int:
+    """Put back the replica count `scale_agents` saved; returns the count (or -1 when nothing was saved).
+
+    `only_if_expires` makes it a no-op unless the expiry annotation still has that value (the reaper
+    must not undo a newer scale-down)."""
+    apps = apps_api(secrets)
+    dep = apps.read_namespaced_deployment(deployment, namespace)
+    annotations = dict(dep.metadata.annotations or {})
+    saved = annotations.get(PREVIOUS_REPLICAS_ANNOTATION)
+    if saved is None:
+        return -1
+    if only_if_expires is not None and annotations.get(EXPIRES_ANNOTATION) != only_if_expires:
+        return -1
+    patch = {
+        "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: None, EXPIRES_ANNOTATION: None}},
+        "spec": {"replicas": int(saved)},
+    }
+    apps.patch_namespaced_deployment(deployment, namespace, patch)
+    return int(saved)
+
+
 def scale_agents(
     replicas: int,
     namespace: str = None,
     deployment: str = None,
     max_replicas: int = 10,
+    duration: float = 600.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Scale the agent Deployment to `replicas` (0 takes every agent away).
+    """Scale the agent Deployment to `replicas` (0 takes every agent away); `replicas=-1` restores.
 
-    The previous replica count is stored in the annotation `chaosstream.io/previous-replicas`, so the
-    rollback `scale_agents` with `replicas=-1` restores it even if the runner crashed in between.
-    `max_replicas` bounds the blast radius upwards.
+    The previous replica count is stored in the annotation `chaosstream.io/previous-replicas` and the
+    fault's end in `chaosstream.io/expires-at`: `scale_agents(-1)` (the rollback), `chaosstream heal` and
+    a detached reaper started here restore it — the reaper after `duration` seconds even if the runner
+    was killed. `max_replicas` bounds the blast radius upwards.
 
-    Returns `{"namespace", "deployment", "previous_replicas", "replicas"}`.
+    Returns `{"namespace", "deployment", "previous_replicas", "replicas", "expires_at"}`.
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
@@ -138,32 +168,47 @@ def scale_agents(
         raise ActivityFailed(
             f"Argument 'replicas' ({replicas}) exceeds 'max_replicas' ({max_replicas}): raise it."
         )
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0:
+        raise ActivityFailed(f"Argument 'duration' must be a number of seconds > 0, not {duration!r}.")
     apps = apps_api(secrets)
     try:
         dep = apps.read_namespaced_deployment(name, ns)
     except Exception as exc:
         raise k8s_error(exc, f"Deployment {ns}/{name}") from None
     current = dep.spec.replicas if dep.spec.replicas is not None else 1
-    annotations = dict(dep.metadata.annotations or {})
-    saved = annotations.get(PREVIOUS_REPLICAS_ANNOTATION)
     if replicas == -1:
-        if saved is None:
-            return {"namespace": ns, "deployment": name, "previous_replicas": current, "replicas": current}
-        target = int(saved)
-        patch = {
-            "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: None}},
-            "spec": {"replicas": target},
+        try:
+            restored = restore_replicas(ns, name, secrets)
+        except Exception as exc:
+            raise k8s_error(exc, f"Deployment {ns}/{name}") from None
+        target = current if restored < 0 else restored
+        return {
+            "namespace": ns,
+            "deployment": name,
+            "previous_replicas": current,
+            "replicas": target,
+            "expires_at": None,
         }
-    else:
-        target = replicas
-        # Keep the oldest saved value: scaling twice must still restore the original count.
-        keep = saved if saved is not None else str(current)
-        patch = {
-            "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: keep}},
-            "spec": {"replicas": target},
-        }
+    saved = (dep.metadata.annotations or {}).get(PREVIOUS_REPLICAS_ANNOTATION)
+    # Keep the oldest saved value: scaling twice must still restore the original count.
+    keep = saved if saved is not None else str(current)
+    expires = time.time() + float(duration)
+    expires_at = iso(datetime.datetime.fromtimestamp(expires, tz=datetime.UTC))
+    patch = {
+        "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: keep, EXPIRES_ANNOTATION: expires_at}},
+        "spec": {"replicas": replicas},
+    }
     try:
         apps.patch_namespaced_deployment(name, ns, patch)
     except Exception as exc:
         raise k8s_error(exc, f"Deployment {ns}/{name}") from None
-    return {"namespace": ns, "deployment": name, "previous_replicas": current, "replicas": target}
+    from chaosstream.reaper import spawn_reaper
+
+    spawn_reaper(["replicas", ns, name, expires_at, str(expires)])
+    return {
+        "namespace": ns,
+        "deployment": name,
+        "previous_replicas": current,
+        "replicas": replicas,
+        "expires_at": expires_at,
+    }

@@ -16,10 +16,7 @@ Every rule, policy and pod annotation is tagged `chaosstream`, so `heal_agent_pa
 import datetime
 import json
 import math
-import os
 import secrets as pysecrets
-import subprocess
-import sys
 from typing import Any, Dict, List
 from urllib.parse import urlsplit
 
@@ -48,10 +45,39 @@ def _inject_script(ports: List[int], tag: str) -> str:
 
 
 def _heal_script(tag: str) -> str:
-    """Remove every OUTPUT rule whose comment starts with `tag`; always succeeds (idempotent)."""
+    """Remove every OUTPUT rule whose comment starts with `tag` and stop the partition's own timer
+    process (its pid file is /tmp/<tag>*.pid, in the container that runs it); idempotent."""
     return (
         f"iptables -S OUTPUT | grep -- '--comment {tag}' | sed 's/^-A /-D /' | "
-        "while read -r rule; do iptables $rule; done; true"
+        "while read -r rule; do iptables $rule; done; "
+        f'for f in /tmp/{tag}*.pid; do [ -f "$f" ] || continue; p=$(cat "$f"); rm -f "$f"; '
+        'pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true'
+    )
+
+
+def _timer_script(tag: str, seconds: int) -> str:
+    """A dead-man timer: heals after `seconds`; `_heal_script` stops it early through its pid file."""
+    return f"echo $$ > /tmp/{tag}.pid; sleep {seconds}; {_heal_script(tag)}"
+
+
+def _quote(text: str) -> str:
+    """Single-quote for sh."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _exec_script(ports: List[int], tag: str, seconds: int) -> str:
+    """Inject, then leave a detached dead-man timer in the container."""
+    return f"{_inject_script(ports, tag)} && (nohup sh -c {_quote(_timer_script(tag, seconds))} >/dev/null 2>&1 &)"
+
+
+def _ephemeral_script(ports: List[int], tag: str, seconds: int) -> str:
+    """The ephemeral container's main process is the timer: healed early (SIGTERM or the heal's kill), it
+    removes the rules and exits, and with it the container."""
+    heal = _heal_script(tag)
+    return (
+        f"{_inject_script(ports, tag)} || exit 1; echo $$ > /tmp/{tag}.pid; "
+        f"trap {_quote(heal + '; kill $s 2>/dev/null; exit 0')} TERM INT; "
+        f"sleep {seconds} & s=$!; wait $s; {heal}"
     )
 
 
@@ -130,14 +156,9 @@ def _record(secrets: Secrets, ns: str, pod: str, pid: str, record: Dict[str, Any
 
 def _start_reaper(ns: str, name: str, pid: str, expires_epoch: float) -> None:
     """A detached process that deletes the policy at expiry even if `chaos run` is killed."""
-    subprocess.Popen(
-        [sys.executable, "-m", "chaosstream.reaper", ns, name, pid, str(expires_epoch)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env=dict(os.environ),
-    )
+    from chaosstream.reaper import spawn_reaper
+
+    spawn_reaper(["networkpolicy", ns, name, pid, str(expires_epoch)])
 
 
 def partition_agent(
@@ -150,6 +171,7 @@ def partition_agent(
     max_pods: int = 1,
     image: str = DEFAULT_IMAGE,
     max_duration: float = 3600.0,
+    start_timeout: float = 120.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -158,7 +180,8 @@ def partition_agent(
 
     The target is the pod serving `agent_id` (or the agent pods matching `label_selector`, default
     `streamspace_agent_selector`), at most `max_pods` (default 1), in the configured namespace only.
-    The partition heals itself after `duration` even if the runner dies; `heal_agent_partition` (for
+    For `ephemeral` it returns once the container runs (`start_timeout` bounds the image pull). The
+    partition heals itself after `duration` even if the runner dies; `heal_agent_partition` (for
     rollbacks) and `heal_all` end it earlier.
 
     Returns `{"partition_id", "method", "pods", "ports", "duration", "expires_at"}`.
@@ -201,7 +224,7 @@ def partition_agent(
             _record(
                 secrets, ns, name, pid, record
             )  # before injecting: a rollback must know even if we die now
-            script = f"{_inject_script(ports, tag)} && (nohup sh -c 'sleep {seconds}; {_heal_script(tag)}' >/dev/null 2>&1 &)"
+            script = _exec_script(ports, tag, seconds)
             code, out, err = exec_in_pod(secrets, ns, name, container, ["sh", "-c", script])
             if code != 0:
                 _remove_record(secrets, ns, name, pid)
@@ -213,10 +236,7 @@ def partition_agent(
             container = f"chaosstream-partition-{pid}"
             record["container"] = container
             _record(secrets, ns, name, pid, record)
-            script = (
-                f"{_inject_script(ports, tag)} || exit 1; trap '{_heal_script(tag)}; exit 0' TERM INT; "
-                f"sleep {seconds} & wait $!; {_heal_script(tag)}"
-            )
+            script = _ephemeral_script(ports, tag, seconds)
             spec = {
                 "name": container,
                 "image": image,
@@ -233,6 +253,9 @@ def partition_agent(
             except Exception as exc:
                 _remove_record(secrets, ns, name, pid)
                 raise k8s_error(exc, f"ephemeral container on pod {ns}/{name}") from None
+            # The partition starts when the container runs (after an image pull on a real node): measure
+            # detection from then, not from the API call.
+            _wait_ephemeral_running(secrets, ns, name, container, start_timeout)
         else:
             policy_name = f"chaosstream-partition-{pid}-{len(done)}"
             record["policy"] = policy_name
@@ -268,6 +291,37 @@ def partition_agent(
         "duration": seconds,
         "expires_at": expires_at,
     }
+
+
+def _wait_ephemeral_running(secrets: Secrets, ns: str, pod: str, container: str, timeout: float) -> None:
+    from chaosstream.polling import wait_until
+
+    def check():
+        try:
+            current = core_api(secrets).read_namespaced_pod(pod, ns)
+        except Exception as exc:
+            raise k8s_error(exc, f"pod {ns}/{pod}") from None
+        for status in current.status.ephemeral_container_statuses or []:
+            if status.name == container and status.state is not None:
+                if status.state.running is not None:
+                    return True, "running"
+                if status.state.terminated is not None:
+                    raise ActivityFailed(
+                        f"The partition container {container} in {ns}/{pod} exited at once (exit "
+                        f"{status.state.terminated.exit_code}): does image have iptables, and NET_ADMIN been allowed?"
+                    )
+                if status.state.waiting is not None:
+                    return False, status.state.waiting.reason or "waiting"
+        return False, "not started"
+
+    wait_until(
+        check,
+        timeout,
+        0.1,
+        lambda last: (
+            f"The partition container {container} in {ns}/{pod} is not running after {timeout:g}s ({last})."
+        ),
+    )
 
 
 def _remove_record(secrets: Secrets, ns: str, pod: str, pid: str) -> None:

@@ -45,8 +45,8 @@ def test_scale_to_zero_moves_heartbeat_queue_and_lost_commands_then_restore(harn
     assert h.call(probes.session_pods_running, session_ids=[sid])["ok"] is True
 
     try:
-        scaled = h.call(actions.scale_agents, 0)
-        assert scaled == {
+        scaled = h.call(actions.scale_agents, 0, duration=120)
+        assert {k: scaled[k] for k in ("namespace", "deployment", "previous_replicas", "replicas")} == {
             "namespace": "streamspace",
             "deployment": "streamspace-k8s-agent",
             "previous_replicas": 1,
@@ -56,7 +56,7 @@ def test_scale_to_zero_moves_heartbeat_queue_and_lost_commands_then_restore(harn
         assert dep.spec.replicas == 0
         assert dep.metadata.annotations[PREVIOUS_REPLICAS_ANNOTATION] == "1"
         # Scaling twice keeps the original count for the restore.
-        assert h.call(actions.scale_agents, 0)["previous_replicas"] == 0
+        assert h.call(actions.scale_agents, 0, duration=120)["previous_replicas"] == 0
         assert h.deployment().metadata.annotations[PREVIOUS_REPLICAS_ANNOTATION] == "1"
 
         gone = h.call(probes.wait_for_agent_status, "offline", agent_id=h.agent_id, timeout=20)

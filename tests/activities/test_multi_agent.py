@@ -40,7 +40,7 @@ def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_fac
     # go to the others only.
     since = iso(utcnow())
     victim_sessions = [s for s, a in created["agents"].items() if a == "k8s-sandbox-2"]
-    h.call(actions.scale_agents, 0, deployment="streamspace-k8s-agent-2")
+    h.call(actions.scale_agents, 0, deployment="streamspace-k8s-agent-2", duration=120)
     try:
         h.call(probes.wait_for_agent_status, "offline", agent_id="k8s-sandbox-2", timeout=20)
         dist = h.call(probes.session_distribution)

@@ -90,5 +90,7 @@ def test_chaos_discover_lists_typed_activities(tmp_path):
 
 def test_committed_experiments_match_their_generator():
     ROOT = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "build.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "build.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -45,4 +45,11 @@ def test_readme_table_is_this_runs_matrix():
     table = markdown_table(RESULTS)
     match = re.search(r"<!-- matrix:start -->\n(.*?)\n<!-- matrix:end -->", README.read_text(), re.S)
     assert match, "README.md lacks the matrix markers"
-    assert match.group(1).strip() == table.strip(), "README's matrix is stale: run python bench/matrix.py --update-readme"
+
+    # Which probe fires first may vary with timing; caught/passes may not.
+    def outcome(text):
+        return re.sub(r"caught \([^)]*\)", "caught", text).strip()
+
+    assert outcome(match.group(1)) == outcome(table), (
+        "README's matrix is stale: run python bench/matrix.py --update-readme"
+    )
