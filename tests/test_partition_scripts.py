@@ -68,11 +68,12 @@ def test_timer_heals_by_itself():
         subprocess.run(
             ["ip", "netns", "exec", ns, "sh", "-c", _exec_script([8000], tag, 1)], check=True, timeout=10
         )
-        rules = lambda: (
-            subprocess.run(  # noqa: E731
+
+        def rules():
+            return subprocess.run(
                 ["ip", "netns", "exec", ns, "iptables", "-S", "OUTPUT"], capture_output=True, text=True
             ).stdout
-        )
+
         assert tag in rules()
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline and tag in rules():
