@@ -117,6 +117,7 @@ def main(n: int = 200) -> None:
         calls: Dict[str, Callable[[], Any]] = {
             "agent_status": lambda: probes.agent_status(agent_id=agent, **kw),
             "agents_online": lambda: probes.agents_online(**kw),
+            "wait_for_agents_online": lambda: probes.wait_for_agents_online(**kw),
             "agent_heartbeat_age[api]": lambda: probes.agent_heartbeat_age(agent_id=agent, **kw),
             "agent_heartbeat_age[db]": lambda: probes.agent_heartbeat_age(agent_id=agent, source="db", **kw),
             "wait_for_agent_status": lambda: probes.wait_for_agent_status("online", agent_id=agent, **kw),

@@ -129,6 +129,24 @@ def sandbox_status(state_dir: Optional[Path]) -> None:
     click.echo(render_status(read_env(state)))
 
 
+@sandbox.command("restart")
+@click.argument("component", type=click.Choice(["postgres", "kube", "api"]))
+@_state_option
+def sandbox_restart(component: str, state_dir: Optional[Path]) -> None:
+    """Restart one component of the running sandbox in place (same port, same data).
+
+    postgres: the embedded PostgreSQL; kube: the Kubernetes emulator's API server (objects and pods are
+    kept); api: the StreamSpace control plane (agents reconnect).
+    """
+    from chaosstream.sandbox.control import SandboxNotRunning, default_state_dir, restart_component
+
+    state = state_dir or default_state_dir()
+    try:
+        click.echo(restart_component(state, component))
+    except SandboxNotRunning as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @sandbox.command("faults")
 def sandbox_faults() -> None:
     """List the StreamSpace defects the sandbox can reproduce."""

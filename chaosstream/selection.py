@@ -67,7 +67,9 @@ def resolve_session_ids(
             (tag,),
         )
         if not rows and required:
-            raise ActivityFailed(f"No session carries the tag {tag!r}: check 'tag' (sessions are tagged at creation).")
+            raise ActivityFailed(
+                f"No session carries the tag {tag!r}: check 'tag' (sessions are tagged at creation)."
+            )
         return [r["id"] for r in rows]
     names = created_sessions(group)
     if not names and not required:

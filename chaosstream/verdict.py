@@ -186,6 +186,17 @@ def _name(run: Mapping[str, Any]) -> str:
     return str((run.get("activity") or {}).get("name") or "<unnamed>")
 
 
+def describe_tolerance(tolerance: Any) -> Any:
+    """A short, readable form of a tolerance: probe tolerances as `func(arg=value, ...)` without the
+    `value` chaoslib injects into their arguments; other tolerances as they are."""
+    if isinstance(tolerance, Mapping) and tolerance.get("type") == "probe":
+        provider = tolerance.get("provider") or {}
+        args = {k: v for k, v in (provider.get("arguments") or {}).items() if k != "value"}
+        shown = ", ".join(f"{k}={v}" for k, v in args.items())
+        return f"{provider.get('func', tolerance.get('name', 'probe'))}({shown})"
+    return tolerance
+
+
 def _measured(run: Mapping[str, Any], with_tolerance: bool = False) -> Dict[str, Any]:
     values: Dict[str, Any] = {}
     output = _mask(run.get("output"))
@@ -194,7 +205,7 @@ def _measured(run: Mapping[str, Any], with_tolerance: bool = False) -> Dict[str,
     elif output is not None:
         values["value"] = output
     if with_tolerance:
-        values["tolerance"] = _mask((run.get("activity") or {}).get("tolerance"))
+        values["tolerance"] = describe_tolerance(_mask((run.get("activity") or {}).get("tolerance")))
     if run.get("duration") is not None:
         values["duration_s"] = round(float(run["duration"]), 3)
     return values

@@ -73,11 +73,24 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def _default_interval(configuration: Any) -> float:
+    """Sample twice per probe poll interval's worth of time (at least 0.2 s): fine enough to see an
+    offline window with the sandbox's fast timers, light with StreamSpace's real ones."""
+    try:
+        from chaosstream.settings import resolve_settings
+
+        return max(0.2, 2 * resolve_settings(configuration, None).poll_interval)
+    except Exception:  # a bad configuration is the probes' business, not the sampler's
+        return 1.0
+
+
 class _Timeline:
     """The sampler thread and everything it recorded."""
 
-    def __init__(self, interval: float, configuration: Any, secrets: Any) -> None:
-        self.interval = max(float(interval), 0.05)
+    def __init__(self, interval: Optional[float], configuration: Any, secrets: Any) -> None:
+        self.interval = max(
+            float(interval if interval is not None else _default_interval(configuration)), 0.05
+        )
         self.configuration, self.secrets = configuration, secrets
         self.data: Dict[str, Any] = {
             "name": EXTENSION_NAME,
@@ -217,7 +230,7 @@ def _guard(fn: Any) -> Any:
 
 
 def configure_control(
-    interval: float = 1.0, configuration: Configuration = None, secrets: Secrets = None, **_: Any
+    interval: float = None, configuration: Configuration = None, secrets: Secrets = None, **_: Any
 ) -> None:
     """Prepare a fresh timeline for this run."""
 
@@ -232,7 +245,7 @@ def configure_control(
 
 def before_experiment_control(
     context: Experiment,
-    interval: float = 1.0,
+    interval: float = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
     **_: Any,

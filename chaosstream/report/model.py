@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 from chaosstream.controls.timeline import EXTENSION_NAME, parse_timestamp
-from chaosstream.verdict import Verdict, evaluate
+from chaosstream.verdict import Verdict, describe_tolerance, evaluate
 
 __all__ = ["HypothesisRow", "ActivityRow", "Recovery", "ReportData", "build"]
 
@@ -104,7 +104,7 @@ def build(journal: Mapping[str, Any]) -> ReportData:
                 HypothesisRow(
                     phase,
                     scrub(str(activity.get("name"))),
-                    _text(activity.get("tolerance"), scrub),
+                    _text(describe_tolerance(activity.get("tolerance")), scrub),
                     _text(probe.get("output"), scrub),
                     probe.get("tolerance_met"),
                     str(probe.get("status") or "interrupted"),

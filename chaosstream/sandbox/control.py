@@ -10,7 +10,19 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
-__all__ = ["default_state_dir", "start_daemon", "stop_daemon", "read_env", "daemon_pid", "SandboxStartError"]
+__all__ = [
+    "default_state_dir",
+    "start_daemon",
+    "stop_daemon",
+    "restart_component",
+    "read_env",
+    "daemon_pid",
+    "SandboxStartError",
+    "SandboxNotRunning",
+    "COMPONENTS",
+]
+
+COMPONENTS = ("postgres", "kube", "api")
 
 
 class SandboxStartError(RuntimeError):
@@ -118,6 +130,45 @@ def _clean_leftovers(state_dir: Path) -> None:
     if pg_pid.exists():
         with contextlib.suppress(ValueError, ProcessLookupError, OSError):
             os.kill(int(pg_pid.read_text().splitlines()[0]), signal.SIGQUIT)
+
+
+class SandboxNotRunning(RuntimeError):
+    """No sandbox daemon runs for the state dir, or it did not answer a request."""
+
+
+def restart_component(state_dir: Path, component: str, timeout: float = 60.0) -> str:
+    """Ask the running sandbox to restart `component` (postgres, kube or api) in place; returns the
+    daemon's one-line answer. Raises `SandboxNotRunning` or `ValueError` with a readable sentence."""
+    if component not in COMPONENTS:
+        raise ValueError(f"Unknown component {component!r}: use one of {', '.join(COMPONENTS)}.")
+    pid = daemon_pid(state_dir)
+    if not pid or not (state_dir / "ready").exists():
+        raise SandboxNotRunning(
+            f"No sandbox runs with state dir {state_dir}: start one with 'chaosstream sandbox up'."
+        )
+    requests = state_dir / "restart"
+    requests.mkdir(exist_ok=True)
+    rid = f"{time.time_ns()}-{os.getpid()}"
+    tmp = requests / f"{rid}.tmp"
+    tmp.write_text(component)
+    tmp.replace(requests / f"{rid}.request")
+    os.kill(pid, signal.SIGUSR1)
+    done = requests / f"{rid}.done"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.exists():
+            answer = done.read_text().strip()
+            done.unlink(missing_ok=True)
+            status, _, text = answer.partition(" ")
+            if status != "ok":
+                raise SandboxNotRunning(text)
+            return text
+        if not daemon_pid(state_dir):
+            raise SandboxNotRunning(f"The sandbox of {state_dir} stopped before restarting {component}.")
+        time.sleep(0.02)
+    raise SandboxNotRunning(
+        f"The sandbox did not restart {component} within {timeout:g}s: see {state_dir / 'daemon.log'}."
+    )
 
 
 def read_env(state_dir: Path) -> Dict[str, str]:

@@ -2,9 +2,14 @@
 
 It starts the sandbox, writes `ready` (or `error.txt`) in the state dir, and runs until SIGTERM/SIGINT,
 or until the watched parent process dies (so `sandbox run` never leaves a sandbox behind).
+
+SIGUSR1 asks it to restart one component in place: `chaosstream sandbox restart` writes
+`restart/<id>.request` (the component name) and signals; the daemon answers in `restart/<id>.done`
+(`ok <sentence>` or `error <sentence>`). Requests are served one at a time, in order.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +51,9 @@ async def _main(state_dir: Path, options: dict) -> int:
         if sandbox is not None:
             await sandbox.stop()
         return 2
+    restart_wake = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, restart_wake.set)
+    restarts = asyncio.create_task(_serve_restarts(sandbox, state_dir / "restart", restart_wake))
     (state_dir / "ready").write_text(str(os.getpid()))
     while not stop.is_set():
         if parent and not _alive(parent):
@@ -56,8 +64,33 @@ async def _main(state_dir: Path, options: dict) -> int:
         except TimeoutError:
             pass
     (state_dir / "ready").unlink(missing_ok=True)
+    restarts.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await restarts
     await sandbox.stop()
     return 0
+
+
+async def _serve_restarts(sandbox: Sandbox, requests: Path, wake: asyncio.Event) -> None:
+    """Serve `restart/*.request` files whenever SIGUSR1 arrives (see the module docstring)."""
+    requests.mkdir(exist_ok=True)
+    while True:
+        await wake.wait()
+        wake.clear()
+        for request in sorted(requests.glob("*.request"), key=lambda p: p.stat().st_mtime):
+            component = request.read_text().strip()
+            request.unlink(missing_ok=True)
+            try:
+                answer = "ok " + await sandbox.restart(component)
+            except SandboxError as exc:
+                answer = f"error {exc}"
+            except Exception as exc:  # say what failed; the daemon keeps serving
+                logging.exception("restart of %s failed", component)
+                answer = f"error Restarting {component} failed: {type(exc).__name__}: {exc}"
+            done = request.with_suffix(".done")
+            tmp = request.with_suffix(".tmp")
+            tmp.write_text(answer)
+            tmp.replace(done)
 
 
 def _alive(pid: int) -> bool:

@@ -170,14 +170,17 @@ class Sandbox:
         """The address pods use to reach the control plane and the Kubernetes API."""
         return self.network.gateway if self.network else "127.0.0.1"
 
-    async def _start_control_plane(self) -> None:
+    async def _start_control_plane(self, port: int = 0) -> None:
+        """Serve the control plane; `port` is the one to keep on a restart (no free-port check then:
+        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows)."""
         from chaosstream.sandbox.controlplane import ControlPlaneConfig, create_app
 
-        port = self.options.port
-        if port:
-            _check_port(port)
-        else:
-            port = _free_port()
+        if not port:
+            port = self.options.port
+            if port:
+                _check_port(port)
+            else:
+                port = _free_port()
         self.api_port = port
         config = ControlPlaneConfig(
             dsn=self.dsn,
@@ -346,6 +349,50 @@ class Sandbox:
                 }
             )
         )
+
+    # -- restart one component ---------------------------------------------------------------------------
+    async def restart(self, component: str) -> str:
+        """Restart one component in place (same port, same data); returns a one-line summary.
+
+        * ``postgres``: the embedded server is stopped and started on the same port and data directory
+          (every client connection drops; the control plane's and the probes' connections must recover).
+        * ``kube``: the emulator's HTTP server and controller loop stop (watches and exec streams are cut,
+          connections are refused meanwhile) and start again on the same port. Its object store is kept
+          (what etcd would keep across a kube-apiserver restart) and so are the running pods (the kubelet
+          and their processes are independent of the API server, as on a real node).
+        * ``api``: the control plane app is cleaned up (agent WebSockets close, sweeper and dispatcher
+          stop) and a new one serves the same port from the same database; agents reconnect.
+        """
+        started = time.monotonic()
+        if component == "postgres":
+            if self.postgres is None:
+                raise SandboxError(
+                    "This sandbox uses an external PostgreSQL (--db-dsn): restart that server yourself."
+                )
+            await asyncio.to_thread(self.postgres.restart)
+            what = f"PostgreSQL restarted on port {self.postgres.port}"
+        elif component == "kube":
+            emulator = self.emulator
+            if emulator is None:
+                raise SandboxError("The Kubernetes emulator is not running.")
+            await emulator.controllers.stop()
+            emulator.store.close_watchers()
+            runner = emulator._runner  # noqa: SLF001 - only the HTTP side restarts; store and pods stay
+            if runner is not None:
+                await runner.cleanup()
+                emulator._runner = None  # noqa: SLF001
+            await emulator.start()  # same port (now fixed), same store; re-enqueues every pod
+            what = f"Kubernetes emulator restarted on port {emulator.port} (objects and pods kept)"
+        elif component == "api":
+            if self.runner is not None:
+                await self.runner.cleanup()
+                self.runner = None
+            await self._start_control_plane(self.api_port)
+            what = f"control plane restarted on port {self.api_port}"
+        else:
+            raise SandboxError(f"Unknown component {component!r}: use postgres, kube or api.")
+        log.info("%s in %.2fs", what, time.monotonic() - started)
+        return f"{what} in {time.monotonic() - started:.2f}s."
 
     # -- stop ------------------------------------------------------------------------------------------
     async def stop(self) -> None:

@@ -30,18 +30,7 @@ yaml.SafeDumper.add_representer(_Literal, _literal)
 # Global controls for the scheduled runs (`chaos run --control-file /experiments/controls.yaml`), so the
 # safety net does not depend on every experiment declaring it. Safety first: its rollback replay then
 # happens while the timeline still samples.
-CONTROLS = {
-    "chaosstream-safety": {
-        "provider": {"type": "python", "module": "chaosstream.controls.safety", "arguments": {"ttl": 600}}
-    },
-    "chaosstream-timeline": {
-        "provider": {
-            "type": "python",
-            "module": "chaosstream.controls.timeline",
-            "arguments": {"interval": 2.0},
-        }
-    },
-}
+CONTROLS = yaml.safe_load((EXPERIMENTS / "controls.yaml").read_text())
 
 
 def render(experiments: Path = EXPERIMENTS) -> str:

@@ -51,7 +51,7 @@ def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_fac
         more = h.call(actions.create_sessions, count=3, tags=["spread-late"])
         assert "k8s-sandbox-2" not in more["agents"].values()
         offline = h.call(probes.no_sessions_placed_on, agent_status="offline", since=since)
-        assert offline["ok"] is True and list(offline["agents"]) == ["k8s-sandbox-2"]
+        assert offline["ok"] is True and "k8s-sandbox-2" in offline["agents"]
         # The window defaults to when the agent left 'online'.
         assert h.call(probes.no_sessions_placed_on, agent_id="k8s-sandbox-2")["ok"] is True
         # The same question about an agent that did take the new sessions answers "placed".
