@@ -106,6 +106,34 @@ def agent_online(timeout: str = "${reconnect_objective}") -> Dict[str, Any]:
     )
 
 
+def wait_agent(name: str, status: str, timeout: str, **extra: Any) -> Dict[str, Any]:
+    """A method wait-probe on the agent (the newest with the configured id prefix)."""
+    return probe(
+        name,
+        "wait_for_agent_status",
+        status=status,
+        agent_id_prefix="${agent_id_prefix}",
+        timeout=timeout,
+        **extra,
+    )
+
+
+def try_to_place_a_session(name: str = "try-to-place-a-session") -> Dict[str, Any]:
+    """Ask for a session while agents are unavailable: a 503 is counted, not an error."""
+    return action(
+        name,
+        "create_sessions",
+        count=1,
+        template="${session_template}",
+        user="${session_user}",
+        allow_unavailable=True,
+    )
+
+
+def no_session_on_offline_agents(name: str) -> Dict[str, Any]:
+    return probe(name, "no_sessions_placed_on", agent_status="offline", raise_on_failure=True)
+
+
 NO_COMMAND_LOST = probe(
     "no-command-lost",
     "lost_commands",
@@ -161,14 +189,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         [
             *create_and_start(3),
             action("rollout-restart-the-agent", "restart_agent", wait=False),
-            probe(
-                "agent-reconnect-time",
-                "wait_for_agent_status",
-                status="online",
-                agent_id_prefix="${agent_id_prefix}",
-                after_rollout=True,
-                timeout="${reconnect_objective}",
-            ),
+            wait_agent("agent-reconnect-time", "online", "${reconnect_objective}", after_rollout=True),
             probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
             probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
@@ -211,13 +232,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         [
             *create_and_start(2),
             action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=1),
-            probe(
-                "agent-marked-offline",
-                "wait_for_agent_status",
-                status="offline",
-                agent_id_prefix="${agent_id_prefix}",
-                timeout="${offline_threshold}",
-            ),
+            wait_agent("agent-marked-offline", "offline", "${offline_threshold}"),
             action("terminate-sessions-while-the-agent-is-down", "terminate_sessions", ignore_missing=False),
             probe(
                 "stop-commands-queued-as-pending",
@@ -226,13 +241,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 action="stop_session",
                 min_count=2,
             ),
-            probe(
-                "agent-reconnect-time",
-                "wait_for_agent_status",
-                status="online",
-                agent_id_prefix="${agent_id_prefix}",
-                timeout="${reconnect_objective}",
-            ),
+            wait_agent("agent-reconnect-time", "online", "${reconnect_objective}"),
             probe(
                 "commands-drain-time",
                 "wait_for_commands_drained",
@@ -265,35 +274,11 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 duration="${partition_duration}",
                 image="${partition_image}",
             ),
-            probe(
-                "offline-detection-time",
-                "wait_for_agent_status",
-                status="offline",
-                agent_id_prefix="${agent_id_prefix}",
-                timeout="${offline_threshold}",
-            ),
-            action(
-                "try-to-place-a-session",
-                "create_sessions",
-                count=1,
-                template="${session_template}",
-                user="${session_user}",
-                allow_unavailable=True,
-            ),
-            probe(
-                "no-session-placed-on-the-offline-agent",
-                "no_sessions_placed_on",
-                agent_status="offline",
-                raise_on_failure=True,
-            ),
+            wait_agent("offline-detection-time", "offline", "${offline_threshold}"),
+            try_to_place_a_session(),
+            no_session_on_offline_agents("no-session-placed-on-the-offline-agent"),
             action("heal-the-partition", "heal_agent_partition"),
-            probe(
-                "recovery-time",
-                "wait_for_agent_status",
-                status="online",
-                agent_id_prefix="${agent_id_prefix}",
-                timeout="${reconnect_objective}",
-            ),
+            wait_agent("recovery-time", "online", "${reconnect_objective}"),
         ],
         [action("heal-any-partition", "heal_agent_partition"), CLEAN_UP_SESSIONS],
     ),
@@ -338,12 +323,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 template="${session_template}",
                 user="${session_user}",
             ),
-            probe(
-                "new-sessions-only-on-healthy-agents",
-                "no_sessions_placed_on",
-                agent_status="offline",
-                raise_on_failure=True,
-            ),
+            no_session_on_offline_agents("new-sessions-only-on-healthy-agents"),
             probe(
                 "new-sessions-start-time",
                 "wait_for_sessions_state",
@@ -397,36 +377,12 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         },
         [
             action("scale-the-agents-to-zero", "scale_agents", replicas=0, duration="${partition_duration}"),
-            probe(
-                "agent-marked-offline",
-                "wait_for_agent_status",
-                status="offline",
-                agent_id_prefix="${agent_id_prefix}",
-                timeout="${offline_threshold}",
-            ),
+            wait_agent("agent-marked-offline", "offline", "${offline_threshold}"),
             probe("api-health-during-the-outage", "api_health", raise_on_failure=True),
-            action(
-                "try-to-place-a-session",
-                "create_sessions",
-                count=1,
-                template="${session_template}",
-                user="${session_user}",
-                allow_unavailable=True,
-            ),
-            probe(
-                "nothing-placed-on-an-offline-agent",
-                "no_sessions_placed_on",
-                agent_status="offline",
-                raise_on_failure=True,
-            ),
+            try_to_place_a_session(),
+            no_session_on_offline_agents("nothing-placed-on-an-offline-agent"),
             action("bring-the-agents-back", "scale_agents", replicas=-1),
-            probe(
-                "agent-back-time",
-                "wait_for_agent_status",
-                status="online",
-                agent_id_prefix="${agent_id_prefix}",
-                timeout="${reconnect_objective}",
-            ),
+            wait_agent("agent-back-time", "online", "${reconnect_objective}"),
             action(
                 "create-a-session-after-recovery",
                 "create_sessions",
