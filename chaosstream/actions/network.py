@@ -334,22 +334,31 @@ def _remove_record(secrets: Secrets, ns: str, pod: str, pid: str) -> None:
 
 
 def _heal_pod(secrets: Secrets, ns: str, pod: Any, pid: str, record: Dict[str, Any]) -> str:
+    """Revert one partition record on `pod` and drop the record. Returns what was reverted, or "" when
+    the fault had already ended on its own (self-expired timer, exited container, reaped policy): then
+    only the stale record is removed, so `chaosstream heal` does not report a fault that was not there."""
     name = pod.metadata.name
     method = record.get("method")
     tag = RULE_TAG + pid
+    live = False
     if method == "exec":
-        exec_in_pod(
-            secrets, ns, name, record.get("container") or "k8s-agent", ["sh", "-c", _heal_script(tag)]
+        # count our rules first (grep -c prints 0 when none), then heal: one round trip
+        count = f"iptables -S OUTPUT | grep -c -- '--comment {tag}'; "
+        _, out, _ = exec_in_pod(
+            secrets, ns, name, record.get("container") or "k8s-agent", ["sh", "-c", count + _heal_script(tag)]
         )
+        first = (out or "").strip().splitlines()[:1]
+        live = not first or not first[0].isdigit() or int(first[0]) > 0
     elif method == "ephemeral":
         statuses = {s.name: s for s in (pod.status.ephemeral_container_statuses or [])}
         status = statuses.get(record.get("container"))
         if status is not None and status.state is not None and status.state.running is not None:
             exec_in_pod(secrets, ns, name, record["container"], ["sh", "-c", _heal_script(tag)])
+            live = True
     elif method == "network-policy" and record.get("policy"):
-        _delete_policy(secrets, ns, record["policy"])
+        live = _delete_policy(secrets, ns, record["policy"])
     _remove_record(secrets, ns, name, pid)
-    return f"{method} partition {pid} on pod {ns}/{name}"
+    return f"{method} partition {pid} on pod {ns}/{name}" if live else ""
 
 
 def _delete_policy(secrets: Secrets, ns: str, name: str) -> bool:
@@ -385,7 +394,9 @@ def _heal(settings: Settings, secrets: Secrets, ns: str, partition_id: str, expi
                 continue
             if pod.metadata.deletion_timestamp is not None:
                 continue  # its namespace and rules go away with it
-            healed.append(_heal_pod(secrets, ns, pod, pid, record))
+            what = _heal_pod(secrets, ns, pod, pid, record)
+            if what:
+                healed.append(what)
     try:
         policies = (
             networking_api(secrets)

@@ -4,6 +4,7 @@ place, and list every trace of chaosstream faults left in a sandbox (pods, rules
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,13 @@ from tests.conftest import EXPERIMENTS, ROOT, RunningSandbox
 PARTITION_ANNOTATION = "chaosstream.io/partition-"
 PREVIOUS_REPLICAS = "chaosstream.io/previous-replicas"
 MANAGED = "app.kubernetes.io/managed-by=chaosstream"
+CHAOSSTREAM = shutil.which("chaosstream") or str(Path(sys.executable).parent / "chaosstream")
+
+
+def environ(sandbox: RunningSandbox, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The process environment plus the sandbox's, with `extra` overriding both (RunningSandbox.environ
+    raises when `extra` repeats a key of the sandbox env, e.g. STREAMSPACE_PARTITION_DURATION)."""
+    return {**os.environ, **sandbox.env, **(extra or {})}
 
 
 def kube(sandbox: RunningSandbox) -> Any:
@@ -61,7 +69,7 @@ def start_chaos(
     cmd.append(str(EXPERIMENTS / experiment))
     return subprocess.Popen(
         cmd,
-        env=sandbox.environ(**(extra_env or {})),
+        env=environ(sandbox, extra_env),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -151,8 +159,8 @@ def clean(found: Dict[str, Any]) -> bool:
 def heal_output(sandbox: RunningSandbox) -> str:
     """What `chaosstream heal` prints against the sandbox."""
     proc = subprocess.run(
-        [sys.executable, "-m", "chaosstream.cli", "heal"],
-        env=sandbox.environ(),
+        [CHAOSSTREAM, "heal"],
+        env=environ(sandbox),
         capture_output=True,
         text=True,
         timeout=60,

@@ -57,37 +57,6 @@ def test_agent_disconnect_completes_and_really_restarts_the_agent(shared_sandbox
         pass
 
 
-def test_chaos_discover_lists_typed_activities(tmp_path):
-    # `chaos discover` finds the import name through the installed file list, which an editable install
-    # lacks: check what users get from a regular install of the package.
-    ROOT = Path(__file__).resolve().parents[2]
-    target = tmp_path / "site"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
-    out = tmp_path / "discovery.json"
-    env = dict(os.environ, PYTHONPATH=str(target))
-    proc = subprocess.run(
-        [sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "discover", "--no-install",
-         "--no-system-info", "--discovery-path", str(out), "chaostoolkit-streamspace"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert out.exists(), proc.stdout + proc.stderr
-    discovery = json.loads(out.read_text())
-    activities = {a["name"]: a for a in discovery["activities"]}
-    assert activities["wait_for_agent_status"]["type"] == "probe"
-    assert activities["restart_agent"]["type"] == "action"
-    for activity in activities.values():
-        assert activity["doc"], f"{activity['name']} has no docstring"
-        for arg in activity["arguments"]:
-            assert arg.get("type") not in (None, "object"), (
-                f"{activity['name']}({arg['name']}) maps to object"
-            )
-
-
 def test_committed_experiments_match_their_generator():
     ROOT = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
