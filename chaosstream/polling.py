@@ -10,7 +10,7 @@ from typing import Callable, Optional, Tuple, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["wait_until", "check_timeout"]
+__all__ = ["wait_until", "check_timeout", "poll_interval_of"]
 
 T = TypeVar("T")
 
@@ -22,6 +22,13 @@ def check_timeout(timeout: float, name: str = "timeout") -> float:
     if not math.isfinite(timeout) or timeout <= 0:
         raise ActivityFailed(f"Argument '{name}' must be greater than 0 seconds, not {timeout!r}.")
     return float(timeout)
+
+
+def poll_interval_of(settings: object, poll_interval: Optional[float]) -> float:
+    """The probe's own `poll_interval` if given (validated), else configuration `streamspace_poll_interval`."""
+    if poll_interval is None:
+        return float(settings.poll_interval)
+    return check_timeout(poll_interval, "poll_interval")
 
 
 def wait_until(

@@ -333,6 +333,14 @@ def _remove_record(secrets: Secrets, ns: str, pod: str, pid: str) -> None:
             raise k8s_error(exc, f"pod {ns}/{pod}") from None
 
 
+def _heal_rules(secrets: Secrets, ns: str, pod: str, container: str, tag: str) -> bool:
+    """Run the heal script in `container`; True if our rules were still there (or we cannot tell)."""
+    count = f"iptables -S OUTPUT | grep -c -- '--comment {tag}'; "  # prints 0 when none: one round trip
+    _, out, _ = exec_in_pod(secrets, ns, pod, container, ["sh", "-c", count + _heal_script(tag)])
+    first = (out or "").strip().splitlines()[:1]
+    return not first or not first[0].isdigit() or int(first[0]) > 0
+
+
 def _heal_pod(secrets: Secrets, ns: str, pod: Any, pid: str, record: Dict[str, Any]) -> str:
     """Revert one partition record on `pod` and drop the record. Returns what was reverted, or "" when
     the fault had already ended on its own (self-expired timer, exited container, reaped policy): then
@@ -342,19 +350,12 @@ def _heal_pod(secrets: Secrets, ns: str, pod: Any, pid: str, record: Dict[str, A
     tag = RULE_TAG + pid
     live = False
     if method == "exec":
-        # count our rules first (grep -c prints 0 when none), then heal: one round trip
-        count = f"iptables -S OUTPUT | grep -c -- '--comment {tag}'; "
-        _, out, _ = exec_in_pod(
-            secrets, ns, name, record.get("container") or "k8s-agent", ["sh", "-c", count + _heal_script(tag)]
-        )
-        first = (out or "").strip().splitlines()[:1]
-        live = not first or not first[0].isdigit() or int(first[0]) > 0
+        live = _heal_rules(secrets, ns, name, record.get("container") or "k8s-agent", tag)
     elif method == "ephemeral":
         statuses = {s.name: s for s in (pod.status.ephemeral_container_statuses or [])}
         status = statuses.get(record.get("container"))
         if status is not None and status.state is not None and status.state.running is not None:
-            exec_in_pod(secrets, ns, name, record["container"], ["sh", "-c", _heal_script(tag)])
-            live = True
+            live = _heal_rules(secrets, ns, name, record["container"], tag)
     elif method == "network-policy" and record.get("policy"):
         live = _delete_policy(secrets, ns, record["policy"])
     _remove_record(secrets, ns, name, pid)

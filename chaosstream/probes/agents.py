@@ -6,7 +6,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream.database import query
-from chaosstream.polling import check_timeout, wait_until
+from chaosstream.polling import check_timeout, poll_interval_of, wait_until
 from chaosstream.settings import resolve_settings
 from chaosstream.streamspace import api_client
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
@@ -191,9 +191,7 @@ def wait_for_agent_status(
     _check_status(status)
     timeout = check_timeout(timeout)
     settings = resolve_settings(configuration, secrets)
-    interval = (
-        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
-    )
+    interval = poll_interval_of(settings, poll_interval)
     fresh_after = None
     started = utcnow()
     if after_rollout:
@@ -260,9 +258,7 @@ def wait_for_agents_online(
         raise ActivityFailed(f"Argument 'min_count' must be a whole number ≥ 1, not {min_count!r}.")
     timeout = check_timeout(timeout)
     settings = resolve_settings(configuration, secrets)
-    interval = (
-        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
-    )
+    interval = poll_interval_of(settings, poll_interval)
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
 

@@ -11,7 +11,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream.database import query
-from chaosstream.polling import check_timeout, wait_until
+from chaosstream.polling import check_timeout, poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, parse_time, utcnow
@@ -198,9 +198,7 @@ def wait_for_commands_drained(
     """
     timeout = check_timeout(timeout)
     settings = resolve_settings(configuration, secrets)
-    interval = (
-        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
-    )
+    interval = poll_interval_of(settings, poll_interval)
     sessions = None
     if session_ids or tag:
         sessions = resolve_session_ids(settings, session_ids, None if tag == "created" else tag)

@@ -6,7 +6,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream.kube import core_api, k8s_error
-from chaosstream.polling import check_timeout, wait_until
+from chaosstream.polling import check_timeout, poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
 from chaosstream.streamspace import api_client
@@ -145,9 +145,7 @@ def wait_for_sessions_state(
     _check_state(state)
     timeout = check_timeout(timeout)
     settings = resolve_settings(configuration, secrets)
-    interval = (
-        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
-    )
+    interval = poll_interval_of(settings, poll_interval)
     ids = resolve_session_ids(settings, session_ids, tag)
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
@@ -256,9 +254,7 @@ def wait_for_session_pods(
 
     timeout = check_timeout(timeout)
     settings = resolve_settings(configuration, secrets)
-    interval = (
-        check_timeout(poll_interval, "poll_interval") if poll_interval is not None else settings.poll_interval
-    )
+    interval = poll_interval_of(settings, poll_interval)
     ns = namespace or settings.namespace
     ids = resolve_session_ids(settings, session_ids, tag)
     killed = killed_pods()
