@@ -189,6 +189,9 @@ def partition_agent(
     settings = resolve_settings(configuration, secrets)
     if method not in METHODS:
         raise ActivityFailed(f"Argument 'method' must be one of {', '.join(METHODS)}, not {method!r}.")
+    for arg, value in (("start_timeout", start_timeout), ("max_duration", max_duration)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ActivityFailed(f"Argument '{arg}' must be a number of seconds > 0, not {value!r}.")
     if (
         isinstance(duration, bool)
         or not isinstance(duration, (int, float))
@@ -200,6 +203,14 @@ def partition_agent(
         )
     if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
         raise ActivityFailed(f"Argument 'max_pods' must be a whole number ≥ 1, not {max_pods!r}.")
+    if method == "ephemeral" and (not isinstance(image, str) or not image.strip()):
+        raise ActivityFailed(
+            f"Argument 'image' must name a container image with sh and iptables, not {image!r}."
+        )
+    if label_selector is not None and not isinstance(label_selector, str):
+        raise ActivityFailed(
+            f"Argument 'label_selector' must be a label selector string, not {label_selector!r}."
+        )
     ns = check_namespace(namespace, settings.namespace)
     selector = settings.agent_selector if label_selector is None else label_selector.strip()
     if not selector:

@@ -42,6 +42,12 @@ def daemon_pid(state_dir: Path) -> Optional[int]:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
+    # A killed daemon whose parent is gone can linger as a zombie where PID 1 does not reap (containers).
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+    except (OSError, IndexError):
+        pass
     return pid
 
 

@@ -208,3 +208,28 @@ __all__ = [
     "finish",
     "signal",
 ]
+
+
+def snapshot(sandbox: RunningSandbox) -> Dict[str, Any]:
+    """What a bad input must not change: agents, sessions and commands rows; pods (with annotations),
+    Deployments (replicas, annotations) and NetworkPolicies."""
+    import psycopg
+
+    core, apps, net = kube(sandbox)
+    ns = sandbox.env["STREAMSPACE_NAMESPACE"]
+    with psycopg.connect(sandbox.env["STREAMSPACE_DB_DSN"]) as conn:
+        rows = {
+            "agents": conn.execute("SELECT agent_id, approval_status FROM agents ORDER BY 1").fetchall(),
+            "sessions": conn.execute("SELECT id, state, agent_id FROM sessions ORDER BY 1").fetchall(),
+            "commands": conn.execute("SELECT command_id, status FROM agent_commands ORDER BY 1").fetchall(),
+        }
+    rows["pods"] = sorted(
+        (p.metadata.name, json.dumps(p.metadata.annotations or {}, sort_keys=True), p.status.phase)
+        for p in core.list_namespaced_pod(ns).items
+    )
+    rows["deployments"] = sorted(
+        (d.metadata.name, d.spec.replicas, json.dumps(d.metadata.annotations or {}, sort_keys=True))
+        for d in apps.list_namespaced_deployment(ns).items
+    )
+    rows["policies"] = sorted(p.metadata.name for p in net.list_network_policy_for_all_namespaces().items)
+    return rows
