@@ -317,9 +317,11 @@ def _wait_ephemeral_running(secrets: Secrets, ns: str, pod: str, container: str,
                 if status.state.running is not None:
                     return True, "running"
                 if status.state.terminated is not None:
+                    ended = status.state.terminated
+                    why = f": {ended.message.strip()}" if ended.message else ""
                     raise ActivityFailed(
-                        f"The partition container {container} in {ns}/{pod} exited at once (exit "
-                        f"{status.state.terminated.exit_code}): does image have iptables, and NET_ADMIN been allowed?"
+                        f"The partition container {container} in {ns}/{pod} exited at once (exit {ended.exit_code}{why}); "
+                        "check that its image has iptables and that NET_ADMIN is allowed in the namespace."
                     )
                 if status.state.waiting is not None:
                     return False, status.state.waiting.reason or "waiting"

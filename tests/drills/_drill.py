@@ -233,3 +233,30 @@ def snapshot(sandbox: RunningSandbox) -> Dict[str, Any]:
     )
     rows["policies"] = sorted(p.metadata.name for p in net.list_network_policy_for_all_namespaces().items)
     return rows
+
+
+def assert_one_sentence(message: str, *secrets: str) -> None:
+    """ONE readable sentence: no traceback, no newline, no secret, no bearer token."""
+    import re
+
+    assert "\n" not in message and "Traceback" not in message and 'File "' not in message, message
+    assert 20 <= len(message) <= 400, message
+    assert message[0].isupper() or message[0] in "'\"", message
+    assert message.rstrip().endswith((".", ")", "?")), message
+    for secret in secrets:
+        if secret:
+            assert secret not in message, f"secret leaked in: {message}"
+    assert not re.search(r"(?i)bearer\s+\w", message), message
+
+
+def restart(sandbox: RunningSandbox, component: str) -> str:
+    """`chaosstream sandbox restart COMPONENT` against this sandbox; returns its one line."""
+    proc = subprocess.run(
+        [CHAOSSTREAM, "sandbox", "restart", component, "--state-dir", str(sandbox.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 1, proc.stdout
+    return proc.stdout.strip()
