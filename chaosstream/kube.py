@@ -36,7 +36,14 @@ def api_client(secrets: Optional[Mapping[str, Any]] = None) -> Any:
     """A `kubernetes.client.ApiClient`, cached per source so polling does not re-read files."""
     from kubernetes import client, config
 
-    kubeconfig = _lookup(secrets, "KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    explicit = _lookup(secrets, "KUBECONFIG")
+    kubeconfig = explicit or os.path.expanduser("~/.kube/config")
+    if explicit and not all(os.path.exists(p) for p in explicit.split(os.pathsep) if p):
+        raise ActivityFailed(
+            f"KUBECONFIG names {explicit!r}, which does not exist: fix KUBECONFIG or unset it."
+        )
+    if explicit and os.pathsep in explicit:
+        kubeconfig = explicit.split(os.pathsep)[0]  # the client reads one file; the first wins as in kubectl
     context = _lookup(secrets, "KUBERNETES_CONTEXT")
     if os.path.exists(kubeconfig):
         key: Tuple[Any, ...] = ("file", kubeconfig, os.path.getmtime(kubeconfig), context)

@@ -23,7 +23,10 @@ class RunningSandbox:
         self.env = env
 
     def environ(self, **extra: str) -> Dict[str, str]:
-        return dict(os.environ, **self.env, **extra)
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(extra)  # the test's values win over the sandbox's
+        return env
 
     def configuration(self, **extra: object) -> Dict[str, object]:
         cfg: Dict[str, object] = {

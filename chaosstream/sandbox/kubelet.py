@@ -188,6 +188,16 @@ class SandboxKubelet(Kubelet):
         finally:
             logfile.close()
         self._ephemeral.setdefault(_uid(pod), []).append(proc)
+        asyncio.create_task(self._watch_ephemeral(pod, container.get("name", ""), proc))
+
+    async def _watch_ephemeral(
+        self, pod: Dict[str, Any], name: str, proc: asyncio.subprocess.Process
+    ) -> None:
+        """An ephemeral container whose command ended is `terminated` (never restarted), as a kubelet says."""
+        rc = await proc.wait()
+        if _uid(pod) in self._stopping:
+            return
+        self.emulator.container_exited(pod["metadata"]["namespace"], pod["metadata"]["name"], name, rc)
 
     def ephemeral_processes(self) -> Dict[str, List[int]]:
         """Live ephemeral-container processes by pod uid (for status and leftover checks)."""

@@ -17,7 +17,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from chaosstream.sandbox.faults import FAULTS
 
-__all__ = ["EXPERIMENTS", "TARGETS", "CellResult", "run_cell", "run_experiment", "markdown_table", "recovery_seconds"]
+__all__ = [
+    "EXPERIMENTS",
+    "TARGETS",
+    "CellResult",
+    "run_cell",
+    "run_experiment",
+    "markdown_table",
+    "recovery_seconds",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +79,9 @@ def recovery_seconds(journal: Dict[str, Any]) -> float:
     return round(total, 3)
 
 
-def run_experiment(experiment: str, env: Dict[str, str], journal: Path, timeout: float = 300) -> Tuple[int, float]:
+def run_experiment(
+    experiment: str, env: Dict[str, str], journal: Path, timeout: float = 300
+) -> Tuple[int, float]:
     cmd = [
         sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "run",
         "--journal-path", str(journal), str(ROOT / "experiments" / experiment),
@@ -84,7 +94,9 @@ def run_experiment(experiment: str, env: Dict[str, str], journal: Path, timeout:
     return proc.returncode, time.monotonic() - started
 
 
-def _result(experiment: str, fault: Optional[str], journal_path: Path, code: int, run_s: float, wall_s: float) -> CellResult:
+def _result(
+    experiment: str, fault: Optional[str], journal_path: Path, code: int, run_s: float, wall_s: float
+) -> CellResult:
     from chaosstream.verdict import evaluate
 
     journal = json.loads(journal_path.read_text())
@@ -113,7 +125,9 @@ def run_cell(
     started = time.monotonic()
     results: List[CellResult] = []
     try:
-        env = start_daemon(state, agents=EXPERIMENTS[experiment]["agents"], faults=faults, parent_pid=os.getpid())
+        env = start_daemon(
+            state, agents=EXPERIMENTS[experiment]["agents"], faults=faults, parent_pid=os.getpid()
+        )
         boot = time.monotonic() - started
         for index in range(repeats):
             fault = ",".join(faults) or None

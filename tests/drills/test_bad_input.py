@@ -26,11 +26,6 @@ P, H, HA, S, R, K = (
     actions.kill_agent_pod,
 )
 
-KUBECONFIG_GAP = (
-    "chaosstream/kube.py: a KUBECONFIG naming a missing file silently falls back to localhost:443; with a "
-    "long selector in the URL the error is a >400-character urllib3 repr instead of 'the kubeconfig file does not exist'"
-)
-
 # (id, activity, kwargs, configuration overrides, secrets overrides, word the sentence must contain)
 CASES = [
     ("partition-unknown-method", P, {"method": "iptables"}, {}, {}, "method"),
@@ -57,10 +52,7 @@ CASES = [
     ("partition-unknown-agent", P, {"agent_id": "k8s-nope"}, {}, {}, "k8s-nope"),
     ("partition-bad-start-timeout", P, {"start_timeout": -1}, {}, {}, "start_timeout"),
     ("partition-empty-image", P, {"image": ""}, {}, {}, "image"),
-    pytest.param(
-        "partition-missing-kubeconfig", P, {}, {}, {"KUBECONFIG": "/nonexistent/kubeconfig"}, "kubeconfig",
-        marks=pytest.mark.xfail(strict=True, reason=KUBECONFIG_GAP),
-    ),
+    ("partition-missing-kubeconfig", P, {}, {}, {"KUBECONFIG": "/nonexistent/kubeconfig"}, "kubeconfig"),
     ("partition-bad-api-url", P, {}, {"streamspace_api_url": "not a url"}, {}, "streamspace_api_url"),
     ("heal-other-namespace", H, {"namespace": "default"}, {}, {}, "default"),
     ("heal-all-other-namespace", HA, {"namespace": "kube-system"}, {}, {}, "kube-system"),

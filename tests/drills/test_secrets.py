@@ -1,0 +1,121 @@
+"""Secrets never leak: the admin password, a JWT token and a DSN password must not appear in the
+journal, the `chaos run` log file, `chaosstream verdict` output/JUnit, the HTML/Markdown report or an
+exception message — on passing runs and on failing runs (wrong password, unreachable database)."""
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Dict, List
+
+import httpx
+import psycopg
+import pytest
+
+from tests.drills._drill import CHAOSSTREAM, start_chaos
+
+DSN_PASSWORD = "Dsn-S3cret-c0ffee-71"
+WRONG_PASSWORD = "Wr0ng-Adm1n-Pa55-d00d"
+CONTROL_FILE = Path(__file__).resolve().parents[2] / "experiments" / "controls.yaml"
+
+
+@pytest.fixture(scope="module")
+def secret_env(shared_sandbox) -> Dict[str, str]:
+    """The sandbox's secrets plus a DSN with a password (a second role) and a token from a real login."""
+    env = shared_sandbox.env
+    with psycopg.connect(env["STREAMSPACE_DB_DSN"], autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS chaos_reader")
+        conn.execute(f"CREATE ROLE chaos_reader LOGIN PASSWORD '{DSN_PASSWORD}'")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO chaos_reader")
+    dsn = env["STREAMSPACE_DB_DSN"].replace(
+        "postgresql://postgres@", f"postgresql://chaos_reader:{DSN_PASSWORD}@"
+    )
+    token = httpx.post(
+        env["STREAMSPACE_API_URL"] + "/api/v1/auth/login",
+        json={"username": "admin", "password": env["STREAMSPACE_PASSWORD"]},
+        timeout=10,
+    ).json()["token"]
+    return {"dsn": dsn, "token": token, "password": env["STREAMSPACE_PASSWORD"]}
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_and_render(sandbox, tmp_path: Path, experiment: str, env: Dict[str, str]) -> List[Path]:
+    journal, log = tmp_path / "journal.json", tmp_path / "chaostoolkit.log"
+    proc = start_chaos(sandbox, experiment, journal, env, control_file=CONTROL_FILE, log_file=log)
+    output, _ = proc.communicate(timeout=180)
+    (tmp_path / "chaos-output.txt").write_text(output)
+    assert journal.exists(), output[-2000:]
+    verdict = subprocess.run(
+        [CHAOSSTREAM, "verdict", str(journal), "--junit", str(tmp_path / "junit.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (tmp_path / "verdict.txt").write_text(verdict.stdout + verdict.stderr)
+    report = subprocess.run(
+        [
+            CHAOSSTREAM,
+            "report",
+            str(journal),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--markdown",
+            str(tmp_path / "r.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (tmp_path / "report.txt").write_text(report.stdout + report.stderr)
+    assert report.returncode == 0, report.stderr
+    return [journal, log, tmp_path / "chaos-output.txt", tmp_path / "verdict.txt", tmp_path / "junit.xml",
+            tmp_path / "r.html", tmp_path / "r.md", tmp_path / "report.txt"]  # fmt: skip
+
+
+def _assert_no_secret(files: List[Path], secrets: List[str]) -> None:
+    for path in files:
+        assert path.exists(), f"{path.name} was not written"
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into {path.name}"
+
+
+CASES = {
+    # name: (experiment, env overrides, expect a failing run)
+    "password-and-dsn-password": ("command-retry.json", {"STREAMSPACE_DB_DSN": "{dsn}"}, False),
+    "token-only": (
+        "agent-heartbeat.json",
+        {"STREAMSPACE_TOKEN": "{token}", "STREAMSPACE_USERNAME": "", "STREAMSPACE_PASSWORD": ""},
+        False,
+    ),
+    "wrong-password": ("agent-heartbeat.json", {"STREAMSPACE_PASSWORD": WRONG_PASSWORD}, True),
+    "unreachable-dsn-with-password": ("command-retry.json", {"STREAMSPACE_DB_DSN": "{closed_dsn}"}, True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_secret_in_journal_log_verdict_or_report(
+    shared_sandbox, secret_env, tmp_path: Path, case: str
+) -> None:
+    experiment, overrides, failing = CASES[case]
+    ctx = dict(
+        secret_env, closed_dsn=f"postgresql://chaos_reader:{DSN_PASSWORD}@127.0.0.1:{_closed_port()}/x"
+    )
+    env = {k: v.format(**ctx) for k, v in overrides.items()}
+    files = _run_and_render(shared_sandbox, tmp_path, experiment, env)
+    journal = (tmp_path / "journal.json").read_text()
+    secrets = [secret_env["password"], secret_env["token"], DSN_PASSWORD, WRONG_PASSWORD]
+    _assert_no_secret(files, secrets)
+    if failing:
+        assert '"status": "failed"' in journal or '"deviated": true' in journal, "expected a failing run"
+        # exception paths were exercised: the journal holds the activity's failure sentence
+        assert "ActivityFailed" in journal
+    else:
+        verdict = (tmp_path / "verdict.txt").read_text()
+        assert "pass" in verdict.lower(), verdict
+    assert os.path.getsize(tmp_path / "chaostoolkit.log") > 1000  # the log really has the run in it
