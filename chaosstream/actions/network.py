@@ -330,7 +330,7 @@ def _wait_ephemeral_running(secrets: Secrets, ns: str, pod: str, container: str,
     wait_until(
         check,
         timeout,
-        0.1,
+        0.05,
         lambda last: (
             f"The partition container {container} in {ns}/{pod} is not running after {timeout:g}s ({last})."
         ),
