@@ -134,6 +134,16 @@ def no_session_on_offline_agents(name: str) -> Dict[str, Any]:
     return probe(name, "no_sessions_placed_on", agent_status="offline", raise_on_failure=True)
 
 
+def a_new_session_starts(name: str) -> list:
+    """Create one session and wait for it (with every session this run created) to run."""
+    return [
+        action(name, "create_sessions", count=1, template="${session_template}", user="${session_user}"),
+        probe(
+            "new-session-start-time", "wait_for_sessions_state", state="running", timeout="${start_objective}"
+        ),
+    ]
+
+
 NO_COMMAND_LOST = probe(
     "no-command-lost",
     "lost_commands",
@@ -193,19 +203,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
             probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
-            action(
-                "create-a-new-session-after-the-restart",
-                "create_sessions",
-                count=1,
-                template="${session_template}",
-                user="${session_user}",
-            ),
-            probe(
-                "new-session-start-time",
-                "wait_for_sessions_state",
-                state="running",
-                timeout="${start_objective}",
-            ),
+            *a_new_session_starts("create-a-new-session-after-the-restart"),
         ],
         [CLEAN_UP_SESSIONS],
     ),
@@ -383,19 +381,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             no_session_on_offline_agents("nothing-placed-on-an-offline-agent"),
             action("bring-the-agents-back", "scale_agents", replicas=-1),
             wait_agent("agent-back-time", "online", "${reconnect_objective}"),
-            action(
-                "create-a-session-after-recovery",
-                "create_sessions",
-                count=1,
-                template="${session_template}",
-                user="${session_user}",
-            ),
-            probe(
-                "new-session-start-time",
-                "wait_for_sessions_state",
-                state="running",
-                timeout="${start_objective}",
-            ),
+            *a_new_session_starts("create-a-session-after-recovery"),
         ],
         [action("restore-the-agent-replicas", "scale_agents", replicas=-1), CLEAN_UP_SESSIONS],
     ),

@@ -7,11 +7,11 @@ ports, targets), `heal_agent_partition`/`heal_all` scope, `scale_agents` duratio
 a missing kubeconfig, and an experiment-level mistake (`chaos run` with a bad partition method).
 """
 
-import re
 import time
 from typing import Any, Dict
 
 import pytest
+from _sentences import assert_one_sentence
 from chaoslib.exceptions import ActivityFailed
 
 from chaosstream import actions
@@ -89,13 +89,7 @@ def test_bad_input_is_refused_cleanly(
         func(**kwargs, configuration=configuration, secrets=secrets)
     elapsed = time.monotonic() - started
     message = str(info.value)
-    assert needle.lower() in message.lower(), message
-    assert "\n" not in message and "Traceback" not in message and 'File "' not in message, message
-    assert 20 <= len(message) <= 400, message
-    assert message[0].isupper() or message[0] in "'\"", message
-    assert message.rstrip().endswith((".", ")", "?")), message
-    assert shared_sandbox.env["STREAMSPACE_PASSWORD"] not in message
-    assert not re.search(r"(?i)bearer\s+\w", message)
+    assert_one_sentence(message, needle, [shared_sandbox.env["STREAMSPACE_PASSWORD"]])
     assert elapsed < 10, f"{case_id} took {elapsed:.1f}s"
     time.sleep(0.1)  # anything started in the background (a reaper, a container) would show by now
     assert snapshot(shared_sandbox) == before, f"{case_id} changed the sandbox"
