@@ -147,6 +147,12 @@ RESOURCES: tuple[ResourceType, ...] = (
         "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), True, ("status",)
     ),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    # Served so that deploy/kubernetes (the scheduled-run RBAC and CronJob) can be applied to the sandbox;
+    # stored only: nothing enforces RBAC or runs Jobs here.
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), True, ("status",)),
+    ResourceType("batch", "v1", "jobs", "Job", True, (), True, ("status",)),
     ResourceType(
         "stream.space", "v1alpha1", "sessions", "Session", True, ("ss",), True, ("status",), crd=True
     ),
