@@ -29,7 +29,9 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(lambda cell: run_cell(cell[0], cell[1])[0], cells))
     total = time.monotonic() - started
-    print(f"{'experiment':<28} {'fault':<34} {'verdict':<22} {'wall s':>7} {'run s':>7} {'recov s':>8} {'overhead s':>10}")
+    print(
+        f"{'experiment':<28} {'fault':<34} {'verdict':<22} {'wall s':>7} {'run s':>7} {'recov s':>8} {'overhead s':>10}"
+    )
     for r in outcomes:
         print(
             f"{r.experiment:<28} {r.fault or 'baseline':<34} {r.label:<22} {r.wall_s:>7.1f} {r.run_s:>7.1f} "

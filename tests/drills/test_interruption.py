@@ -106,7 +106,13 @@ def _drill(sandbox_factory, tmp_path: Path, method: str, signame: str, safety: b
             f"waited {time.monotonic() - t0:.1f}s)"
         )
     else:
+        # Our policy is gone when the run ends; the sandbox's enforcer (standing in for the CNI) drops its
+        # DROP rule on its next pass (every 0.2 s), so allow it one second, as a real CNI also lags.
         found = leftovers(sandbox, pid)
+        deadline = time.monotonic() + 1.0
+        while not clean(found) and time.monotonic() < deadline and not found["policies"]:
+            time.sleep(0.1)
+            found = leftovers(sandbox, pid)
         assert clean(found), f"{signame} left {found}\n{output[-2000:]}"
         data = json.loads(journal.read_text())
         rollbacks = _rollback_statuses(journal)
