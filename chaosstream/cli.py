@@ -13,7 +13,11 @@ import click
 
 from chaosstream import __version__
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+# `chaosstream verdict` uses exit codes 0-5 as a CI contract; Click's own usage errors would exit 2
+# ("steady state not met before the method"), so they exit 64 (EX_USAGE) instead.
+USAGE_ERROR = 64
 
 
 @click.group()
@@ -249,3 +253,19 @@ def heal(namespace: Optional[str]) -> None:
 
 
 _register_optional()
+
+
+def run() -> None:
+    """Console-script entry point: `main` with usage errors mapped to exit code 64."""
+    try:
+        code = main.main(standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(USAGE_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
