@@ -9,13 +9,12 @@ import dataclasses
 import math
 import os
 import re
-import threading
 from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["Settings", "resolve_settings", "redact", "SettingsError", "warm_up"]
+__all__ = ["Settings", "resolve_settings", "redact", "SettingsError"]
 
 SECRETS_SCOPE = "streamspace"
 
@@ -167,37 +166,8 @@ def _check_dsn(dsn: Any) -> Optional[str]:
     return dsn
 
 
-_WARMED = threading.Event()
-
-
-def warm_up() -> None:
-    """Import the kubernetes client in the background: it costs ~0.3 s, and the first Kubernetes action
-    of a run would otherwise pay it in the middle of the method (and of the measured timings)."""
-    if _WARMED.is_set():
-        return
-    _WARMED.set()
-
-    def load() -> None:
-        try:
-            import kubernetes.client
-            import kubernetes.config  # noqa: F401
-            import kubernetes.stream  # noqa: F401  (exec: partitions and heals)
-
-            # The client imports model classes lazily, on first deserialisation: load the ones we read.
-            for name in (
-                "AppsV1Api", "CoreV1Api", "NetworkingV1Api", "V1Deployment", "V1DeploymentList", "V1Pod",
-                "V1PodList", "V1NetworkPolicy", "V1NetworkPolicyList", "V1PersistentVolumeClaim", "V1Status",
-            ):  # fmt: skip
-                getattr(kubernetes.client, name)
-        except Exception:  # the activity that needs it will report the problem itself
-            pass
-
-    threading.Thread(target=load, name="chaosstream-warm-up", daemon=True).start()
-
-
 def resolve_settings(configuration: Mapping[str, Any] = None, secrets: Mapping[str, Any] = None) -> Settings:
     """Build the settings of one activity call; raises `SettingsError` naming the key to fix."""
-    warm_up()
     configuration = configuration or {}
     if not isinstance(configuration, Mapping):
         raise SettingsError("The experiment's 'configuration' must be a mapping of keys to values.")

@@ -10,11 +10,6 @@ from chaosstream.actions.sessions import (
     terminate_sessions,
     wake_session,
 )
-from chaosstream.settings import warm_up
-
-# Chaos Toolkit imports this module while validating the experiment: start loading the kubernetes client
-# in the background now, so the first action of the method does not pay for it.
-warm_up()
 
 __all__ = [
     "restart_agent",
