@@ -11,6 +11,7 @@ from typing import Optional
 
 import pytest
 
+from tests.conftest import EXPERIMENTS
 from tests.drills._drill import (
     PREVIOUS_REPLICAS,
     agent_online,
@@ -134,9 +135,15 @@ def test_sigkill_during_total_outage(sandbox_factory, tmp_path: Path) -> None:
     _, apps, _ = kube(sandbox)
     ns = sandbox.env["STREAMSPACE_NAMESPACE"]
     journal = tmp_path / "journal.json"
-    proc = start_chaos(
-        sandbox, "total-agent-outage.json", journal, {"STREAMSPACE_PARTITION_DURATION": str(DURATION)}
-    )
+    # The outage lasts ~0.1 s in the baseline (the agent exits at once); hold it open with a pause so the
+    # SIGKILL lands inside it whatever the machine's load.
+    experiment = json.loads((EXPERIMENTS / "total-agent-outage.json").read_text())
+    for activity in experiment["method"]:
+        if activity["name"] == "scale-the-agents-to-zero":
+            activity["pauses"] = {"after": 30}
+    held = tmp_path / "total-agent-outage-held.json"
+    held.write_text(json.dumps(experiment))
+    proc = start_chaos(sandbox, str(held), journal, {"STREAMSPACE_PARTITION_DURATION": str(DURATION)})
 
     def scaled_down() -> Optional[str]:
         dep = apps.read_namespaced_deployment("streamspace-k8s-agent", ns)
