@@ -150,6 +150,7 @@ NO_COMMAND_LOST = probe(
     {"type": "range", "range": [0, 0], "target": "count"},
     stuck_after="${drain_objective}",
 )
+API_HEALTHY = probe("api-healthy", "api_health", holds("healthy"))
 SESSIONS_SURVIVED = probe("created-sessions-still-running", "sessions_survived", holds("ok"))
 CLEAN_UP_SESSIONS = action("terminate-created-sessions", "terminate_sessions")
 
@@ -347,7 +348,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         {
             "title": "The API is healthy and our sessions run",
             "probes": [
-                probe("api-healthy", "api_health", holds("healthy")),
+                API_HEALTHY,
                 SESSIONS_SURVIVED,
             ],
         },
@@ -369,7 +370,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         {
             "title": "The API is healthy and an agent is online",
             "probes": [
-                probe("api-healthy", "api_health", holds("healthy")),
+                API_HEALTHY,
                 agent_online(),
             ],
         },

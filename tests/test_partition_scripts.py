@@ -33,51 +33,46 @@ needs_netns = pytest.mark.skipif(
 )
 
 
-@needs_netns
-def test_ephemeral_script_blocks_then_heal_removes_rules_and_timer():
-    ns = f"csstest-{uuid.uuid4().hex[:6]}"
-    tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", _ephemeral_script([8000], tag, 30)])
-        deadline = time.monotonic() + 5
-        rules = ""
-        while time.monotonic() < deadline and tag not in rules:
-            rules = subprocess.run(
-                ["ip", "netns", "exec", ns, "iptables", "-S", "OUTPUT"], capture_output=True, text=True
-            ).stdout
-            time.sleep(0.05)
-        assert f"--dport 8000 -m comment --comment {tag} -j DROP" in rules
-        subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", _heal_script(tag)], check=True, timeout=10)
-        assert proc.wait(timeout=5) == 0, "the timer process did not stop when healed"
-        rules = subprocess.run(
-            ["ip", "netns", "exec", ns, "iptables", "-S", "OUTPUT"], capture_output=True, text=True
-        ).stdout
-        assert tag not in rules
-        assert not os.path.exists(f"/tmp/{tag}.pid")
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+def _rules(ns: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, "iptables", "-S", "OUTPUT"], capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def ns():
+    """A scratch network namespace, removed with everything in it."""
+    name = f"csstest-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @needs_netns
-def test_timer_heals_by_itself():
-    ns = f"csstest-{uuid.uuid4().hex[:6]}"
+def test_ephemeral_script_blocks_then_heal_removes_rules_and_timer(ns):
     tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(
-            ["ip", "netns", "exec", ns, "sh", "-c", _exec_script([8000], tag, 1)], check=True, timeout=10
-        )
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", _ephemeral_script([8000], tag, 30)])
+    deadline = time.monotonic() + 5
+    rules = ""
+    while time.monotonic() < deadline and tag not in rules:
+        rules = _rules(ns)
+        time.sleep(0.05)
+    assert f"--dport 8000 -m comment --comment {tag} -j DROP" in rules
+    subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", _heal_script(tag)], check=True, timeout=10)
+    assert proc.wait(timeout=5) == 0, "the timer process did not stop when healed"
+    assert tag not in _rules(ns)
+    assert not os.path.exists(f"/tmp/{tag}.pid")
 
-        def rules():
-            return subprocess.run(
-                ["ip", "netns", "exec", ns, "iptables", "-S", "OUTPUT"], capture_output=True, text=True
-            ).stdout
 
-        assert tag in rules()
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline and tag in rules():
-            time.sleep(0.1)
-        assert tag not in rules(), "the dead-man timer did not heal the partition"
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+@needs_netns
+def test_timer_heals_by_itself(ns):
+    tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
+    subprocess.run(
+        ["ip", "netns", "exec", ns, "sh", "-c", _exec_script([8000], tag, 1)], check=True, timeout=10
+    )
+
+    assert tag in _rules(ns)
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and tag in _rules(ns):
+        time.sleep(0.1)
+    assert tag not in _rules(ns), "the dead-man timer did not heal the partition"

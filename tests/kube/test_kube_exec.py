@@ -17,31 +17,27 @@ def _running(core: client.CoreV1Api, name: str) -> None:
     wait_for(lambda: core.read_namespaced_pod(name, "default").status.phase == "Running")
 
 
+def _exec(core: client.CoreV1Api, pod: str, command: list, stdin: bool = False, **kwargs):
+    """pods/exec through the real client's `stream`, stdout and stderr on, no tty."""
+    return stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        "default",
+        command=command,
+        stderr=True,
+        stdin=stdin,
+        stdout=True,
+        tty=False,
+        **kwargs,
+    )
+
+
 def test_exec_stdout_stderr_and_exit_codes(core: client.CoreV1Api, kubelet) -> None:
     core.create_namespaced_pod("default", pod_manifest("e"))
     _running(core, "e")
-    out = stream(
-        core.connect_get_namespaced_pod_exec,
-        "e",
-        "default",
-        command=["echo", "hi", "there"],
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-    )
+    out = _exec(core, "e", ["echo", "hi", "there"])
     assert out == "hi there\n"
-    resp = stream(
-        core.connect_get_namespaced_pod_exec,
-        "e",
-        "default",
-        command=["fail", "3"],
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
+    resp = _exec(core, "e", ["fail", "3"], _preload_content=False)
     assert resp.subprotocol == "v5.channel.k8s.io"
     resp.run_forever(timeout=5)
     assert resp.read_stdout() == "partial\n" and resp.read_stderr() == "boom\n"
@@ -52,17 +48,7 @@ def test_exec_stdout_stderr_and_exit_codes(core: client.CoreV1Api, kubelet) -> N
 def test_exec_stdin_with_v5_close(core: client.CoreV1Api) -> None:
     core.create_namespaced_pod("default", pod_manifest("s"))
     _running(core, "s")
-    resp = stream(
-        core.connect_get_namespaced_pod_exec,
-        "s",
-        "default",
-        command=["cat"],
-        stderr=True,
-        stdin=True,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
+    resp = _exec(core, "s", ["cat"], stdin=True, _preload_content=False)
     resp.write_stdin("hello stdin")
     resp.close_channel(0)
     resp.run_forever(timeout=5)
@@ -92,55 +78,17 @@ def test_exec_v4_protocol(emu, core: client.CoreV1Api) -> None:
 
 def test_exec_errors_before_upgrade(core: client.CoreV1Api) -> None:
     with pytest.raises(ApiException) as err:
-        stream(
-            core.connect_get_namespaced_pod_exec,
-            "ghost",
-            "default",
-            command=["echo"],
-            stdout=True,
-            stderr=True,
-            stdin=False,
-            tty=False,
-        )
+        _exec(core, "ghost", ["echo"])
     assert "404" in str(err.value.reason) and "NotFound" in str(err.value.reason)
     core.create_namespaced_pod("default", pod_manifest("two", containers=2))
     _running(core, "two")
     with pytest.raises(ApiException) as err:
-        stream(
-            core.connect_get_namespaced_pod_exec,
-            "two",
-            "default",
-            command=["echo"],
-            container="nope",
-            stdout=True,
-            stderr=True,
-            stdin=False,
-            tty=False,
-        )
+        _exec(core, "two", ["echo"], container="nope")
     assert "400" in str(err.value.reason) and "container nope is not valid" in str(err.value.reason)
     with pytest.raises(ApiException) as err:  # several containers and none named
-        stream(
-            core.connect_get_namespaced_pod_exec,
-            "two",
-            "default",
-            command=["echo"],
-            stdout=True,
-            stderr=True,
-            stdin=False,
-            tty=False,
-        )
+        _exec(core, "two", ["echo"])
     assert "a container name must be specified" in str(err.value.reason)
-    out = stream(
-        core.connect_get_namespaced_pod_exec,
-        "two",
-        "default",
-        command=["whoami"],
-        container="c1",
-        stdout=True,
-        stderr=True,
-        stdin=False,
-        tty=False,
-    )
+    out = _exec(core, "two", ["whoami"], container="c1")
     assert out == "two/c1\n"
 
 
@@ -164,17 +112,7 @@ def test_ephemeral_containers_start_and_exec(core: client.CoreV1Api, kubelet) ->
     status = wait_for(lambda: core.read_namespaced_pod("dbg", "default").status.ephemeral_container_statuses)
     assert status[0].name == "debugger" and status[0].state.running is not None
     assert ("ephemeral", "dbg", "debugger") in kubelet.calls
-    out = stream(
-        core.connect_get_namespaced_pod_exec,
-        "dbg",
-        "default",
-        command=["whoami"],
-        container="debugger",
-        stdout=True,
-        stderr=True,
-        stdin=False,
-        tty=False,
-    )
+    out = _exec(core, "dbg", ["whoami"], container="debugger")
     assert out == "dbg/debugger\n"
     # a second one merges by name; a failing one reports a terminated state
     core.patch_namespaced_pod_ephemeralcontainers(
