@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
 COPY chaosstream ./chaosstream
 # chaostoolkit 1.19 is the newest CLI that installs on Python 3.11 (1.20+ needs 3.12)
 RUN pip install . "chaostoolkit>=1.19" \

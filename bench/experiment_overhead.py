@@ -26,7 +26,7 @@ from typing import Any, Dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosstream.sandbox.control import start_daemon, stop_daemon  # noqa: E402
+from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon  # noqa: E402
 from chaosstream.sandbox.matrix import EXPERIMENTS, recovery_seconds  # noqa: E402
 
 

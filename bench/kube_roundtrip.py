@@ -18,10 +18,10 @@ from pathlib import Path
 from kubernetes import client, config
 from kubernetes.stream import stream
 
-from chaosstream.sandbox.kube import KubeEmulator, Kubelet, write_kubeconfig
+from chaosstream.sandbox.kube import ContainerRuntime, KubeEmulator, write_kubeconfig
 
 
-class EchoKubelet(Kubelet):
+class EchoRuntime(ContainerRuntime):
     """Exec answers at once with its arguments."""
 
     async def exec(self, pod: dict, container: str, command: list[str], stdin: bytes | None):
@@ -34,7 +34,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def main(total: int = 10_000) -> None:
-    emu = KubeEmulator(kubelet=EchoKubelet()).start_in_thread()
+    emu = KubeEmulator(runtime=EchoRuntime()).start_in_thread()
     try:
         path = str(Path(tempfile.mkdtemp()) / "kubeconfig")
         write_kubeconfig(path, emu.url)

@@ -27,7 +27,9 @@ def main() -> int:
     cells = [(e, ()) for e in EXPERIMENTS] + [(e, (f,)) for e, fs in TARGETS.items() for f in fs]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(lambda cell: run_cell(cell[0], cell[1])[0], cells))
+        outcomes = list(
+            pool.map(lambda cell: run_cell(cell[0], cell[1], experiments_dir=ROOT / "experiments")[0], cells)
+        )
     total = time.monotonic() - started
     print(
         f"{'experiment':<28} {'fault':<34} {'verdict':<22} {'wall s':>7} {'run s':>7} {'recov s':>8} {'overhead s':>10}"

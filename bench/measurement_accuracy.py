@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosstream.sandbox.control import start_daemon, stop_daemon  # noqa: E402
+from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon  # noqa: E402
 from chaosstream.sandbox.matrix import run_experiment  # noqa: E402
 
 
@@ -79,7 +79,12 @@ def main() -> None:
             rows = []
             for i in range(args.runs):
                 path = state / f"{kind}-{i}.json"
-                run_experiment(experiment, dict(env, STREAMSPACE_PARTITION_DURATION="20"), path)
+                run_experiment(
+                    experiment,
+                    dict(env, STREAMSPACE_PARTITION_DURATION="20"),
+                    path,
+                    experiments_dir=ROOT / "experiments",
+                )
                 result = _measure(env, json.loads(path.read_text()), kind)
                 if result:
                     rows.append(result)

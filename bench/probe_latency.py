@@ -24,7 +24,7 @@ import psycopg
 
 from chaosstream import actions, probes
 from chaosstream.probes import commands as command_probes
-from chaosstream.sandbox.control import start_daemon, stop_daemon
+from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
 from chaosstream.timeutil import iso, utcnow
 
 ROWS = 1_000_000

@@ -19,7 +19,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaosstream.sandbox.control import daemon_pid, start_daemon, stop_daemon  # noqa: E402
+from chaosstream.sandbox.daemon.client import daemon_pid, start_daemon, stop_daemon  # noqa: E402
 
 
 def _rss_mib(state: Path) -> Tuple[float, int]:

@@ -12,6 +12,8 @@ from typing import List, Optional, Tuple
 import click
 
 from chaosstream import __version__
+from chaosstream.journal.report import report_command
+from chaosstream.journal.verdict import verdict_command
 
 __all__ = ["main", "run"]
 
@@ -90,7 +92,7 @@ def sandbox_up(
     state_dir: Optional[Path],
 ) -> None:
     """Start the sandbox in the background and print how to use it."""
-    from chaosstream.sandbox.control import SandboxStartError, default_state_dir, start_daemon
+    from chaosstream.sandbox.daemon.client import SandboxStartError, default_state_dir, start_daemon
 
     _check_faults(faults)
     state = state_dir or default_state_dir()
@@ -111,7 +113,7 @@ def sandbox_up(
 @_state_option
 def sandbox_down(state_dir: Optional[Path]) -> None:
     """Stop the sandbox and remove everything it created."""
-    from chaosstream.sandbox.control import default_state_dir, stop_daemon
+    from chaosstream.sandbox.daemon.client import default_state_dir, stop_daemon
 
     state = state_dir or default_state_dir()
     was_running = stop_daemon(state)
@@ -122,7 +124,7 @@ def sandbox_down(state_dir: Optional[Path]) -> None:
 @_state_option
 def sandbox_status(state_dir: Optional[Path]) -> None:
     """Agents, sessions, pending commands and pods of the running sandbox."""
-    from chaosstream.sandbox.control import daemon_pid, default_state_dir, read_env
+    from chaosstream.sandbox.daemon.client import daemon_pid, default_state_dir, read_env
     from chaosstream.sandbox.status import render_status
 
     state = state_dir or default_state_dir()
@@ -142,7 +144,7 @@ def sandbox_restart(component: str, state_dir: Optional[Path]) -> None:
     postgres: the embedded PostgreSQL; kube: the Kubernetes emulator's API server (objects and pods are
     kept); api: the StreamSpace control plane (agents reconnect).
     """
-    from chaosstream.sandbox.control import SandboxNotRunning, default_state_dir, restart_component
+    from chaosstream.sandbox.daemon.client import SandboxNotRunning, default_state_dir, restart_component
 
     state = state_dir or default_state_dir()
     try:
@@ -177,7 +179,7 @@ def sandbox_run(
 
     Example: chaosstream sandbox run -- chaos run experiments/agent-disconnect.json
     """
-    from chaosstream.sandbox.control import SandboxStartError, start_daemon, stop_daemon
+    from chaosstream.sandbox.daemon.client import SandboxStartError, start_daemon, stop_daemon
 
     _check_faults(faults)
     state = Path(tempfile.mkdtemp(prefix="chaosstream-sandbox-"))
@@ -216,20 +218,9 @@ def _run_child(command: List[str], extra_env: dict) -> int:
         signal.signal(signal.SIGINT, previous_int)
 
 
-# -- journal tooling and clean-up (registered when their modules are present) ------------------------------
-def _register_optional() -> None:
-    try:
-        from chaosstream.verdict import verdict_command
-
-        main.add_command(verdict_command, "verdict")
-    except ImportError:
-        pass
-    try:
-        from chaosstream.report import report_command
-
-        main.add_command(report_command, "report")
-    except ImportError:
-        pass
+# -- journal tooling and clean-up ---------------------------------------------------------------------------
+main.add_command(verdict_command, "verdict")
+main.add_command(report_command, "report")
 
 
 @main.command("heal")
@@ -250,9 +241,6 @@ def heal(namespace: Optional[str]) -> None:
         click.echo("Nothing to heal: no chaosstream fault remains.")
     for item in healed:
         click.echo(f"healed: {item}")
-
-
-_register_optional()
 
 
 def run() -> None:

@@ -4,31 +4,23 @@ Chaos Toolkit does not enforce activity timeouts for Python providers, so every 
 itself with its own `timeout`.
 """
 
-import math
 import time
 from typing import Callable, Optional, Tuple, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["wait_until", "check_timeout", "poll_interval_of"]
+from chaosstream.arguments import seconds
+
+__all__ = ["wait_until", "poll_interval_of"]
 
 T = TypeVar("T")
-
-
-def check_timeout(timeout: float, name: str = "timeout") -> float:
-    """Validate a user-supplied duration: a positive, finite number of seconds."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise ActivityFailed(f"Argument '{name}' must be a number of seconds, not {timeout!r}.")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ActivityFailed(f"Argument '{name}' must be greater than 0 seconds, not {timeout!r}.")
-    return float(timeout)
 
 
 def poll_interval_of(settings: object, poll_interval: Optional[float]) -> float:
     """The probe's own `poll_interval` if given (validated), else configuration `streamspace_poll_interval`."""
     if poll_interval is None:
         return float(settings.poll_interval)
-    return check_timeout(poll_interval, "poll_interval")
+    return seconds(poll_interval, "poll_interval")
 
 
 def wait_until(

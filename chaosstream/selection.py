@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosstream.database import query
+from chaosstream.clients.database import query
 from chaosstream.settings import Settings
 
 __all__ = ["remember_sessions", "resolve_session_ids", "created_sessions", "remember_killed", "killed_pods"]

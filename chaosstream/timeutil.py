@@ -1,29 +1,67 @@
-"""Timestamps: StreamSpace writes naive TIMESTAMPs (Go time.Now()) and RFC 3339 in JSON."""
+"""Timestamps: the one parser and formatter of chaosstream.
+
+StreamSpace writes naive TIMESTAMPs (Go time.Now()) and RFC 3339 in JSON, Chaos Toolkit journals carry
+`datetime.isoformat()` strings, and the controls store epoch seconds. Everything is UTC; naive values are
+taken as UTC.
+"""
 
 import datetime as dt
+import math
+import time
 from typing import Any, Optional
 
-__all__ = ["parse_time", "utcnow", "age_seconds", "iso"]
+__all__ = [
+    "parse_time",
+    "parse_timestamp",
+    "utcnow",
+    "now_epoch",
+    "from_epoch",
+    "age_seconds",
+    "iso",
+    "epoch_iso",
+]
+
+# An RFC 3339 timestamp with nanoseconds and an offset is 35 characters; anything much longer is not one
+# (and must not cost time: journals are untrusted input).
+_MAX_TIMESTAMP_CHARS = 64
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def now_epoch() -> float:
+    """Wall-clock seconds since the epoch."""
+    return time.time()
+
+
+def from_epoch(seconds: float) -> dt.datetime:
+    """An aware UTC datetime from epoch seconds."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
 def parse_time(value: Any) -> Optional[dt.datetime]:
-    """Parse an RFC 3339 string or a datetime; naive values are taken as UTC."""
-    if value in (None, ""):
+    """Parse an RFC 3339 string or a datetime; naive values are taken as UTC. None if unreadable."""
+    if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
         parsed = value
     else:
-        text = str(value).strip().replace("Z", "+00:00")
-        # Go may print more than 6 fractional digits; Python accepts at most 6.
+        if isinstance(value, (list, tuple, dict, set)):
+            return None
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+        text = text.strip()
+        if not text or len(text) > _MAX_TIMESTAMP_CHARS:
+            return None
+        text = text.replace("Z", "+00:00").replace("z", "+00:00")
+        # Go may print more than 6 fractional digits; Python accepts at most 6. Only the digits right after
+        # the point are the fraction: an offset such as +02:00 follows them.
         if "." in text:
             head, _, tail = text.partition(".")
-            digits = "".join(ch for ch in tail if ch.isdigit())
-            rest = tail[len(digits) :]
-            text = f"{head}.{digits[:6]}{rest}"
+            count = 0
+            while count < len(tail) and tail[count].isdigit():
+                count += 1
+            text = f"{head}.{tail[: min(count, 6)]}{tail[count:]}" if count else text
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
@@ -33,6 +71,20 @@ def parse_time(value: Any) -> Optional[dt.datetime]:
     return parsed
 
 
+def parse_timestamp(value: Any) -> Optional[float]:
+    """Epoch seconds from an RFC 3339 / Go / `isoformat()` timestamp string (None if it is not one)."""
+    if not isinstance(value, str):
+        return None
+    parsed = parse_time(value)
+    if parsed is None:
+        return None
+    try:
+        seconds = parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
 def age_seconds(value: Any, now: Optional[dt.datetime] = None) -> Optional[float]:
     when = parse_time(value)
     if when is None:
@@ -40,5 +92,11 @@ def age_seconds(value: Any, now: Optional[dt.datetime] = None) -> Optional[float
     return round(((now or utcnow()) - when).total_seconds(), 3)
 
 
-def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def iso(when: dt.datetime, timespec: str = "auto") -> str:
+    """RFC 3339 in UTC with a `Z` (`timespec="seconds"` drops the fraction)."""
+    return when.astimezone(dt.UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def epoch_iso(seconds: float, timespec: str = "auto") -> str:
+    """`iso()` of epoch seconds."""
+    return iso(from_epoch(seconds), timespec)

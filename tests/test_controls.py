@@ -2,20 +2,23 @@
 
 import json
 import signal
-import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
-from journal_fixtures import act, experiment, finish_chaos, run_chaos, start_chaos, wait_for
+from helpers.kube import emulator
+from helpers.net import free_port
+from helpers.waits import wait_for_file
+from journal_fixtures import act, experiment, finish_chaos, run_chaos, start_chaos
 from journal_fixtures.fake_api import PASSWORD, USERNAME, FakeStreamSpace
-from journal_fixtures.fake_kube import FakeKube, write_kubeconfig
 
 from chaosstream.controls.safety import A_EXPERIMENT, A_EXPIRES, A_HOLDER, LOCK_NAME
-from chaosstream.controls.timeline import parse_timestamp
-from chaosstream.verdict import INTERRUPTED, PASSED, evaluate
+from chaosstream.journal.schema import SAFETY_EXTENSION, TIMELINE_EXTENSION
+from chaosstream.journal.verdict import INTERRUPTED, PASSED, evaluate
+from chaosstream.sandbox.kube import write_kubeconfig
+from chaosstream.timeutil import parse_timestamp
 
 
 def safety(**arguments: Any) -> Dict[str, Any]:
@@ -66,7 +69,7 @@ def test_signal_interrupts_and_plays_rollbacks(tmp_path: Path, sig: int, strateg
         ("heal-fault", "succeeded")
     ]
     assert (tmp_path / "rollback.log").read_text() == "fixed\n"
-    report = ext(journal, "chaosstream-safety")
+    report = ext(journal, SAFETY_EXTENSION)
     assert report["signals"][0]["signal"] == signal.Signals(sig).name
     assert report["rollbacks_replayed"] == (strategy != "always")  # chaoslib plays them itself under always
     assert evaluate(journal).code == INTERRUPTED
@@ -96,30 +99,13 @@ def test_signal_during_rollbacks_does_not_cut_them_short(tmp_path: Path) -> None
 # -- safety: run lock ----------------------------------------------------------------------------------
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[Dict[str, Any]]:
-    """A Kubernetes API: the sandbox emulator if importable, else a minimal ConfigMap fake."""
+    """The sandbox's Kubernetes emulator (real, never a stand-in) with the namespace `streamspace`."""
     from kubernetes import client, config
 
     kubeconfig = tmp_path / "kubeconfig"
-    try:
-        from chaosstream.sandbox.kube import KubeEmulator
-        from chaosstream.sandbox.kube import write_kubeconfig as emu_kubeconfig
-
-        emu = KubeEmulator()
-        emu.start_in_thread()
-        emu_kubeconfig(str(kubeconfig), emu.url, "streamspace")
-        stop, backend = emu.stop_in_thread, "emulator"
-    except Exception:  # not built yet (or broken): the lock only needs ConfigMaps
-        fake = FakeKube().start()
-        write_kubeconfig(kubeconfig, fake.url)
-        stop, backend = fake.stop, "fake"
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-    if backend == "emulator":
-        try:
-            api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="streamspace")))
-        except Exception:  # already there
-            pass
-    yield {"core": api, "env": {"KUBECONFIG": str(kubeconfig)}, "backend": backend}
-    stop()
+    with emulator(kubeconfig, "streamspace"):
+        api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        yield {"core": api, "env": {"KUBECONFIG": str(kubeconfig)}}
 
 
 def _lock(kube: Dict[str, Any]) -> Any:
@@ -139,7 +125,7 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
     slow = act("inject-fault", "slow", seconds=2.0, ready=str(first_dir / "ready"))
     first = experiment("first", first_dir, [slow], controls=[safety(ttl=30)])
     proc, journal_path = start_chaos(first_dir, first, env=kube["env"])
-    assert wait_for(first_dir / "ready", proc)
+    assert wait_for_file(first_dir / "ready", proc)
     held = _lock(kube)
     assert held.metadata.labels["app.kubernetes.io/managed-by"] == "chaosstream"
     assert held.metadata.annotations[A_EXPERIMENT] == "first"
@@ -160,13 +146,13 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
         journal["run"] == [] and journal["rollbacks"] == []
     )  # the other run's faults are not ours to revert
     assert not (second_dir / "rollback.log").exists()
-    refused = ext(journal, "chaosstream-safety")["refused"]
+    refused = ext(journal, SAFETY_EXTENSION)["refused"]
     assert "Another chaosstream experiment already runs" in refused and "'first'" in refused
     assert evaluate(journal).code == INTERRUPTED
 
     rc, journal, log = finish_chaos(proc, journal_path)
     assert rc == 0 and evaluate(journal).code == PASSED, log
-    assert ext(journal, "chaosstream-safety")["lock"]["released"] is True
+    assert ext(journal, SAFETY_EXTENSION)["lock"]["released"] is True
     assert _lock(kube) is None
 
 
@@ -182,30 +168,25 @@ def test_expired_lock_is_taken_over(tmp_path: Path, kube: Dict[str, Any]) -> Non
     exp = experiment("takeover", tmp_path, [act("noop", "value")], controls=[safety(ttl=30)])
     rc, journal, log = run_chaos(tmp_path, exp, env=kube["env"])
     assert rc == 0, log
-    lock = ext(journal, "chaosstream-safety")["lock"]
+    lock = ext(journal, SAFETY_EXTENSION)["lock"]
     assert "took over the expired lock of dead-runner/1/abc" in lock["acquired"]
     assert _lock(kube) is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_kubernetes_refuses_or_uses_the_file_lock(tmp_path: Path) -> None:
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{_free_port()}")
+    kubeconfig = tmp_path / "kubeconfig"
+    write_kubeconfig(str(kubeconfig), f"http://127.0.0.1:{free_port()}", "streamspace")
     env = {"KUBECONFIG": str(kubeconfig)}
     exp = experiment("nokube", tmp_path, [act("noop", "value")], controls=[safety(ttl=30)])
     rc, journal, _ = run_chaos(tmp_path, exp, env=env, name="refused")
     assert journal["status"] == "interrupted" and journal["run"] == []
-    assert "Kubernetes is unreachable" in ext(journal, "chaosstream-safety")["refused"]
+    assert "Kubernetes is unreachable" in ext(journal, SAFETY_EXTENSION)["refused"]
 
     lock_dir = tmp_path / "locks"
     exp["configuration"] = {"streamspace_lock_dir": str(lock_dir)}
     rc, journal, log = run_chaos(tmp_path, exp, env=env, name="filelock")
     assert rc == 0, log
-    lock = ext(journal, "chaosstream-safety")["lock"]
+    lock = ext(journal, SAFETY_EXTENSION)["lock"]
     assert lock["where"].startswith("file ") and lock["released"] is True
     assert not (lock_dir / f"{LOCK_NAME}-streamspace.json").exists()
 
@@ -242,7 +223,7 @@ def test_timeline_records_samples_and_markers(tmp_path: Path, fake_api: FakeStre
     )
     rc, journal, log = run_chaos(tmp_path, exp)
     assert rc == 0, log
-    data = ext(journal, "chaosstream-timeline")
+    data = ext(journal, TIMELINE_EXTENSION)
     assert data["errors"]["count"] == 0, data["errors"]
     samples = data["samples"]
     assert len(samples) >= 5
@@ -262,11 +243,11 @@ def test_timeline_records_samples_and_markers(tmp_path: Path, fake_api: FakeStre
 
 
 def test_timeline_with_api_down_never_breaks_the_run(tmp_path: Path) -> None:
-    config = _api_config(f"http://127.0.0.1:{_free_port()}")
+    config = _api_config(f"http://127.0.0.1:{free_port()}")
     exp = experiment("down", tmp_path, [act("noop", "value")], controls=[timeline(0.1)], extra=config)
     rc, journal, log = run_chaos(tmp_path, exp)
     assert rc == 0 and journal["status"] == "completed", log
-    data = ext(journal, "chaosstream-timeline")
+    data = ext(journal, TIMELINE_EXTENSION)
     assert data["samples"] == [] and data["errors"]["count"] >= 1
     assert "Cannot reach the StreamSpace API" in data["errors"]["last"]
     assert PASSWORD not in json.dumps(journal["extensions"])
@@ -278,7 +259,7 @@ def test_both_controls_together_on_sigterm(tmp_path: Path, fake_api: FakeStreamS
     exp.update(_api_config(fake_api.url))
     rc, journal, _ = run_chaos(tmp_path, exp, send=signal.SIGTERM, ready=tmp_path / "ready")
     assert journal["status"] == "interrupted"
-    markers = [(m["event"], m["name"], m["phase"]) for m in ext(journal, "chaosstream-timeline")["markers"]]
+    markers = [(m["event"], m["name"], m["phase"]) for m in ext(journal, TIMELINE_EXTENSION)["markers"]]
     assert ("end", "heal-fault", "rollback") in markers  # the replayed rollback is on the timeline
 
 
@@ -300,5 +281,5 @@ def test_controls_work_from_a_control_file(tmp_path: Path, fake_api: FakeStreamS
     )
     assert rc == 1 and journal["status"] == "interrupted", log
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
-    assert ext(journal, "chaosstream-timeline")["samples"]
+    assert ext(journal, TIMELINE_EXTENSION)["samples"]
     assert evaluate(journal).code == INTERRUPTED

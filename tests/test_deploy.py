@@ -1,6 +1,6 @@
 """The scheduled-run manifests, runner image and CI workflow: parsed, typed with the kubernetes client's
 models, RBAC checked verb by verb, the generated ConfigMap checked for staleness, and applied to the
-sandbox's Kubernetes emulator when it is available."""
+sandbox's Kubernetes emulator."""
 
 import importlib.util
 import json
@@ -10,8 +10,9 @@ from typing import Any, Dict, List, Set, Tuple
 
 import pytest
 import yaml
+from helpers import ROOT
+from helpers.kube import emulator
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "kubernetes"
 MANIFESTS = ["serviceaccount.yaml", "rbac.yaml", "configmap-experiments.yaml", "cronjob.yaml"]
 MODELS = {
@@ -185,22 +186,11 @@ def test_dockerfile_and_workflow() -> None:
 
 
 def test_manifests_apply_to_emulator(tmp_path: Path) -> None:
-    try:
-        from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
+    from kubernetes import client, config, utils
 
-        emu = KubeEmulator()
-        emu.start_in_thread()
-    except Exception as exc:  # built by someone else; not there (yet) or not starting
-        pytest.skip(f"chaosstream.sandbox.kube.KubeEmulator cannot be imported/started: {exc!r}")
-    try:
-        from kubernetes import client, config, utils
-
-        kubeconfig = tmp_path / "kubeconfig"
-        write_kubeconfig(str(kubeconfig), emu.url, "streamspace")
+    kubeconfig = tmp_path / "kubeconfig"
+    with emulator(kubeconfig, "streamspace"):
         api = config.new_client_from_config(config_file=str(kubeconfig))
-        client.CoreV1Api(api).create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name="streamspace"))
-        )
         applied, skipped = [], []
         for doc in _docs():
             try:
@@ -221,5 +211,3 @@ def test_manifests_apply_to_emulator(tmp_path: Path) -> None:
         cm = core.read_namespaced_config_map("chaosstream-experiments", "streamspace")
         assert "controls.yaml" in cm.data
         assert core.read_namespaced_service_account("chaosstream-runner", "streamspace").metadata.name
-    finally:
-        emu.stop_in_thread()

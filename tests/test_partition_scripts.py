@@ -10,16 +10,16 @@ import uuid
 
 import pytest
 
-from chaosstream.actions.network import _ephemeral_script, _exec_script, _heal_script, _inject_script
+from chaosstream.faults.scripts import ephemeral_script, exec_script, heal_script, inject_script
 
 
 @pytest.mark.parametrize(
     "script",
     [
-        _exec_script([8000], "chaosstream-t1", 5),
-        _ephemeral_script([8000, 9000], "chaosstream-t2", 5),
-        _heal_script("chaosstream-"),
-        _inject_script([1, 65535], "chaosstream-t3"),
+        exec_script([8000], "chaosstream-t1", 5),
+        ephemeral_script([8000, 9000], "chaosstream-t2", 5),
+        heal_script("chaosstream-"),
+        inject_script([1, 65535], "chaosstream-t3"),
     ],
 )
 def test_scripts_parse(script):
@@ -51,14 +51,14 @@ def ns():
 @needs_netns
 def test_ephemeral_script_blocks_then_heal_removes_rules_and_timer(ns):
     tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", _ephemeral_script([8000], tag, 30)])
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", ephemeral_script([8000], tag, 30)])
     deadline = time.monotonic() + 5
     rules = ""
     while time.monotonic() < deadline and tag not in rules:
         rules = _rules(ns)
         time.sleep(0.05)
     assert f"--dport 8000 -m comment --comment {tag} -j DROP" in rules
-    subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", _heal_script(tag)], check=True, timeout=10)
+    subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", heal_script(tag)], check=True, timeout=10)
     assert proc.wait(timeout=5) == 0, "the timer process did not stop when healed"
     assert tag not in _rules(ns)
     assert not os.path.exists(f"/tmp/{tag}.pid")
@@ -68,7 +68,7 @@ def test_ephemeral_script_blocks_then_heal_removes_rules_and_timer(ns):
 def test_timer_heals_by_itself(ns):
     tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
     subprocess.run(
-        ["ip", "netns", "exec", ns, "sh", "-c", _exec_script([8000], tag, 1)], check=True, timeout=10
+        ["ip", "netns", "exec", ns, "sh", "-c", exec_script([8000], tag, 1)], check=True, timeout=10
     )
 
     assert tag in _rules(ns)

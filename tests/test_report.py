@@ -13,7 +13,7 @@ from journal_fixtures import act, experiment, run_chaos
 from journal_fixtures.fake_api import PASSWORD, USERNAME, FakeStreamSpace
 from lxml import etree, html
 
-from chaosstream.report import build, render_html, report_command
+from chaosstream.journal.report import build, render_html, report_command
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 INTERVAL = 0.1

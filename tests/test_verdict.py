@@ -10,15 +10,16 @@ from click.testing import CliRunner
 from journal_fixtures import act, experiment, run_chaos
 from lxml import etree
 
-from chaosstream.verdict import (
-    ACTION_FAILED,
+from chaosstream.journal.junit import junit_xml
+from chaosstream.journal.verdict import (
     DEVIATED,
     INTERRUPTED,
+    NO_EVIDENCE,
+    NOT_INJECTED,
     NOT_MET_BEFORE,
     PASSED,
     ROLLBACK_FAILED,
     evaluate,
-    junit_xml,
     verdict_command,
 )
 
@@ -61,7 +62,7 @@ def _scenario(name: str, tmp: Path) -> Tuple[int, Dict[str, Any], str]:
 CASES = {
     "all-good": (0, PASSED),
     "before-miss": (0, NOT_MET_BEFORE),
-    "action-raises": (0, ACTION_FAILED),
+    "action-raises": (0, NOT_INJECTED),
     "after-deviates": (1, DEVIATED),
     "rollback-raises": (0, ROLLBACK_FAILED),
     "sigterm": (0, INTERRUPTED),  # swallowed inside the python activity: chaos says completed
@@ -129,13 +130,14 @@ def test_rollback_failure_names_what_it_reverts(journals: Dict[str, Any]) -> Non
 
 
 def test_junit_failure_messages_and_properties(journals: Dict[str, Any]) -> None:
-    root = etree.fromstring(junit_xml(journals["after-deviates"][1]))
+    deviated = journals["after-deviates"][1]
+    root = etree.fromstring(junit_xml(deviated, evaluate(deviated)))
     failing = root.find(".//testcase[@classname='steady-state.after']")
     assert failing.find("failure").get("type") == "deviated"
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["verdict"] == "deviated" and props["verdict_code"] == "1"
     assert props["after.service-healthy.value"] == "false"
-    good = etree.fromstring(junit_xml(journals["all-good"][1]))
+    good = etree.fromstring(junit_xml(journals["all-good"][1], evaluate(journals["all-good"][1])))
     assert {p.get("name"): p.get("value") for p in good.iter("property")}[
         "method.wait-recovered.elapsed_s"
     ] == "1.25"
@@ -148,14 +150,14 @@ def test_precedence_rollback_beats_interrupt_beats_action(journals: Dict[str, An
     mixed["rollbacks"] = journals["rollback-raises"][1]["rollbacks"]
     assert evaluate(mixed).code == ROLLBACK_FAILED
     deviated_and_failed = dict(journals["after-deviates"][1], run=journals["action-raises"][1]["run"])
-    assert evaluate(deviated_and_failed).code == ACTION_FAILED
+    assert evaluate(deviated_and_failed).code == NOT_INJECTED
 
 
-def test_missing_journal_is_interrupted_and_still_writes_junit(tmp_path: Path) -> None:
+def test_missing_journal_is_no_evidence_and_still_writes_junit(tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     result = CliRunner().invoke(verdict_command, [str(tmp_path / "nope.json"), "--junit", str(junit)])
-    assert result.exit_code == INTERRUPTED
-    assert "no readable journal" in result.output
+    assert result.exit_code == NO_EVIDENCE
+    assert "no journal at" in result.output
     XSD.assertValid(etree.parse(str(junit)))
 
 
@@ -175,7 +177,7 @@ def test_secrets_are_never_printed(tmp_path: Path) -> None:
     path.write_text(json.dumps(journal))
     junit = tmp_path / "junit.xml"
     result = CliRunner().invoke(verdict_command, [str(path), "--junit", str(junit)])
-    assert result.exit_code == ACTION_FAILED
+    assert result.exit_code == NOT_INJECTED
     for text in (result.output, junit.read_text()):
         assert SECRET not in text and token not in text
     assert "elapsed_s=2.5" in result.output or "elapsed_s" in junit.read_text()

@@ -1,24 +1,21 @@
 """Actions on the agent Deployment: rollout restart, pod kills, scaling — each with its inverse."""
 
-import datetime
 import random
-import time
 from typing import Any, Dict
 
-from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.kube import apps_api, check_namespace, core_api, k8s_error
-from chaosstream.polling import check_timeout
-from chaosstream.rollout import agent_pods, wait_for_rollout
+from chaosstream import arguments
+from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive
+from chaosstream.clients.rollout import agent_pods, wait_for_rollout
+from chaosstream.faults import scaledown
+from chaosstream.faults.targets import agent_selector
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
 
 __all__ = ["restart_agent", "kill_agent_pod", "scale_agents"]
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
-PREVIOUS_REPLICAS_ANNOTATION = "chaosstream.io/previous-replicas"
-EXPIRES_ANNOTATION = "chaosstream.io/expires-at"
 
 
 def restart_agent(
@@ -41,15 +38,12 @@ def restart_agent(
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
-    name = deployment or settings.agent_deployment
-    timeout = check_timeout(timeout)
+    name = arguments.text(deployment, "deployment", what="a Deployment name") or settings.agent_deployment
+    timeout = arguments.seconds(timeout, "timeout")
     before = [p.metadata.name for p in agent_pods(settings, secrets)]
     now = iso(utcnow())
     body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
-    try:
-        apps_api(secrets).patch_namespaced_deployment(name, ns, body)
-    except Exception as exc:
-        raise k8s_error(exc, f"Deployment {ns}/{name}") from None
+    Cluster(secrets).apps.patch_namespaced_deployment(name, ns, body)
     rollout = wait_for_rollout(settings, secrets, timeout, settings.poll_interval) if wait else None
     return {
         "namespace": ns,
@@ -78,63 +72,26 @@ def kill_agent_pod(
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
-    if label_selector is not None and not isinstance(label_selector, str):
-        raise ActivityFailed(
-            f"Argument 'label_selector' must be a label selector string, not {label_selector!r}."
-        )
-    selector = settings.agent_selector if label_selector is None else label_selector.strip()
-    if not selector:
-        raise ActivityFailed(
-            "Argument 'label_selector' must not be empty: it would select every pod in the namespace."
-        )
-    if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
-        raise ActivityFailed(f"Argument 'max_pods' must be a whole number ≥ 1, not {max_pods!r}.")
-    if isinstance(grace_period, bool) or not isinstance(grace_period, int) or grace_period < 0:
-        raise ActivityFailed(f"Argument 'grace_period' must be whole seconds ≥ 0, not {grace_period!r}.")
-    api = core_api(secrets)
-    try:
-        pods = api.list_namespaced_pod(ns, label_selector=selector).items
-    except Exception as exc:
-        raise k8s_error(exc, f"pods '{selector}' in {ns}") from None
-    alive = [p for p in pods if p.metadata.deletion_timestamp is None]
+    selector = agent_selector(label_selector, settings.agent_selector)
+    max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
+    grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
+    core = Cluster(secrets).core
+    alive = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if pod_alive(p)]
     if not alive:
-        raise ActivityFailed(
+        raise arguments.ArgumentError(
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
     victims = random.sample(alive, min(max_pods, len(alive)))
     killed = []
     for pod in victims:
         try:
-            api.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace_period)
-        except Exception as exc:
-            if getattr(exc, "status", None) == 404:
+            core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace_period)
+        except KubeError as exc:
+            if exc.status == 404:
                 continue
-            raise k8s_error(exc, f"pod {ns}/{pod.metadata.name}") from None
+            raise
         killed.append(pod.metadata.name)
     return {"namespace": ns, "killed": killed, "grace_period": grace_period}
-
-
-def restore_replicas(
-    namespace: str, deployment: str, secrets: Secrets = None, only_if_expires: str = None
-) -> int:
-    """Put back the replica count `scale_agents` saved; returns the count (or -1 when nothing was saved).
-
-    `only_if_expires` makes it a no-op unless the expiry annotation still has that value (the reaper
-    must not undo a newer scale-down)."""
-    apps = apps_api(secrets)
-    dep = apps.read_namespaced_deployment(deployment, namespace)
-    annotations = dict(dep.metadata.annotations or {})
-    saved = annotations.get(PREVIOUS_REPLICAS_ANNOTATION)
-    if saved is None:
-        return -1
-    if only_if_expires is not None and annotations.get(EXPIRES_ANNOTATION) != only_if_expires:
-        return -1
-    patch = {
-        "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: None, EXPIRES_ANNOTATION: None}},
-        "spec": {"replicas": int(saved)},
-    }
-    apps.patch_namespaced_deployment(deployment, namespace, patch)
-    return int(saved)
 
 
 def scale_agents(
@@ -157,58 +114,31 @@ def scale_agents(
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
-    name = deployment or settings.agent_deployment
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < -1:
-        raise ActivityFailed(
-            f"Argument 'replicas' must be a whole number ≥ 0 (or -1 to restore), not {replicas!r}."
-        )
-    if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 0:
-        raise ActivityFailed(f"Argument 'max_replicas' must be a whole number ≥ 0, not {max_replicas!r}.")
+    name = arguments.text(deployment, "deployment", what="a Deployment name") or settings.agent_deployment
+    replicas = arguments.whole(replicas, "replicas", minimum=-1)
+    max_replicas = arguments.whole(max_replicas, "max_replicas", minimum=0)
     if replicas > max_replicas:
-        raise ActivityFailed(
+        raise arguments.ArgumentError(
             f"Argument 'replicas' ({replicas}) exceeds 'max_replicas' ({max_replicas}): raise it."
         )
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0:
-        raise ActivityFailed(f"Argument 'duration' must be a number of seconds > 0, not {duration!r}.")
-    apps = apps_api(secrets)
-    try:
-        dep = apps.read_namespaced_deployment(name, ns)
-    except Exception as exc:
-        raise k8s_error(exc, f"Deployment {ns}/{name}") from None
-    current = dep.spec.replicas if dep.spec.replicas is not None else 1
+    duration = arguments.seconds(duration, "duration")
+    cluster = Cluster(secrets)
     if replicas == -1:
-        try:
-            restored = restore_replicas(ns, name, secrets)
-        except Exception as exc:
-            raise k8s_error(exc, f"Deployment {ns}/{name}") from None
-        target = current if restored < 0 else restored
+        dep = cluster.apps.read_namespaced_deployment(name, ns)
+        current = dep.spec.replicas if dep.spec.replicas is not None else 1
+        restored = scaledown.restore(cluster, ns, name)
         return {
             "namespace": ns,
             "deployment": name,
             "previous_replicas": current,
-            "replicas": target,
+            "replicas": current if restored < 0 else restored,
             "expires_at": None,
         }
-    saved = (dep.metadata.annotations or {}).get(PREVIOUS_REPLICAS_ANNOTATION)
-    # Keep the oldest saved value: scaling twice must still restore the original count.
-    keep = saved if saved is not None else str(current)
-    expires = time.time() + float(duration)
-    expires_at = iso(datetime.datetime.fromtimestamp(expires, tz=datetime.UTC))
-    patch = {
-        "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: keep, EXPIRES_ANNOTATION: expires_at}},
-        "spec": {"replicas": replicas},
-    }
-    try:
-        apps.patch_namespaced_deployment(name, ns, patch)
-    except Exception as exc:
-        raise k8s_error(exc, f"Deployment {ns}/{name}") from None
-    from chaosstream.reaper import spawn_reaper
-
-    spawn_reaper(["replicas", ns, name, expires_at, str(expires)])
+    done = scaledown.scale_down(cluster, ns, name, replicas, duration)
     return {
         "namespace": ns,
         "deployment": name,
-        "previous_replicas": current,
+        "previous_replicas": done["previous_replicas"],
         "replicas": replicas,
-        "expires_at": expires_at,
+        "expires_at": done["expires_at"],
     }

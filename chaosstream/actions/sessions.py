@@ -7,11 +7,11 @@ from typing import Any, Dict, List
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.kube import check_namespace, core_api, k8s_error
-from chaosstream.polling import check_timeout
+from chaosstream.arguments import seconds
+from chaosstream.clients.kube import Cluster, check_namespace, pod_alive
+from chaosstream.clients.streamspace import api_client
 from chaosstream.selection import remember_killed, remember_sessions, resolve_session_ids
 from chaosstream.settings import resolve_settings
-from chaosstream.streamspace import api_client
 
 __all__ = [
     "create_sessions",
@@ -45,7 +45,7 @@ def create_sessions(
 
     Sessions are tagged `chaosstream` (plus `tags`) so that clean-up can find them, and remembered for
     later activities of the same run. `persistent_home` defaults to false: StreamSpace's PVC uses the
-    storage class `standard`, which many clusters lack (contract §8). With `allow_unavailable=true` a
+    storage class `standard` (`agents/k8s-agent/agent_k8s_operations.go`), which many clusters lack. With `allow_unavailable=true` a
     503 "No agents available" is counted instead of failing (to test placement while agents are down).
 
     Returns `{"sessions": [names], "agents": {name: agentId}, "commands": {name: commandId},
@@ -76,7 +76,7 @@ def create_sessions(
     agents: Dict[str, str] = {}
     commands: Dict[str, str] = {}
     unavailable = 0
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     try:
         with api_client(settings, timeout=timeout) as api:
             for _ in range(count):
@@ -139,7 +139,7 @@ def terminate_session(
     if not session_id:
         raise ActivityFailed("Argument 'session_id' must be a session name.")
     settings = resolve_settings(configuration, secrets)
-    return _session_command("DELETE", "", session_id, settings, check_timeout(timeout))
+    return _session_command("DELETE", "", session_id, settings, seconds(timeout, "timeout"))
 
 
 def terminate_sessions(
@@ -156,7 +156,7 @@ def terminate_sessions(
     Returns `{"terminated": {name: commandId}, "skipped": {name: reason}}`.
     """
     settings = resolve_settings(configuration, secrets)
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     # A rollback must not fail because the method never got to create anything.
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
     done: Dict[str, Any] = {}
@@ -181,7 +181,7 @@ def hibernate_session(
     Returns `{"name", "commandId", "status_code"}`. Inverse: `wake_session`.
     """
     settings = resolve_settings(configuration, secrets)
-    return _session_command("PUT", "/hibernate", session_id, settings, check_timeout(timeout))
+    return _session_command("PUT", "/hibernate", session_id, settings, seconds(timeout, "timeout"))
 
 
 def wake_session(
@@ -192,7 +192,7 @@ def wake_session(
     Returns `{"name", "commandId", "status_code"}`.
     """
     settings = resolve_settings(configuration, secrets)
-    return _session_command("PUT", "/wake", session_id, settings, check_timeout(timeout))
+    return _session_command("PUT", "/wake", session_id, settings, seconds(timeout, "timeout"))
 
 
 def kill_session_pod(
@@ -219,26 +219,19 @@ def kill_session_pod(
     if session_id is not None and not isinstance(session_id, str):
         raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     ids = [session_id] if session_id else resolve_session_ids(settings, None, tag)
-    core = core_api(secrets)
+    cluster = Cluster(secrets)
+    core = cluster.core
     killed: Dict[str, str] = {}
     for sid in random.sample(ids, len(ids)):
         if len(killed) >= max_pods:
             break
-        try:
-            pods = core.list_namespaced_pod(ns, label_selector=f"session={sid}").items
-        except Exception as exc:
-            raise k8s_error(exc, f"pods of session {sid}") from None
-        alive = [p for p in pods if p.metadata.deletion_timestamp is None]
+        pods = core.list_namespaced_pod(ns, label_selector=f"session={sid}").items
+        alive = [p for p in pods if pod_alive(p)]
         if not alive:
             continue
         pod = alive[0].metadata.name
-        from chaosstream.probes.sessions import claims_of
-
-        remember_killed(sid, pod, claims_of(core, ns, alive[0]))
-        try:
-            core.delete_namespaced_pod(pod, ns, grace_period_seconds=grace_period)
-        except Exception as exc:
-            raise k8s_error(exc, f"pod {ns}/{pod}") from None
+        remember_killed(sid, pod, cluster.claims_of(ns, alive[0]))
+        core.delete_namespaced_pod(pod, ns, grace_period_seconds=grace_period)
         killed[sid] = pod
     if not killed:
         which = f"sessions {ids}" if ids else f"a session tagged {tag!r}" if tag else "the selected sessions"

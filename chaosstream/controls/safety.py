@@ -37,16 +37,16 @@ import signal
 import socket
 import sys
 import threading
-import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any, Dict, List, Mapping, Optional
 
 from chaoslib.exceptions import InterruptExecution
 from chaoslib.settings import get_loaded_settings
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
+from chaosstream.journal.schema import SAFETY_EXTENSION
 from chaosstream.settings import redact, resolve_settings
+from chaosstream.timeutil import epoch_iso, now_epoch, parse_timestamp
 
 __all__ = [
     "LOCK_NAME",
@@ -75,22 +75,6 @@ A_HOLDER, A_EXPIRES, A_EXPERIMENT = (
 _K8S_TIMEOUT = 5.0
 
 
-def _now() -> float:
-    return time.time()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: Optional[str]) -> float:
-    """Seconds since the epoch; an unreadable expiry counts as expired (a lock must not live forever)."""
-    try:
-        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0
-
-
 class LockHeld(Exception):
     """Another live holder owns the run lock."""
 
@@ -117,7 +101,7 @@ class ConfigMapLock:
 
         annotations = {
             A_HOLDER: self.holder,
-            A_EXPIRES: _iso(_now() + self.ttl),
+            A_EXPIRES: epoch_iso(now_epoch() + self.ttl, "seconds"),
             A_EXPERIMENT: self.experiment,
         }
         meta = client.V1ObjectMeta(
@@ -129,33 +113,31 @@ class ConfigMapLock:
         return client.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta, data=dict(annotations))
 
     def _read(self) -> Any:
-        return self.core.read_namespaced_config_map(LOCK_NAME, self.namespace, _request_timeout=_K8S_TIMEOUT)
+        return self.core.read_namespaced_config_map(LOCK_NAME, self.namespace)
 
     def acquire(self) -> str:
         """Take the lock; returns 'created' or 'took over expired lock of <holder>'; raises `LockHeld`."""
-        from kubernetes.client.exceptions import ApiException
+        from chaosstream.clients.kube import KubeError
 
         try:
-            self.core.create_namespaced_config_map(
-                self.namespace, self._body(), _request_timeout=_K8S_TIMEOUT
-            )
+            self.core.create_namespaced_config_map(self.namespace, self._body())
             return "created"
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status != 409:
                 raise
         current = self._read()
         ann = current.metadata.annotations or {}
         holder = ann.get(A_HOLDER, "?")
-        if holder != self.holder and _parse_iso(ann.get(A_EXPIRES)) > _now():
+        # an unreadable expiry counts as expired (a lock must not live forever)
+        if holder != self.holder and (parse_timestamp(ann.get(A_EXPIRES)) or 0.0) > now_epoch():
             raise LockHeld(holder, ann.get(A_EXPIRES, "?"), ann.get(A_EXPERIMENT, "?"))
         try:  # expired (or ours): replace only if nobody changed it since we read it
             self.core.replace_namespaced_config_map(
                 LOCK_NAME,
                 self.namespace,
                 self._body(current.metadata.resource_version),
-                _request_timeout=_K8S_TIMEOUT,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 409:
                 fresh = self._read().metadata.annotations or {}
                 raise LockHeld(
@@ -173,7 +155,6 @@ class ConfigMapLock:
             LOCK_NAME,
             self.namespace,
             self._body(current.metadata.resource_version),
-            _request_timeout=_K8S_TIMEOUT,
         )
         return True
 
@@ -187,9 +168,7 @@ class ConfigMapLock:
         pre = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(resource_version=current.metadata.resource_version)
         )
-        self.core.delete_namespaced_config_map(
-            LOCK_NAME, self.namespace, body=pre, _request_timeout=_K8S_TIMEOUT
-        )
+        self.core.delete_namespaced_config_map(LOCK_NAME, self.namespace, body=pre)
 
 
 class FileLock:
@@ -221,7 +200,12 @@ class FileLock:
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(
-                {A_HOLDER: self.holder, A_EXPIRES: _iso(_now() + self.ttl), A_EXPERIMENT: self.experiment}, fh
+                {
+                    A_HOLDER: self.holder,
+                    A_EXPIRES: epoch_iso(now_epoch() + self.ttl, "seconds"),
+                    A_EXPERIMENT: self.experiment,
+                },
+                fh,
             )
         os.replace(tmp, self.path)
 
@@ -231,7 +215,12 @@ class FileLock:
         def take() -> str:
             cur = self._read()
             holder = cur.get(A_HOLDER)
-            if holder and holder != self.holder and _parse_iso(cur.get(A_EXPIRES)) > _now():
+            # an unreadable expiry counts as expired (a lock must not live forever)
+            if (
+                holder
+                and holder != self.holder
+                and (parse_timestamp(cur.get(A_EXPIRES)) or 0.0) > now_epoch()
+            ):
                 raise LockHeld(holder, cur.get(A_EXPIRES, "?"), cur.get(A_EXPERIMENT, "?"))
             self._write()
             return f"took over the expired lock of {holder}" if holder else "created"
@@ -283,7 +272,7 @@ _state = _State()
 # -- signals -------------------------------------------------------------------------------------------
 def _on_signal(signum: int, frame: Any) -> None:
     name = signal.Signals(signum).name
-    _state.signals.append({"signal": name, "at": _iso(_now()), "phase": _state.phase})
+    _state.signals.append({"signal": name, "at": epoch_iso(now_epoch(), "seconds"), "phase": _state.phase})
     if _state.phase in ("rollbacks", "finishing"):
         # Cutting rollbacks short is how faults stay behind (chaostoolkit-facts C.2); finish them first.
         logger.warning(f"Received {name} while rolling back: finishing the rollbacks first")
@@ -339,9 +328,10 @@ def _take_lock(ttl: float, experiment: Mapping[str, Any], configuration: Any, se
     title = str(experiment.get("title") or "chaos experiment")[:200]
     holder = _holder()
     try:
-        from chaosstream.kube import core_api
+        from chaosstream.clients.kube import Cluster
 
-        lock: Any = ConfigMapLock(core_api(_kube_secrets(secrets)), settings.namespace, holder, title, ttl)
+        cluster = Cluster(_kube_secrets(secrets), timeout=_K8S_TIMEOUT)
+        lock: Any = ConfigMapLock(cluster.core, settings.namespace, holder, title, ttl)
         how = lock.acquire()
     except LockHeld:
         raise
@@ -548,7 +538,7 @@ def _report(journal: Dict[str, Any], strategy: str) -> None:
         return
     _state.reported = True
     entry = {
-        "name": "chaosstream-safety",
+        "name": SAFETY_EXTENSION,
         "signals": list(_state.signals),
         "rollback_strategy": strategy,
         "rollbacks_replayed": _state.rollbacks_replayed,

@@ -24,16 +24,16 @@ receive the whole secrets mapping, whose ``streamspace`` scope is picked.
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional
 
 from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
+from chaosstream.journal.schema import TIMELINE_EXTENSION
 from chaosstream.settings import Settings, redact, resolve_settings
+from chaosstream.timeutil import epoch_iso, parse_timestamp
 
 __all__ = [
-    "EXTENSION_NAME",
     "configure_control",
     "before_experiment_control",
     "before_hypothesis_control",
@@ -43,34 +43,10 @@ __all__ = [
     "after_activity_control",
     "after_experiment_control",
     "cleanup_control",
-    "parse_timestamp",
 ]
 
 logger = logging.getLogger("chaostoolkit")
-EXTENSION_NAME = "chaosstream-timeline"
 _COMMANDS_SQL = "SELECT status, count(*) AS n FROM agent_commands GROUP BY status"
-
-
-def parse_timestamp(text: Any) -> Optional[float]:
-    """Epoch seconds from an RFC 3339 / Go timestamp (nanoseconds, `Z`, offset or no zone = UTC)."""
-    if not isinstance(text, str) or not text:
-        return None
-    value = text.strip().replace("Z", "+00:00").replace(" ", "T", 1)
-    if "." in value:  # Go writes up to 9 fractional digits; Python reads 6
-        head, rest = value.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        value = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _default_interval(configuration: Any) -> float:
@@ -93,9 +69,9 @@ class _Timeline:
         )
         self.configuration, self.secrets = configuration, secrets
         self.data: Dict[str, Any] = {
-            "name": EXTENSION_NAME,
+            "name": TIMELINE_EXTENSION,
             "interval_s": self.interval,
-            "started": _iso(time.time()),
+            "started": epoch_iso(time.time()),
             "samples": [],
             "markers": [],
             "errors": {"count": 0, "last": None},
@@ -110,7 +86,7 @@ class _Timeline:
     # -- sampling --------------------------------------------------------------------------------------
     def start(self) -> None:
         if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, name="chaosstream-timeline", daemon=True)
+            self.thread = threading.Thread(target=self._loop, name=TIMELINE_EXTENSION, daemon=True)
             self.thread.start()
 
     def _loop(self) -> None:
@@ -131,14 +107,14 @@ class _Timeline:
     def sample(self) -> None:
         """Take one sample; any failure is counted and the rest of the sample is still taken."""
         now = time.time()
-        entry: Dict[str, Any] = {"t": now, "at": _iso(now)}
+        entry: Dict[str, Any] = {"t": now, "at": epoch_iso(now)}
         try:
             if self.settings is None:
                 self.settings = resolve_settings(self.configuration, self.secrets)
         except Exception as exc:  # a bad configuration must not break the run
             self._error(exc)
             return
-        from chaosstream.streamspace import api_client
+        from chaosstream.clients.streamspace import api_client
 
         try:
             with api_client(
@@ -147,7 +123,7 @@ class _Timeline:
                 agents = api.list_agents()
                 # stamp the sample when the answer arrived: the state it shows is at least that recent
                 now = time.time()
-                entry.update(t=now, at=_iso(now), agents=[self._agent(a, now) for a in agents])
+                entry.update(t=now, at=epoch_iso(now), agents=[self._agent(a, now) for a in agents])
                 sessions: Dict[str, int] = {}
                 for s in api.list_sessions():
                     state = str(s.get("state") or "unknown")
@@ -157,7 +133,7 @@ class _Timeline:
             self._error(exc)
         if self.settings.db_dsn:
             try:
-                from chaosstream.database import query
+                from chaosstream.clients.database import query
 
                 rows = query(self.settings, _COMMANDS_SQL)
                 entry["commands"] = {str(r["status"]): int(r["n"]) for r in rows}
@@ -178,7 +154,7 @@ class _Timeline:
 
     def _close_db(self) -> None:
         try:
-            from chaosstream.database import close_connections
+            from chaosstream.clients.database import close_connections
 
             close_connections()
         except Exception:  # nothing to close, or psycopg missing
@@ -192,7 +168,7 @@ class _Timeline:
             self.thread = None
             self.sample()
             self._close_db()
-        self.data["ended"] = _iso(time.time())
+        self.data["ended"] = epoch_iso(time.time())
 
     # -- markers ---------------------------------------------------------------------------------------
     def mark(self, event: str, activity: Any, status: Optional[str] = None, run: Any = None) -> None:
@@ -204,7 +180,7 @@ class _Timeline:
             "type": activity.get("type"),
             "phase": self.phase,
             "t": now,
-            "at": _iso(now),
+            "at": epoch_iso(now),
         }
         if event == "end":
             marker["status"] = status

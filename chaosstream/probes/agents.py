@@ -5,10 +5,11 @@ from typing import Any, Dict, List
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.database import query
-from chaosstream.polling import check_timeout, poll_interval_of, wait_until
+from chaosstream.arguments import seconds
+from chaosstream.clients.database import query
+from chaosstream.clients.streamspace import api_client
+from chaosstream.polling import poll_interval_of, wait_until
 from chaosstream.settings import resolve_settings
-from chaosstream.streamspace import api_client
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
 
 __all__ = [
@@ -79,7 +80,7 @@ def agent_status(
     Tolerance example: `{"type": "regex", "pattern": "^online$", "target": "status"}`.
     """
     settings = resolve_settings(configuration, secrets)
-    with api_client(settings, timeout=check_timeout(timeout)) as api:
+    with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         agents = api.list_agents()
     agent = _pick(agents, agent_id, agent_id_prefix)
     if not agent:
@@ -106,9 +107,9 @@ def agents_online(
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 0:
         raise ActivityFailed(f"Argument 'min_count' must be a whole number ≥ 0, not {min_count!r}.")
     if max_heartbeat_age is not None:
-        check_timeout(max_heartbeat_age, "max_heartbeat_age")
+        seconds(max_heartbeat_age, "max_heartbeat_age")
     settings = resolve_settings(configuration, secrets)
-    with api_client(settings, timeout=check_timeout(timeout)) as api:
+    with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         agents = api.list_agents()
     count = 0
     for agent in agents:
@@ -141,7 +142,7 @@ def agent_heartbeat_age(
     settings = resolve_settings(configuration, secrets)
     if source not in ("api", "db"):
         raise ActivityFailed(f"Argument 'source' must be 'api' or 'db', not {source!r}.")
-    check_timeout(timeout)
+    seconds(timeout, "timeout")
     if source == "db":
         rows = query(
             settings,
@@ -189,13 +190,13 @@ def wait_for_agent_status(
     Tolerance example: `{"type": "range", "range": [0, 30], "target": "elapsed_s"}`.
     """
     _check_status(status)
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     fresh_after = None
     started = utcnow()
     if after_rollout:
-        from chaosstream.rollout import wait_for_rollout
+        from chaosstream.clients.rollout import wait_for_rollout
 
         rollout = wait_for_rollout(settings, secrets, timeout, interval)
         fresh_after = parse_time(rollout["completed_at"])
@@ -256,7 +257,7 @@ def wait_for_agents_online(
     """
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ActivityFailed(f"Argument 'min_count' must be a whole number ≥ 1, not {min_count!r}.")
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     # One slow request must not outlast the wait's own timeout.
@@ -300,7 +301,7 @@ def agent_for_session(
         raise ActivityFailed(
             "Argument 'session_id' must be a session name such as admin-firefox-browser-1a2b3c4d."
         )
-    check_timeout(timeout)
+    seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     rows = query(
         settings,

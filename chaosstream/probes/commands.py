@@ -10,8 +10,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.database import query
-from chaosstream.polling import check_timeout, poll_interval_of, wait_until
+from chaosstream.arguments import seconds
+from chaosstream.clients.database import query
+from chaosstream.polling import poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, parse_time, utcnow
@@ -196,7 +197,7 @@ def wait_for_commands_drained(
     raises `ActivityFailed` on timeout with what is still open.
     Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 60}}`.
     """
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     sessions = None

@@ -5,10 +5,11 @@ from typing import Any, Dict
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.polling import check_timeout
-from chaosstream.rollout import agent_pods, rollout_state
+from chaosstream.arguments import seconds
+from chaosstream.clients.kube import pod_ready
+from chaosstream.clients.rollout import agent_pods, rollout_state
+from chaosstream.clients.streamspace import api_client
 from chaosstream.settings import resolve_settings
-from chaosstream.streamspace import api_client
 
 __all__ = ["api_health", "agent_rollout_complete", "agent_pods_ready"]
 
@@ -35,7 +36,7 @@ def api_health(
         or not max_latency_ms > 0
     ):
         raise ActivityFailed(f"Argument 'max_latency_ms' must be greater than 0, not {max_latency_ms!r}.")
-    with api_client(settings, timeout=check_timeout(timeout)) as api:
+    with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         code, body, latency = api.health()
     healthy = (
         code == 200
@@ -67,11 +68,5 @@ def agent_pods_ready(
     if isinstance(min_ready, bool) or not isinstance(min_ready, int) or min_ready < 0:
         raise ActivityFailed(f"Argument 'min_ready' must be a whole number ≥ 0, not {min_ready!r}.")
     settings = resolve_settings(configuration, secrets)
-    ready = 0
-    for pod in agent_pods(settings, secrets):
-        if pod.metadata.deletion_timestamp is not None:
-            continue
-        conditions = (pod.status.conditions or []) if pod.status else []
-        if any(c.type == "Ready" and c.status == "True" for c in conditions):
-            ready += 1
+    ready = sum(1 for pod in agent_pods(settings, secrets) if pod_ready(pod))
     return ready >= min_ready

@@ -5,11 +5,12 @@ from typing import Any, Dict, List, Tuple
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.kube import core_api, k8s_error
-from chaosstream.polling import check_timeout, poll_interval_of, wait_until
+from chaosstream.arguments import seconds
+from chaosstream.clients.kube import Cluster, pod_ready
+from chaosstream.clients.streamspace import api_client
+from chaosstream.polling import poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
-from chaosstream.streamspace import api_client
 
 __all__ = [
     "session_state",
@@ -45,7 +46,7 @@ def session_state(
             "Argument 'session_id' must be a session name such as admin-firefox-browser-1a2b3c4d."
         )
     settings = resolve_settings(configuration, secrets)
-    with api_client(settings, timeout=check_timeout(timeout)) as api:
+    with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         session = api.get_session(session_id)
     if session is None:
         raise ActivityFailed(f"Unknown session {session_id!r}: the API answered 404.")
@@ -66,7 +67,7 @@ def sessions_in_state(
     """
     _check_state(state)
     settings = resolve_settings(configuration, secrets)
-    with api_client(settings, timeout=check_timeout(timeout)) as api:
+    with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         sessions = api.list_sessions(user)
     names = sorted(s["name"] for s in sessions if s.get("state") == state)
     return {"count": len(names), "names": names}
@@ -107,7 +108,7 @@ def sessions_survived(
     """
     settings = resolve_settings(configuration, secrets)
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
-    result = _survival(settings, secrets, ids, check_timeout(timeout))
+    result = _survival(settings, secrets, ids, seconds(timeout, "timeout"))
     if raise_on_failure and not result["ok"]:
         raise ActivityFailed(
             f"Sessions did not survive: missing {result['missing']}, not running {result['not_running']}."
@@ -143,7 +144,7 @@ def wait_for_sessions_state(
     Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 30}}`.
     """
     _check_state(state)
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     ids = resolve_session_ids(settings, session_ids, tag)
@@ -173,39 +174,13 @@ def _ready_pods(core: Any, ns: str, ids: List[str]) -> Tuple[Dict[str, Any], Lis
     pods: Dict[str, Any] = {}
     missing: List[str] = []
     for sid in ids:
-        try:
-            items = core.list_namespaced_pod(ns, label_selector=f"session={sid}").items
-        except Exception as exc:
-            raise k8s_error(exc, f"pods of session {sid} in {ns}") from None
-        ready = [
-            p
-            for p in items
-            if p.metadata.deletion_timestamp is None
-            and p.status is not None
-            and p.status.phase == "Running"
-            and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
-        ]
+        items = core.list_namespaced_pod(ns, label_selector=f"session={sid}").items
+        ready = [p for p in items if pod_ready(p)]
         if ready:
             pods[sid] = ready[0]
         else:
             missing.append(sid)
     return pods, missing
-
-
-def claims_of(core: Any, ns: str, pod: Any) -> Dict[str, str]:
-    """PVCs a pod mounts: claim name -> PVC uid (a recreated PVC has a new uid: the home is gone)."""
-    out: Dict[str, str] = {}
-    for volume in pod.spec.volumes or []:
-        if volume.persistent_volume_claim is None:
-            continue
-        name = volume.persistent_volume_claim.claim_name
-        try:
-            out[name] = core.read_namespaced_persistent_volume_claim(name, ns).metadata.uid
-        except Exception as exc:
-            if getattr(exc, "status", None) != 404:
-                raise k8s_error(exc, f"PVC {ns}/{name}") from None
-            out[name] = "missing"
-    return out
 
 
 def session_pods_running(
@@ -227,7 +202,7 @@ def session_pods_running(
     settings = resolve_settings(configuration, secrets)
     ns = namespace or settings.namespace
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
-    ready, missing = _ready_pods(core_api(secrets), ns, ids)
+    ready, missing = _ready_pods(Cluster(secrets).core, ns, ids)
     if raise_on_failure and missing:
         raise ActivityFailed(f"Sessions without a ready pod in {ns}: {missing}.")
     return {"ok": not missing, "pods": {sid: p.metadata.name for sid, p in ready.items()}, "missing": missing}
@@ -252,13 +227,14 @@ def wait_for_session_pods(
     """
     from chaosstream.selection import killed_pods
 
-    timeout = check_timeout(timeout)
+    timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     ns = namespace or settings.namespace
     ids = resolve_session_ids(settings, session_ids, tag)
     killed = killed_pods()
-    core = core_api(secrets)
+    cluster = Cluster(secrets, timeout)
+    core = cluster.core
 
     def check():
         ready, missing = _ready_pods(core, ns, ids)
@@ -269,7 +245,7 @@ def wait_for_session_pods(
         return f"Sessions without a new ready pod after {timeout:g}s: {sorted(set(ids) - set((last or ({}, []))[0]))}."
 
     (fresh, _), elapsed, polls = wait_until(check, timeout, interval, describe)
-    claims = {sid: claims_of(core, ns, p) for sid, p in fresh.items()}
+    claims = {sid: cluster.claims_of(ns, p) for sid, p in fresh.items()}
     changed = {
         sid: (killed[sid]["claims"], claims[sid])
         for sid in claims

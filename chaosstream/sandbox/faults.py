@@ -1,42 +1,44 @@
 """Faults the sandbox can switch on: each reproduces a defect documented in StreamSpace's code.
 
-The baseline (no fault) behaves as StreamSpace's ADRs and test plans intend. Section numbers refer to
-`streamspace-contract.md`.
+The baseline (no fault) behaves as StreamSpace's ADRs and test plans intend. Each description starts with
+the upstream StreamSpace file where the behaviour lives; docs/streamspace.md explains them.
 """
 
 from typing import Dict, FrozenSet, Iterable
 
 FAULTS: Dict[str, str] = {
     "fail-commands-while-disconnected": (
-        "§3.6: the dispatcher marks a command 'failed' (\"agent is not connected\") instead of keeping it "
-        "pending while its agent is away"
+        "api/internal/services/command_dispatcher.go: the dispatcher marks a command 'failed' "
+        '("agent is not connected") instead of keeping it pending while its agent is away'
     ),
     "no-replay-on-reconnect": (
-        "§3.6: pending commands are not re-sent when the agent reconnects (only at API start-up)"
+        "api/internal/services/command_dispatcher.go: pending commands are not re-sent when the agent "
+        "reconnects (only at API start-up)"
     ),
     "agent-id-per-pod": (
-        "§4.2: AGENT_ID=<prefix>-<POD_NAME>, so every new agent pod registers as a new agent pending "
-        "approval and the old id's sessions are orphaned"
+        "chart/templates/k8s-agent-deployment.yaml: AGENT_ID=<prefix>-<POD_NAME>, so every new agent pod "
+        "registers as a new agent pending approval and the old id's sessions are orphaned"
     ),
     "no-heartbeat-sweep": (
-        "§3.5: the hub never unregisters silent agents (no stale sweep, no read deadline), so a partitioned "
-        "agent stays 'online'"
+        "api/internal/websocket/agent_hub.go: the hub never unregisters silent agents (no stale sweep, "
+        "no read deadline), so a partitioned agent stays 'online'"
     ),
     "place-on-stale-agents": (
-        "§3.8: the agent selector ignores status and heartbeat freshness and places sessions on agents "
-        "that are gone"
+        "api/internal/services/agent_selector.go: the agent selector ignores status and heartbeat "
+        "freshness and places sessions on agents that are gone"
     ),
     "batched-frames": (
-        "§3.8: the server joins queued messages with '\\n' into one WebSocket frame; the agent parses a "
-        "frame as one JSON document and loses every command in it"
+        "api/internal/handlers/agent_websocket.go: the server joins queued messages with '\\n' into one "
+        "WebSocket frame; the agent parses a frame as one JSON document and loses every command in it"
     ),
     "slow-reconnect": (
-        "§3.7: the agent reaches the control plane only after the whole backoff list (2+4+8+16+32 s "
-        "scaled), far beyond the reconnect objective"
+        "agents/k8s-agent/main.go: the agent reaches the control plane only after the whole backoff list "
+        "(2+4+8+16+32 s scaled), far beyond the reconnect objective"
     ),
     "orphan-sessions-on-agent-restart": (
-        "§3.5/§4.2: when an agent disconnects its sessions lose their agent (sessions.agent_id cleared), "
-        "so they can no longer be stopped or reached"
+        "api/internal/websocket/agent_hub.go, chart/templates/k8s-agent-deployment.yaml: when an agent "
+        "disconnects its sessions lose their agent (sessions.agent_id cleared), so they can no longer be "
+        "stopped or reached"
     ),
 }
 

@@ -1,7 +1,8 @@
 """The sensitivity matrix: every experiment passes on the baseline sandbox and catches the faults it targets.
 
 Used by the test suite (tests/e2e/test_matrix.py), by `bench/matrix.py` (wall times) and to generate the
-README table, so the three never disagree.
+README table, so the three never disagree. The experiment files are read from `experiments_dir`
+(default: `./experiments`, relative to the current directory): they are not part of the package.
 """
 
 import dataclasses
@@ -25,9 +26,10 @@ __all__ = [
     "run_experiment",
     "markdown_table",
     "recovery_seconds",
+    "experiments_path",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_EXPERIMENTS_DIR = Path("experiments")
 
 # experiment file -> sandbox options
 EXPERIMENTS: Dict[str, Dict[str, Any]] = {
@@ -79,12 +81,27 @@ def recovery_seconds(journal: Dict[str, Any]) -> float:
     return round(total, 3)
 
 
+def experiments_path(experiments_dir: Optional[Path] = None) -> Path:
+    """`experiments_dir` (default `./experiments`) as an absolute path; FileNotFoundError if it is missing."""
+    directory = Path(DEFAULT_EXPERIMENTS_DIR if experiments_dir is None else experiments_dir).resolve()
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"No experiments directory at {directory}: run from the project root or pass experiments_dir."
+        )
+    return directory
+
+
 def run_experiment(
-    experiment: str, env: Dict[str, str], journal: Path, timeout: float = 300
+    experiment: str,
+    env: Dict[str, str],
+    journal: Path,
+    timeout: float = 300,
+    experiments_dir: Optional[Path] = None,
 ) -> Tuple[int, float]:
+    """`chaos run` one experiment file of `experiments_dir` (see `experiments_path`) with `env` added."""
     cmd = [
         sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "run",
-        "--journal-path", str(journal), str(ROOT / "experiments" / experiment),
+        "--journal-path", str(journal), str(experiments_path(experiments_dir) / experiment),
     ]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.run(
@@ -97,7 +114,7 @@ def run_experiment(
 def _result(
     experiment: str, fault: Optional[str], journal_path: Path, code: int, run_s: float, wall_s: float
 ) -> CellResult:
-    from chaosstream.verdict import evaluate
+    from chaosstream.journal.verdict import evaluate
 
     journal = json.loads(journal_path.read_text())
     verdict = evaluate(journal)
@@ -115,11 +132,19 @@ def _result(
 
 
 def run_cell(
-    experiment: str, faults: Sequence[str] = (), repeats: int = 1, workdir: Optional[Path] = None
+    experiment: str,
+    faults: Sequence[str] = (),
+    repeats: int = 1,
+    workdir: Optional[Path] = None,
+    experiments_dir: Optional[Path] = None,
 ) -> List[CellResult]:
-    """Start a sandbox with `faults`, run the experiment `repeats` times on it, stop the sandbox."""
-    from chaosstream.sandbox.control import start_daemon, stop_daemon
+    """Start a sandbox with `faults`, run the experiment `repeats` times on it, stop the sandbox.
 
+    The experiment file is `experiment` in `experiments_dir` (default `./experiments`).
+    """
+    from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
+
+    directory = experiments_path(experiments_dir)  # fail before starting a sandbox
     workdir = workdir or Path(tempfile.mkdtemp(prefix="css-matrix-"))
     state = Path(tempfile.mkdtemp(prefix="css-matrix-state-"))
     started = time.monotonic()
@@ -133,7 +158,7 @@ def run_cell(
             fault = ",".join(faults) or None
             journal = workdir / f"{experiment[:-5]}-{fault or 'baseline'}-{index}.journal.json"
             t0 = time.monotonic()
-            code, run_s = run_experiment(experiment, env, journal)
+            code, run_s = run_experiment(experiment, env, journal, experiments_dir=directory)
             wall = (time.monotonic() - t0) + (boot if index == 0 else 0.0)
             results.append(_result(experiment, fault, journal, code, run_s, wall))
     finally:

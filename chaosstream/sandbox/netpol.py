@@ -77,16 +77,16 @@ def denied_ports(
 class NetpolEnforcer:
     """Reconciles iptables DROP rules in pod namespaces with the NetworkPolicies of the namespace."""
 
-    def __init__(self, emulator: Any, kubelet: Any, namespace: str, ports: List[int], address: str) -> None:
+    def __init__(self, emulator: Any, runtime: Any, namespace: str, ports: List[int], address: str) -> None:
         self.emulator = emulator
-        self.kubelet = kubelet
+        self.runtime = runtime
         self.namespace = namespace
         self.ports = ports
         self.address = address
         self._applied: Dict[str, Set[int]] = {}
 
     def reconcile(self) -> None:
-        network = self.kubelet.network
+        network = self.runtime.network
         if network is None:
             return
         policies = self.emulator.list_objects("networking.k8s.io/v1", "NetworkPolicy", self.namespace)

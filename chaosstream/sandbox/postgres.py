@@ -247,8 +247,9 @@ def apply_schema(
 ) -> None:
     """Create StreamSpace's schema and seeds in ``dsn`` (idempotent).
 
-    ``with_migrations=False`` gives a database built only by ``Migrate()`` (contract §1.1): no
-    ``agent_commands.updated_at`` and no ``sessions.termination_reason/terminated_at``. The admin's
+    ``with_migrations=False`` gives a database built only by ``Migrate()`` (see
+    docs/streamspace.md#11-how-the-schema-is-created): no ``agent_commands.updated_at`` and no
+    ``sessions.termination_reason/terminated_at``. The admin's
     password hash stays NULL unless ``admin_password`` is given; the control plane sets it from its
     config on first start, as the real API does with ``ADMIN_PASSWORD``.
     """

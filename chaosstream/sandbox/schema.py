@@ -1,7 +1,7 @@
-"""StreamSpace v2 database schema for the sandbox (contract §1), plus sandbox-only tables.
+"""StreamSpace v2 database schema for the sandbox (docs/streamspace.md#1-database), plus sandbox-only tables.
 
 ``BASE_DDL`` reproduces what the API's ``Database.Migrate()`` creates (``api/internal/db/database.go``);
-``MIGRATIONS_DDL`` adds what only the manual ``api/migrations/*.sql`` files add (§1.1): migration 002's
+``MIGRATIONS_DDL`` adds what only the manual ``api/migrations/*.sql`` files add: migration 002's
 ``(agent_id,state)`` index, 004's ``agent_commands.updated_at`` + trigger and 007's session termination
 columns. Tables named ``sandbox_*`` are not part of StreamSpace: they hold ground truth for benchmarks.
 

@@ -1,6 +1,6 @@
 """Timer sets of the sandbox: StreamSpace's real values and a compressed set for fast runs.
 
-The real values come from the contract (streamspace-contract.md §0 and §3.4). The fast set keeps the
+The real values are StreamSpace's own (docs/streamspace.md#34-timers). The fast set keeps the
 same ratios where they matter (the stale threshold is a few heartbeats, the selector window is wider
 than the stale threshold) so that every experiment exercises the same logic in seconds.
 """
@@ -36,7 +36,7 @@ class Timers:
 
     @property
     def is_real(self) -> bool:
-        """StreamSpace's own 30 s heartbeat (or slower): objectives use the contract's values."""
+        """StreamSpace's own 30 s heartbeat (or slower): objectives use StreamSpace's own values."""
         return self.heartbeat_interval >= 30.0
 
     def objectives(self) -> Dict[str, float]:

@@ -1,7 +1,7 @@
-"""Fixtures for the activity catalog tests (see `_harness.py`)."""
+"""Fixtures for the activity catalog tests (see tests/helpers/harness.py)."""
 
 import pytest
-from _harness import Harness
+from helpers.harness import Harness
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ import time
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from helpers.waits import wait_for
 
 from chaosstream import actions, probes
-from chaosstream.actions.agents import PREVIOUS_REPLICAS_ANNOTATION
+from chaosstream.faults.records import PREVIOUS_REPLICAS_ANNOTATION
 from chaosstream.timeutil import iso, utcnow
 
 AGENT_SELECTOR = "app.kubernetes.io/component=k8s-agent"
@@ -61,7 +62,7 @@ def test_scale_to_zero_moves_heartbeat_queue_and_lost_commands_then_restore(harn
 
         gone = h.call(probes.wait_for_agent_status, "offline", agent_id=h.agent_id, timeout=20)
         assert gone["status"] == "offline" and gone["agentId"] == h.agent_id
-        h.wait_for(lambda: not h.agent_pods(), what="agent pods gone")
+        wait_for(lambda: not h.agent_pods(), timeout=20, what="agent pods gone")
         assert h.call(probes.agent_pods_ready, min_ready=1) is False
         assert h.call(probes.agents_online, min_count=1) is False
         assert h.call(probes.agent_status, agent_id=h.agent_id)["status"] == "offline"
@@ -197,7 +198,7 @@ def test_session_lifecycle_create_hibernate_wake_kill_pod_terminate(harness):
             h.call(actions.wake_session, s2)
         h.call(probes.wait_for_sessions_state, "hibernated", session_ids=[s1], timeout=20)
         assert h.call(probes.session_state, s1) == "hibernated"
-        h.wait_for(lambda: not h.pods(f"session={s1}"), what="hibernated pod gone")
+        wait_for(lambda: not h.pods(f"session={s1}"), timeout=20, what="hibernated pod gone")
         assert h.call(probes.session_pods_running, session_ids=[s1])["missing"] == [s1]
         survived = h.call(probes.sessions_survived, tag="catalog-life")
         assert survived["ok"] is False and survived["not_running"] == {s1: "hibernated"}
@@ -256,7 +257,9 @@ def test_kill_agent_pod_and_restart_agent_replace_the_agent_process(harness):
     (old,) = h.agent_pods()
     killed = h.call(actions.kill_agent_pod)
     assert killed == {"namespace": "streamspace", "killed": [old], "grace_period": 0}
-    (new,) = h.wait_for(lambda: [n for n in h.agent_pods() if n != old], what="replacement agent pod")
+    (new,) = wait_for(
+        lambda: [n for n in h.agent_pods() if n != old], timeout=20, what="replacement agent pod"
+    )
     assert old not in h.agent_pods()
     h.call(probes.wait_for_agent_status, "online", agent_id=h.agent_id, timeout=30)
 

@@ -5,13 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
+from helpers.chaos import chaos
 
 from chaosstream import actions, probes
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +25,9 @@ def discovery(tmp_path_factory):
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
     out = tmp / "discovery.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "discover", "--no-install",
-         "--no-system-info", "--discovery-path", str(out), "chaostoolkit-streamspace"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(target)), cwd=tmp,
+    proc = chaos(
+        "discover", "--no-install", "--no-system-info", "--discovery-path", str(out), "chaostoolkit-streamspace",
+        env=dict(os.environ, PYTHONPATH=str(target)), cwd=tmp, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0 and out.exists(), proc.stdout + proc.stderr
     return json.loads(out.read_text())

@@ -2,7 +2,8 @@
 
 import time
 
-from _harness import Harness
+from helpers.harness import Harness
+from helpers.waits import wait_for
 
 from chaosstream import actions, probes
 from chaosstream.timeutil import iso, utcnow
@@ -74,8 +75,8 @@ def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_fac
     now = h.agent_pods()
     (spared,) = set(pods) - set(killed["killed"])
     assert spared in now and not set(killed["killed"]) & set(now)
-    h.wait_for(lambda: len(h.agent_pods()) == 3, what="three agent pods again")
+    wait_for(lambda: len(h.agent_pods()) == 3, timeout=20, what="three agent pods again")
     for agent in AGENTS:
         h.call(probes.wait_for_agent_status, "online", agent_id=agent, timeout=30)
-    h.wait_for(lambda: h.call(probes.agent_pods_ready, min_ready=3), what="three ready agent pods")
+    wait_for(lambda: h.call(probes.agent_pods_ready, min_ready=3), timeout=20, what="three ready agent pods")
     assert h.call(probes.agent_pods_ready, min_ready=4) is False

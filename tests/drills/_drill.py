@@ -1,31 +1,21 @@
-"""Helpers shared by the drills: start `chaos run` like a terminal would, wait for a fault to be in
-place, and list every trace of chaosstream faults left in a sandbox (pods, rules, processes, policies)."""
+"""Helpers shared by the drills: list every trace of chaosstream faults left in a sandbox (pods, rules,
+processes, policies), heal, restart components and signal a run. Generic helpers (`wait_for`, starting
+`chaos run`, the one-sentence assertion) are in tests/helpers."""
 
 import glob
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import psutil
-
-from tests.conftest import EXPERIMENTS, ROOT, RunningSandbox
+from helpers import ROOT
+from helpers.chaos import CHAOSSTREAM
+from helpers.sandbox import RunningSandbox
 
 PARTITION_ANNOTATION = "chaosstream.io/partition-"
 PREVIOUS_REPLICAS = "chaosstream.io/previous-replicas"
 MANAGED = "app.kubernetes.io/managed-by=chaosstream"
-CHAOSSTREAM = shutil.which("chaosstream") or str(Path(sys.executable).parent / "chaosstream")
-
-
-def environ(sandbox: RunningSandbox, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """The process environment plus the sandbox's, with `extra` overriding both (RunningSandbox.environ
-    raises when `extra` repeats a key of the sandbox env, e.g. STREAMSPACE_PARTITION_DURATION)."""
-    return {**os.environ, **sandbox.env, **(extra or {})}
 
 
 def kube(sandbox: RunningSandbox) -> Any:
@@ -37,44 +27,6 @@ def kube(sandbox: RunningSandbox) -> Any:
         client.CoreV1Api(api_client),
         client.AppsV1Api(api_client),
         client.NetworkingV1Api(api_client),
-    )
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:g}s")
-        time.sleep(interval)
-
-
-def start_chaos(
-    sandbox: RunningSandbox,
-    experiment: str,
-    journal: Path,
-    extra_env: Optional[Dict[str, str]] = None,
-    control_file: Optional[Path] = None,
-    log_file: Optional[Path] = None,
-) -> subprocess.Popen:
-    """`chaos run` in its own session (its own process group), as a terminal or a pod would run it."""
-    cmd = [sys.executable, "-m", "chaostoolkit", "--no-version-check"]
-    cmd += ["--log-file", str(log_file)] if log_file else ["--no-log-file"]
-    cmd += ["run", "--journal-path", str(journal)]
-    if control_file is not None:
-        cmd += ["--control-file", str(control_file)]
-    cmd.append(str(EXPERIMENTS / experiment))
-    return subprocess.Popen(
-        cmd,
-        env=environ(sandbox, extra_env),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
     )
 
 
@@ -92,7 +44,7 @@ def partition_ids(sandbox: RunningSandbox) -> Dict[str, Dict[str, Any]]:
 def netns_prefix(sandbox: RunningSandbox) -> str:
     """The sandbox's network namespace prefix `css<k>-` (as the kubelet names them)."""
     from chaosstream.sandbox.netns import SandboxNetwork
-    from chaosstream.sandbox.runtime import Sandbox, SandboxOptions
+    from chaosstream.sandbox.stack import Sandbox, SandboxOptions
 
     instance = Sandbox(SandboxOptions(state_dir=sandbox.state_dir)).instance
     return SandboxNetwork(instance).prefix
@@ -160,7 +112,7 @@ def heal_output(sandbox: RunningSandbox) -> str:
     """What `chaosstream heal` prints against the sandbox."""
     proc = subprocess.run(
         [CHAOSSTREAM, "heal"],
-        env=environ(sandbox),
+        env=sandbox.environ(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -191,62 +143,6 @@ def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
     """Wait for the run to end and return its output."""
     out, _ = proc.communicate(timeout=timeout)
     return out or ""
-
-
-__all__ = [
-    "kube",
-    "wait_for",
-    "start_chaos",
-    "partition_ids",
-    "iptables_rules",
-    "tagged_processes",
-    "leftovers",
-    "clean",
-    "heal_output",
-    "agent_online",
-    "send",
-    "finish",
-    "signal",
-]
-
-
-def snapshot(sandbox: RunningSandbox) -> Dict[str, Any]:
-    """What a bad input must not change: agents, sessions and commands rows; pods (with annotations),
-    Deployments (replicas, annotations) and NetworkPolicies."""
-    import psycopg
-
-    core, apps, net = kube(sandbox)
-    ns = sandbox.env["STREAMSPACE_NAMESPACE"]
-    with psycopg.connect(sandbox.env["STREAMSPACE_DB_DSN"]) as conn:
-        rows = {
-            "agents": conn.execute("SELECT agent_id, approval_status FROM agents ORDER BY 1").fetchall(),
-            "sessions": conn.execute("SELECT id, state, agent_id FROM sessions ORDER BY 1").fetchall(),
-            "commands": conn.execute("SELECT command_id, status FROM agent_commands ORDER BY 1").fetchall(),
-        }
-    rows["pods"] = sorted(
-        (p.metadata.name, json.dumps(p.metadata.annotations or {}, sort_keys=True), p.status.phase)
-        for p in core.list_namespaced_pod(ns).items
-    )
-    rows["deployments"] = sorted(
-        (d.metadata.name, d.spec.replicas, json.dumps(d.metadata.annotations or {}, sort_keys=True))
-        for d in apps.list_namespaced_deployment(ns).items
-    )
-    rows["policies"] = sorted(p.metadata.name for p in net.list_network_policy_for_all_namespaces().items)
-    return rows
-
-
-def assert_one_sentence(message: str, *secrets: str) -> None:
-    """ONE readable sentence: no traceback, no newline, no secret, no bearer token."""
-    import re
-
-    assert "\n" not in message and "Traceback" not in message and 'File "' not in message, message
-    assert 20 <= len(message) <= 400, message
-    assert message[0].isupper() or message[0] in "'\"", message
-    assert message.rstrip().endswith((".", ")", "?")), message
-    for secret in secrets:
-        if secret:
-            assert secret not in message, f"secret leaked in: {message}"
-    assert not re.search(r"(?i)bearer\s+\w", message), message
 
 
 def restart(sandbox: RunningSandbox, component: str) -> str:

@@ -6,32 +6,21 @@ known to its rollback."""
 import asyncio
 import concurrent.futures
 import os
-import socket
 import threading
 import time
 from typing import Any, Callable, Iterator, Tuple
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from helpers.net import free_port
+from helpers.sentences import assert_one_sentence
+from helpers.waits import wait_for
 
 from chaosstream import actions, probes
-from tests.drills._drill import (
-    assert_one_sentence,
-    clean,
-    heal_output,
-    leftovers,
-    partition_ids,
-    restart,
-    wait_for,
-)
+from drills._drill import clean, heal_output, leftovers, partition_ids, restart
 
+pytestmark = pytest.mark.slow
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="partitions need root (pod network namespaces)")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SlowProxy:
@@ -93,12 +82,12 @@ def _fails(sandbox: Any, func: Callable[..., Any], cfg: dict = None, **kwargs: A
     with pytest.raises(ActivityFailed) as info:
         func(**kwargs, configuration=sandbox.configuration(**(cfg or {})), secrets=sandbox.secrets())
     message = str(info.value)
-    assert_one_sentence(message, sandbox.env["STREAMSPACE_PASSWORD"])
+    assert_one_sentence(message, secrets=[sandbox.env["STREAMSPACE_PASSWORD"]])
     return message, time.monotonic() - started
 
 
 def test_api_down_probes_fail_with_one_sentence_within_their_timeout(sandbox) -> None:
-    cfg = {"streamspace_api_url": f"http://127.0.0.1:{_closed_port()}"}
+    cfg = {"streamspace_api_url": f"http://127.0.0.1:{free_port()}"}
     for func, kwargs, budget in (
         (probes.api_health, {"timeout": 2}, 4),
         (probes.agent_status, {"timeout": 2}, 4),
@@ -137,7 +126,7 @@ def test_postgres_restart_mid_run(sandbox) -> None:
                 _call(sandbox, probes.queued_commands)
                 outcomes.append("ok")
             except ActivityFailed as exc:
-                assert_one_sentence(str(exc), sandbox.env["STREAMSPACE_PASSWORD"])
+                assert_one_sentence(str(exc), secrets=[sandbox.env["STREAMSPACE_PASSWORD"]])
                 outcomes.append("failed")
             time.sleep(0.02)
 
@@ -193,7 +182,7 @@ def test_kube_restart_during_partition_is_never_half_applied(sandbox, method: st
         try:
             outcome = f"applied {future.result(60)[0]['partition_id']}"
         except ActivityFailed as exc:
-            assert_one_sentence(str(exc), sandbox.env["STREAMSPACE_PASSWORD"])
+            assert_one_sentence(str(exc), secrets=[sandbox.env["STREAMSPACE_PASSWORD"]])
             outcome = f"failed: {exc}"
     found = leftovers(sandbox)
     if found["iptables"] or found["policies"]:

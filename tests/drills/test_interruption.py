@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from helpers import EXPERIMENTS
+from helpers.waits import wait_for
 
-from tests.conftest import EXPERIMENTS
-from tests.drills._drill import (
+from drills._drill import (
     PREVIOUS_REPLICAS,
     agent_online,
     clean,
@@ -22,18 +23,18 @@ from tests.drills._drill import (
     leftovers,
     partition_ids,
     send,
-    start_chaos,
-    wait_for,
 )
 
-pytestmark = pytest.mark.skipif(
-    __import__("os").geteuid() != 0, reason="network partitions need root (pod network namespaces)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        __import__("os").geteuid() != 0, reason="network partitions need root (pod network namespaces)"
+    ),
+]
 
 DURATION = 6  # STREAMSPACE_PARTITION_DURATION: how long a fault lives without its runner
 METHODS = ("ephemeral", "exec", "network-policy")
-ROOT = Path(__file__).resolve().parents[2]
-CONTROL_FILE = ROOT / "experiments" / "controls.yaml"
+CONTROL_FILE = EXPERIMENTS / "controls.yaml"
 LOCK = "chaosstream-run-lock"
 
 
@@ -70,8 +71,8 @@ def _drill(sandbox_factory, tmp_path: Path, method: str, signame: str, safety: b
     sandbox = sandbox_factory()
     journal = tmp_path / "journal.json"
     env = {"STREAMSPACE_PARTITION_METHOD": method, "STREAMSPACE_PARTITION_DURATION": str(DURATION)}
-    proc = start_chaos(
-        sandbox, "agent-heartbeat.json", journal, env, control_file=CONTROL_FILE if safety else None
+    proc = sandbox.start_chaos_run(
+        "agent-heartbeat.json", journal, env, control_file=CONTROL_FILE if safety else None
     )
     try:
         records = wait_for(lambda: partition_ids(sandbox), 30, "the partition annotation")
@@ -143,7 +144,7 @@ def test_sigkill_during_total_outage(sandbox_factory, tmp_path: Path) -> None:
             activity["pauses"] = {"after": 30}
     held = tmp_path / "total-agent-outage-held.json"
     held.write_text(json.dumps(experiment))
-    proc = start_chaos(sandbox, str(held), journal, {"STREAMSPACE_PARTITION_DURATION": str(DURATION)})
+    proc = sandbox.start_chaos_run(str(held), journal, {"STREAMSPACE_PARTITION_DURATION": str(DURATION)})
 
     def scaled_down() -> Optional[str]:
         dep = apps.read_namespaced_deployment("streamspace-k8s-agent", ns)

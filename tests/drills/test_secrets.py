@@ -3,7 +3,6 @@ journal, the `chaos run` log file, `chaosstream verdict` output/JUnit, the HTML/
 exception message — on passing runs and on failing runs (wrong password, unreachable database)."""
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 from typing import Dict, List
@@ -11,12 +10,15 @@ from typing import Dict, List
 import httpx
 import psycopg
 import pytest
+from helpers import EXPERIMENTS
+from helpers.chaos import CHAOSSTREAM
+from helpers.net import free_port
 
-from tests.drills._drill import CHAOSSTREAM, start_chaos
+pytestmark = pytest.mark.slow
 
 DSN_PASSWORD = "Dsn-S3cret-c0ffee-71"
 WRONG_PASSWORD = "Wr0ng-Adm1n-Pa55-d00d"
-CONTROL_FILE = Path(__file__).resolve().parents[2] / "experiments" / "controls.yaml"
+CONTROL_FILE = EXPERIMENTS / "controls.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +40,9 @@ def secret_env(shared_sandbox) -> Dict[str, str]:
     return {"dsn": dsn, "token": token, "password": env["STREAMSPACE_PASSWORD"]}
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run_and_render(sandbox, tmp_path: Path, experiment: str, env: Dict[str, str]) -> List[Path]:
     journal, log = tmp_path / "journal.json", tmp_path / "chaostoolkit.log"
-    proc = start_chaos(sandbox, experiment, journal, env, control_file=CONTROL_FILE, log_file=log)
+    proc = sandbox.start_chaos_run(experiment, journal, env, control_file=CONTROL_FILE, log_file=log)
     output, _ = proc.communicate(timeout=180)
     (tmp_path / "chaos-output.txt").write_text(output)
     assert journal.exists(), output[-2000:]
@@ -103,9 +99,7 @@ def test_no_secret_in_journal_log_verdict_or_report(
     shared_sandbox, secret_env, tmp_path: Path, case: str
 ) -> None:
     experiment, overrides, failing = CASES[case]
-    ctx = dict(
-        secret_env, closed_dsn=f"postgresql://chaos_reader:{DSN_PASSWORD}@127.0.0.1:{_closed_port()}/x"
-    )
+    ctx = dict(secret_env, closed_dsn=f"postgresql://chaos_reader:{DSN_PASSWORD}@127.0.0.1:{free_port()}/x")
     env = {k: v.format(**ctx) for k, v in overrides.items()}
     files = _run_and_render(shared_sandbox, tmp_path, experiment, env)
     journal = (tmp_path / "journal.json").read_text()

@@ -4,14 +4,14 @@ targets, with the verdict naming the probe that caught it. The README's table mu
 produced."""
 
 import re
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from chaosstream.sandbox.faults import FAULTS
 from chaosstream.sandbox.matrix import EXPERIMENTS, TARGETS, markdown_table, run_cell
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 RESULTS = []
 MUTANTS = [(experiment, fault) for experiment, faults in TARGETS.items() for fault in faults]
 
@@ -21,9 +21,10 @@ def test_every_fault_is_targeted_by_an_experiment():
     assert targeted == set(FAULTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", list(EXPERIMENTS))
 def test_baseline_passes_three_times(experiment, tmp_path):
-    results = run_cell(experiment, (), repeats=3, workdir=tmp_path)
+    results = run_cell(experiment, (), repeats=3, workdir=tmp_path, experiments_dir=ROOT / "experiments")
     for index, result in enumerate(results):
         assert result.chaos_exit == 0, f"run {index}: chaos run exited {result.chaos_exit}; see {tmp_path}"
         assert result.verdict == 0, f"run {index}: verdict {result.label} from {result.deciding}"
@@ -31,14 +32,16 @@ def test_baseline_passes_three_times(experiment, tmp_path):
     RESULTS.append(results[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment, fault", MUTANTS, ids=[f"{e[:-5]}-x-{f}" for e, f in MUTANTS])
 def test_fault_is_caught(experiment, fault, tmp_path):
-    (result,) = run_cell(experiment, (fault,), workdir=tmp_path)
+    (result,) = run_cell(experiment, (fault,), workdir=tmp_path, experiments_dir=ROOT / "experiments")
     assert result.caught, f"{experiment} passed although the sandbox had {fault}"
     assert result.deciding, "the verdict does not say which probe caught the fault"
     RESULTS.append(result)
 
 
+@pytest.mark.slow
 def test_readme_table_is_this_runs_matrix():
     if len(RESULTS) != len(EXPERIMENTS) + len(MUTANTS):
         pytest.skip("some matrix cells did not run (see their failures)")

@@ -4,13 +4,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from helpers import ROOT
+from helpers.chaos import run_args
+from helpers.chaos import start_chaos as chaos_process
+from helpers.waits import wait_for_file
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 ACTS = "acts"
 
 
@@ -53,12 +56,6 @@ def experiment(
     return exp
 
 
-def _default_sigint() -> None:
-    # A background job of a non-interactive shell inherits SIGINT ignored, and Python then never raises
-    # KeyboardInterrupt; give `chaos run` the disposition a terminal would.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start_chaos(
     tmp: Path,
     exp: Dict[str, Any],
@@ -71,28 +68,10 @@ def start_chaos(
     exp_path.write_text(json.dumps(exp, indent=1))
     journal_path = tmp / f"{name}-journal.json"
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO), full_env.get("PYTHONPATH", "")])
+    full_env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), full_env.get("PYTHONPATH", "")])
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file", "run"]
-    cmd += list(args or []) + ["--journal-path", str(journal_path), str(exp_path)]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-    )
+    proc = chaos_process(*run_args(exp_path, journal_path, args or ()), env=full_env, cwd=tmp)
     return proc, journal_path
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 30) -> bool:
-    """Wait until `path` exists (or the process ended)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return path.exists()
 
 
 def finish_chaos(
@@ -108,7 +87,7 @@ def finish_chaos(
             pass
         raise
     journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
-    return proc.returncode, journal, out.decode(errors="replace")
+    return proc.returncode, journal, out or ""
 
 
 def run_chaos(
@@ -124,7 +103,7 @@ def run_chaos(
     """Run `chaos run`; optionally send a signal to its process group once `ready` exists."""
     proc, journal_path = start_chaos(tmp, exp, env=env, args=args, name=name)
     if send is not None and ready is not None:
-        wait_for(ready, proc, timeout)
+        wait_for_file(ready, proc, timeout)
         time.sleep(0.2)
         if proc.poll() is None:
             os.killpg(proc.pid, send)

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import textwrap
 
+from helpers.kube import deployment_manifest
+from helpers.waits import wait_for
 from kubernetes import client
-
-from .conftest import deployment_manifest, wait_for
 
 SCRIPT = textwrap.dedent("""
     import json

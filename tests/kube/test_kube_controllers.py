@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from helpers.kube import RecordingRuntime, deployment_manifest, pod_manifest
+from helpers.waits import wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-from .conftest import RecordingKubelet, deployment_manifest, pod_manifest, wait_for
 
 
 def _pods(core: client.CoreV1Api, selector: str) -> list:
@@ -69,9 +69,9 @@ def test_scale_subresource_and_replacement(core: client.CoreV1Api, apps: client.
     wait_for(lambda: len(_pods(core, "app=web")) == 1 and _available(apps, "web", 1))
 
 
-@pytest.mark.parametrize("kubelet", [RecordingKubelet(ready_delay=0.3)], indirect=False)
+@pytest.mark.parametrize("kubelet", [RecordingRuntime(ready_delay=0.3)], indirect=False)
 def test_rolling_restart_surges_one_pod(
-    core: client.CoreV1Api, apps: client.AppsV1Api, kubelet: RecordingKubelet
+    core: client.CoreV1Api, apps: client.AppsV1Api, kubelet: RecordingRuntime
 ) -> None:
     apps.create_namespaced_deployment("default", deployment_manifest("agent", replicas=1))
     wait_for(lambda: _available(apps, "agent", 1))
@@ -112,9 +112,9 @@ def test_rolling_restart_surges_one_pod(
     )
 
 
-@pytest.mark.parametrize("kubelet", [RecordingKubelet(ready_delay=0.1)], indirect=False)
+@pytest.mark.parametrize("kubelet", [RecordingRuntime(ready_delay=0.1)], indirect=False)
 def test_recreate_strategy_stops_old_first(
-    core: client.CoreV1Api, apps: client.AppsV1Api, kubelet: RecordingKubelet
+    core: client.CoreV1Api, apps: client.AppsV1Api, kubelet: RecordingRuntime
 ) -> None:
     apps.create_namespaced_deployment("default", deployment_manifest("rc", 2, {"type": "Recreate"}))
     wait_for(lambda: _available(apps, "rc", 2))
@@ -139,8 +139,8 @@ def test_recreate_strategy_stops_old_first(
     assert last_stop < first_new
 
 
-@pytest.mark.parametrize("kubelet", [RecordingKubelet(stop_delay=0.4)], indirect=False)
-def test_graceful_deletion_honours_grace_period(core: client.CoreV1Api, kubelet: RecordingKubelet) -> None:
+@pytest.mark.parametrize("kubelet", [RecordingRuntime(stop_delay=0.4)], indirect=False)
+def test_graceful_deletion_honours_grace_period(core: client.CoreV1Api, kubelet: RecordingRuntime) -> None:
     core.create_namespaced_pod("default", pod_manifest("g1", terminationGracePeriodSeconds=7))
     core.create_namespaced_pod("default", pod_manifest("g2"))
     core.create_namespaced_pod("default", pod_manifest("g3"))
@@ -181,7 +181,7 @@ def test_container_exit_restarts_or_finishes(emu, core: client.CoreV1Api) -> Non
 
 
 def test_start_failure_marks_pod_failed_and_rs_replaces(
-    core: client.CoreV1Api, kubelet: RecordingKubelet
+    core: client.CoreV1Api, kubelet: RecordingRuntime
 ) -> None:
     core.create_namespaced_pod("default", pod_manifest("bad", {"fail": "start"}))
     pod = wait_for(lambda: (p := core.read_namespaced_pod("bad", "default")).status.phase == "Failed" and p)

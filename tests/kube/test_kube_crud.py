@@ -8,10 +8,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from helpers.kube import deployment_manifest, pod_manifest
+from helpers.waits import wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-from .conftest import deployment_manifest, pod_manifest, wait_for
 
 
 def _status(err: ApiException) -> dict:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import websocket
+from helpers.kube import pod_manifest
+from helpers.waits import wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
-
-from .conftest import pod_manifest, wait_for
 
 
 def _running(core: client.CoreV1Api, name: str) -> None:

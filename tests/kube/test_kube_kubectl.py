@@ -6,8 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from .conftest import wait_for
+from helpers.waits import wait_for
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")

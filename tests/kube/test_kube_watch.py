@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from helpers.kube import pod_manifest
 from kubernetes import client, watch
-
-from .conftest import pod_manifest
 
 
 def test_watch_with_selector_and_timeout(core: client.CoreV1Api) -> None:

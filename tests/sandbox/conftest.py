@@ -12,13 +12,13 @@ import json
 import queue
 import secrets
 import threading
-import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import httpx
 import psycopg
 import pytest
 import websocket
+from helpers.waits import wait_for
 from psycopg.rows import dict_row
 
 from chaosstream.sandbox.controlplane import ControlPlaneConfig, ControlPlaneThread
@@ -89,18 +89,6 @@ class SQL:
 
     def run(self, query: str, params: Any = None) -> None:
         self.all(query, params)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until truthy; return its value or fail the test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 class FakeAgent:
@@ -220,8 +208,7 @@ class Sandbox:
     http: httpx.Client
     admin_token: str
     agents: List[FakeAgent] = dataclasses.field(default_factory=list)
-    # helpers reachable from tests without importing conftest
-    wait_for = staticmethod(wait_for)
+    # reachable from tests without importing conftest
     command_id_of = staticmethod(lambda response: command_id_of(response))
     agent_id_of = staticmethod(lambda response: agent_id_of(response))
 

@@ -1,7 +1,8 @@
-"""The sandbox agent as a real subprocess against a protocol peer (and the Kubernetes emulator when usable).
+"""The sandbox agent as a real subprocess against a protocol peer (and the Kubernetes emulator).
 
 The peer below is a small aiohttp server implementing ``POST /api/v1/agents/register`` and the agent
-WebSocket per streamspace-contract.md §2.6/§3; it records every request and frame and sends commands.
+WebSocket per docs/streamspace.md#25-agent-self-service and #3-agent-and-control-plane-protocol; it records
+every request and frame and sends commands.
 """
 
 import asyncio
@@ -11,7 +12,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +22,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 from aiohttp import WSMsgType, web
+from helpers.kube import emulator
+from helpers.net import free_port
 
+from chaosstream.sandbox.kube import ContainerRuntime
 from chaosstream.sandbox.timers import FAST, Timers
 
 pytestmark = pytest.mark.timeout(60)
@@ -178,15 +181,9 @@ class AgentProc:
         raise AssertionError(f"no log line with {needle!r}:\n{self.log()}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def write_dead_kubeconfig(path: Path) -> Path:
     """A kubeconfig whose API server refuses connections (for tests that need no Kubernetes)."""
-    server = f"http://127.0.0.1:{_free_port()}"
+    server = f"http://127.0.0.1:{free_port()}"
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -217,7 +214,7 @@ def spawn(tmp_path: Path):
         env.update(
             {
                 "AGENT_ID": "k8s-sandbox-test",
-                "CONTROL_PLANE_URL": f"ws://127.0.0.1:{peer.port if peer else _free_port()}",
+                "CONTROL_PLANE_URL": f"ws://127.0.0.1:{peer.port if peer else free_port()}",
                 "AGENT_API_KEY": KEY,
                 "PLATFORM": "kubernetes",
                 "REGION": "sandbox-1",
@@ -441,38 +438,22 @@ def test_sigint_during_pending_approval_exits_0(peer: Peer, spawn) -> None:
 
 
 # ----------------------------------------------------------------------------------- with Kubernetes
-def _start_emulator(tmp_path: Path):
-    """Start the sandbox Kubernetes emulator if it exists and works; return (emulator, kubeconfig) or skip."""
-    try:
-        from chaosstream.sandbox import kube
-
-        kubelet = kube.Kubelet()
-        kubelet.ready_delay = 0.5  # a start_session then spans a few heartbeats
-        emulator = kube.KubeEmulator(kubelet=kubelet).start_in_thread()
-        kubeconfig = tmp_path / "kubeconfig"
-        kube.write_kubeconfig(kubeconfig, emulator.url, NAMESPACE)
-        try:
-            emulator.create_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        except Exception:
-            pass  # the emulator may create the namespace itself
-        return emulator, kubeconfig
-    except Exception as exc:  # not written yet, or broken
-        pytest.skip(f"chaosstream.sandbox.kube.KubeEmulator is not usable yet ({type(exc).__name__}: {exc})")
-
-
 @pytest.fixture
 def kube(tmp_path: Path):
-    emulator, kubeconfig = _start_emulator(tmp_path)
-    import kubernetes
+    """The sandbox's Kubernetes emulator (a slow kubelet: a start_session then spans a few heartbeats)."""
+    kubelet = ContainerRuntime()
+    kubelet.ready_delay = 0.5
+    kubeconfig = tmp_path / "kubeconfig"
+    with emulator(kubeconfig, NAMESPACE, runtime=kubelet):
+        import kubernetes
 
-    api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
-    yield {
-        "kubeconfig": kubeconfig,
-        "apps": kubernetes.client.AppsV1Api(api),
-        "core": kubernetes.client.CoreV1Api(api),
-        "custom": kubernetes.client.CustomObjectsApi(api),
-    }
-    emulator.stop_in_thread()
+        api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+        yield {
+            "kubeconfig": kubeconfig,
+            "apps": kubernetes.client.AppsV1Api(api),
+            "core": kubernetes.client.CoreV1Api(api),
+            "custom": kubernetes.client.CustomObjectsApi(api),
+        }
 
 
 SESSION = "admin-firefox-1a2b3c4d"

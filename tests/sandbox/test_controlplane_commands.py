@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers.waits import wait_for
 
 
 def _command(cp, agent_id: str, session_id: str) -> str:
@@ -23,7 +24,7 @@ def _command(cp, agent_id: str, session_id: str) -> str:
 def _away_agent(cp, agent_id: str):
     agent = cp.agent(agent_id)
     agent.drop()
-    cp.wait_for(lambda: cp.agent_status(agent_id) == "offline", timeout=3)
+    wait_for(lambda: cp.agent_status(agent_id) == "offline", timeout=3)
     return agent
 
 
@@ -46,9 +47,9 @@ def test_admin_command_lifecycle(cp):
     row = cp.command(command["commandId"])
     assert row["status"] == "sent" and row["sent_at"] is not None
     agent.send("ack", {"commandId": command["commandId"]})
-    cp.wait_for(lambda: cp.command(command["commandId"])["status"] == "ack")
+    wait_for(lambda: cp.command(command["commandId"])["status"] == "ack")
     agent.send("complete", {"commandId": command["commandId"], "result": {"state": "hibernated"}})
-    cp.wait_for(lambda: cp.command(command["commandId"])["status"] == "completed")
+    wait_for(lambda: cp.command(command["commandId"])["status"] == "completed")
     row = cp.command(command["commandId"])
     assert row["acknowledged_at"] and row["completed_at"] and row["updated_at"] >= row["created_at"]
 
@@ -62,7 +63,7 @@ def test_ack_from_another_agent_is_ignored(cp):
     owner.next_command()
     other.send("failed", {"commandId": command_id, "error": "not mine"})
     owner.send("failed", {"commandId": command_id, "error": "boom"})
-    cp.wait_for(lambda: cp.command(command_id)["status"] == "failed")
+    wait_for(lambda: cp.command(command_id)["status"] == "failed")
     assert cp.command(command_id)["error_message"] == "boom"
 
 
@@ -93,7 +94,7 @@ def test_fault_no_replay_on_reconnect(cp):
     agent = _away_agent(cp, "k8s-away")
     command_id = _command(cp, "k8s-away", "admin-firefox-browser-00000004")
     agent.connect()
-    cp.wait_for(lambda: cp.agent_status("k8s-away") == "online")
+    wait_for(lambda: cp.agent_status("k8s-away") == "online")
     assert agent.no_frame(0.5)
     assert cp.command(command_id)["status"] == "pending"
 
@@ -128,5 +129,5 @@ def test_without_migrations_commands_still_progress(cp):
         "commandId"
     ]
     agent.complete(agent.next_command())
-    cp.wait_for(lambda: cp.command(command_id)["status"] == "completed")
+    wait_for(lambda: cp.command(command_id)["status"] == "completed")
     assert "updated_at" not in cp.command(command_id)

@@ -1,4 +1,4 @@
-"""HTTP endpoints of the sandbox control plane: shapes and status codes of contract §2."""
+"""HTTP endpoints of the sandbox control plane: shapes and status codes of docs/streamspace.md#2-http-api."""
 
 import re
 import secrets

@@ -1,19 +1,10 @@
 """EmbeddedPostgres and apply_schema against a real server."""
 
-import os
-
 import psycopg
 import pytest
+from helpers.procs import pid_alive
 
 from chaosstream.sandbox.postgres import EmbeddedPostgres, apply_schema
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_start_restart_stop_leaves_nothing(tmp_path):
@@ -21,16 +12,16 @@ def test_start_restart_stop_leaves_nothing(tmp_path):
     dsn = server.start()
     assert dsn == f"postgresql://postgres@127.0.0.1:{server.port}/streamspace"
     first = server.pid
-    assert first and _alive(first)
+    assert first and pid_alive(first)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE keep (x int)")
     assert server.restart() == dsn
-    assert server.pid != first and not _alive(first)
+    assert server.pid != first and not pid_alive(first)
     with psycopg.connect(dsn) as conn:  # same data, same port
         assert conn.execute("SELECT count(*) FROM keep").fetchone() == (0,)
     last = server.pid
     server.stop()
-    assert server.pid is None and not _alive(last)
+    assert server.pid is None and not pid_alive(last)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=1)
     server.stop()  # idempotent

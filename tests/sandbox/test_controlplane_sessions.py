@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from helpers.waits import wait_for
 
 S_FIELDS = {"name", "namespace", "user", "template", "state", "persistentHome", "idleTimeout", "maxSessionDuration",
             "createdAt", "platform", "activeConnections", "streamingProtocol", "streamingPort", "streamingPath",
@@ -18,7 +19,7 @@ def _running_session(cp, agent, **body):
     agent.send("status", {"sessionId": session_id, "state": "running", "vncReady": True, "vncPort": 3000,
                           "platformMetadata": {"podName": f"{session_id}-pod", "podIP": "10.0.0.5"}})  # fmt: skip
     agent.send("complete", {"commandId": command["commandId"], "result": {"state": "running"}})
-    cp.wait_for(lambda: cp.command(command["commandId"])["status"] == "completed")
+    wait_for(lambda: cp.command(command["commandId"])["status"] == "completed")
     return session_id
 
 
@@ -59,7 +60,7 @@ def test_full_session_lifecycle(cp):
     agent.send("ack", {"commandId": command_id})
     agent.send("status", {"sessionId": body["name"], "state": "running", "vncReady": True, "vncPort": 3000,
                           "platformMetadata": {"podName": "pod-1", "podIP": "10.0.0.1"}})  # fmt: skip
-    cp.wait_for(lambda: cp.session(body["name"])["state"] == "running")
+    wait_for(lambda: cp.session(body["name"])["state"] == "running")
     got = cp.http.get(f"/api/v1/sessions/{body['name']}", headers=cp.admin).json()
     assert set(got) == S_FIELDS and "id" not in got and "agentId" not in got
     assert got["status"] == {"phase": "Running", "url": f"/api/v1/sessions/{body['name']}/vnc", "podName": "pod-1",
@@ -80,7 +81,7 @@ def test_full_session_lifecycle(cp):
         assert response.status_code == 202 and set(response.json()) == {"name", "commandId", "message"}
         assert cp.session(body["name"])["state"] == transitional
         agent.complete(agent.next_command())
-        cp.wait_for(lambda final=final: cp.session(body["name"])["state"] == final)
+        wait_for(lambda final=final: cp.session(body["name"])["state"] == final)
     assert cp.http.put(f"/api/v1/sessions/{body['name']}/wake", headers=cp.admin).status_code == 409
 
     deleted = cp.http.delete(f"/api/v1/sessions/{body['name']}", headers=cp.admin)
@@ -90,7 +91,7 @@ def test_full_session_lifecycle(cp):
     stop = agent.next_command()
     assert stop["action"] == "stop_session" and stop["payload"]["sessionId"] == body["name"]
     agent.complete(stop, {"sessionId": body["name"], "state": "terminated"})
-    cp.wait_for(lambda: cp.session(body["name"])["state"] == "terminated")
+    wait_for(lambda: cp.session(body["name"])["state"] == "terminated")
     assert cp.session(body["name"])["terminated_at"] is not None
     assert cp.http.put(f"/api/v1/sessions/{body['name']}/hibernate", headers=cp.admin).status_code == 409
     assert cp.http.delete(f"/api/v1/sessions/{body['name']}", headers=cp.admin).status_code == 409
@@ -105,7 +106,7 @@ def test_defaults_and_failed_start(cp):
     }
     command = agent.next_command()
     agent.send("failed", {"commandId": command["commandId"], "error": "timeout waiting for pod"})
-    cp.wait_for(lambda: cp.session(created.json()["name"])["state"] == "failed")
+    wait_for(lambda: cp.session(created.json()["name"])["state"] == "failed")
     assert cp.command(command["commandId"])["error_message"] == "timeout waiting for pod"
 
 
@@ -134,7 +135,7 @@ def test_selector_least_loaded_and_fresh_only(cp):
 def test_fault_place_on_stale_agents(cp):
     gone = cp.agent("k8s-gone")
     gone.drop()
-    cp.wait_for(lambda: cp.agent_status("k8s-gone") == "offline", timeout=3)
+    wait_for(lambda: cp.agent_status("k8s-gone") == "offline", timeout=3)
     created = cp.create_session()
     assert created.status_code == 202 and cp.agent_id_of(created) == "k8s-gone"
     assert cp.command(cp.command_id_of(created))["status"] == "pending"  # nobody to send it to
@@ -145,7 +146,7 @@ def test_fault_orphan_sessions_on_agent_restart(cp):
     agent = cp.agent("k8s-orphan")
     session_id = _running_session(cp, agent, persistentHome=False)
     agent.drop()
-    cp.wait_for(lambda: cp.session(session_id)["agent_id"] is None, timeout=3)
+    wait_for(lambda: cp.session(session_id)["agent_id"] is None, timeout=3)
     conflict = cp.http.delete(f"/api/v1/sessions/{session_id}", headers=cp.admin)
     assert conflict.status_code == 409 and conflict.json()["error"] == "Session has no agent assigned"
 
@@ -154,7 +155,7 @@ def test_baseline_keeps_agent_on_disconnect_and_blocks_agent_delete(cp):
     agent = cp.agent("k8s-keep")
     session_id = _running_session(cp, agent)
     agent.drop()
-    cp.wait_for(lambda: cp.agent_status("k8s-keep") == "offline", timeout=3)
+    wait_for(lambda: cp.agent_status("k8s-keep") == "offline", timeout=3)
     assert cp.session(session_id)["agent_id"] == "k8s-keep"
     blocked = cp.http.delete("/api/v1/admin/agents/k8s-keep", headers=cp.admin)
     assert blocked.status_code == 500 and blocked.json()["error"] == "Failed to deregister agent"
@@ -169,7 +170,7 @@ def test_reconciler(cp):
     assert cp.agent_id_of(pending) == "k8s-gone"  # least loaded
     cp.sql.run("UPDATE sessions SET agent_id = 'k8s-gone' WHERE id = %s", (forced,))
     gone.drop()
-    cp.wait_for(lambda: cp.agent_status("k8s-gone") == "offline", timeout=3)
+    wait_for(lambda: cp.agent_status("k8s-gone") == "offline", timeout=3)
     for session_id in (stuck, forced):
         assert cp.http.delete(f"/api/v1/sessions/{session_id}", headers=cp.admin).status_code == 202
     old = "(now() at time zone 'utc') - interval '1 hour'"
@@ -184,11 +185,11 @@ def test_reconciler(cp):
                           (stuck,))  # fmt: skip
         return len(rows) >= 2 and any(len(r["command_id"]) == 40 for r in rows)
 
-    cp.wait_for(resent, timeout=4)
-    cp.wait_for(lambda: cp.session(forced)["state"] == "terminated", timeout=4)
+    wait_for(resent, timeout=4)
+    wait_for(lambda: cp.session(forced)["state"] == "terminated", timeout=4)
     row = cp.session(forced)
     assert row["termination_reason"] == "agent_unavailable" and row["terminated_at"] is not None
-    cp.wait_for(lambda: cp.session(pending.json()["name"])["state"] == "failed", timeout=4)
+    wait_for(lambda: cp.session(pending.json()["name"])["state"] == "failed", timeout=4)
 
 
 @pytest.mark.controlplane(migrations=False)
@@ -198,5 +199,5 @@ def test_reconciler_without_migration_007(cp):
     assert cp.http.delete(f"/api/v1/sessions/{session_id}", headers=cp.admin).status_code == 202
     agent.drop()
     cp.sql.run("UPDATE sessions SET updated_at = updated_at - interval '1 hour' WHERE id = %s", (session_id,))
-    cp.wait_for(lambda: cp.session(session_id)["state"] == "terminated", timeout=4)
+    wait_for(lambda: cp.session(session_id)["state"] == "terminated", timeout=4)
     assert "termination_reason" not in cp.session(session_id)

@@ -4,6 +4,7 @@ import time
 
 import pytest
 import websocket
+from helpers.waits import wait_for
 
 
 def _handshake_status(cp, query: str, key) -> int:
@@ -29,7 +30,7 @@ def test_connect_errors(cp):
 def test_heartbeat_online_then_disconnect_offline(cp):
     agent = cp.agent("k8s-ws")
     before = cp.sql.one("SELECT last_heartbeat FROM agents WHERE agent_id = 'k8s-ws'")["last_heartbeat"]
-    cp.wait_for(
+    wait_for(
         lambda: (
             cp.sql.one("SELECT last_heartbeat FROM agents WHERE agent_id='k8s-ws'")["last_heartbeat"] > before
         )
@@ -37,7 +38,7 @@ def test_heartbeat_online_then_disconnect_offline(cp):
     agent.send("heartbeat", "not-an-object")  # dropped, connection survives
     assert cp.agent_status("k8s-ws") == "online"
     agent.drop()
-    cp.wait_for(lambda: cp.agent_status("k8s-ws") == "offline", timeout=3)
+    wait_for(lambda: cp.agent_status("k8s-ws") == "offline", timeout=3)
     events = cp.http.get("/sandbox/v1/events?agent_id=k8s-ws").json()["events"]
     assert [(e["status"], e["reason"]) for e in events] == [
         ("online", "connected"),
@@ -50,11 +51,11 @@ def test_stale_sweep_marks_offline_and_closes(cp):
     agent = cp.agent("k8s-stale")
     agent.heartbeats_on.clear()  # socket stays open and answers pings, but no heartbeat messages
     silent_since = time.monotonic()
-    cp.wait_for(lambda: cp.agent_status("k8s-stale") == "offline", timeout=4)
+    wait_for(lambda: cp.agent_status("k8s-stale") == "offline", timeout=4)
     elapsed = time.monotonic() - silent_since
     timers = cp.config.timers
     assert elapsed <= timers.stale_threshold + timers.sweep_interval + timers.heartbeat_interval + 0.5
-    cp.wait_for(lambda: agent.closed_by_server, timeout=3)
+    wait_for(lambda: agent.closed_by_server, timeout=3)
     reasons = [e["reason"] for e in cp.http.get("/sandbox/v1/events?agent_id=k8s-stale").json()["events"]]
     assert reasons == ["connected", "stale"]
 
@@ -71,7 +72,7 @@ def test_no_heartbeat_sweep_keeps_silent_agent_online(cp):
 def test_reconnect_replaces_old_socket_without_unregistering_new(cp):
     old = cp.agent("k8s-re")
     new = cp.agent("k8s-re", register=False)
-    cp.wait_for(lambda: old.closed_by_server, timeout=3)
+    wait_for(lambda: old.closed_by_server, timeout=3)
     time.sleep(0.3)
     assert cp.agent_status("k8s-re") == "online"
     statuses = [e["status"] for e in cp.http.get("/sandbox/v1/events?agent_id=k8s-re").json()["events"]]
@@ -87,7 +88,7 @@ def test_read_deadline_without_pongs(cp):
     url = f"{cp.ws_url}/api/v1/agents/connect?agent_id=k8s-mute"
     ws = websocket.create_connection(url, header=[f"X-Agent-API-Key: {cp.config.bootstrap_key}"], timeout=5)
     try:
-        cp.wait_for(lambda: cp.agent_status("k8s-mute") == "online")
-        cp.wait_for(lambda: cp.agent_status("k8s-mute") == "offline", timeout=4)
+        wait_for(lambda: cp.agent_status("k8s-mute") == "online")
+        wait_for(lambda: cp.agent_status("k8s-mute") == "offline", timeout=4)
     finally:
         ws.abort()

@@ -3,7 +3,8 @@
 Run it with ``python -m chaosstream.sandbox.agent``; it is configured from the environment exactly like
 the real agent (``AGENT_ID``, ``CONTROL_PLANE_URL``, ``AGENT_API_KEY``, ``NAMESPACE``, ``KUBECONFIG``,
 ``HEALTH_CHECK_INTERVAL``, …) plus the sandbox extras ``SANDBOX_TIMERS``, ``SANDBOX_FAULTS`` and
-``SANDBOX_AGENT_ID_PREFIX``. See ``streamspace-contract.md`` §3 and §4.
+``SANDBOX_AGENT_ID_PREFIX``. See docs/streamspace.md#3-agent-and-control-plane-protocol and
+docs/streamspace.md#4-the-agent-on-kubernetes.
 
 Faults handled here:
 
@@ -15,6 +16,6 @@ Faults handled here:
 
 Known deviations from the real agent, all deliberate: WebSocket control frames are handled by a reader
 task, so pongs extend the read deadline even while a command runs (the real agent only sees them between
-commands); the write path survives write errors (baseline, §3.7); ``HEALTH_CHECK_INTERVAL`` keeps
+commands); the write path survives write errors (baseline, docs/streamspace.md#37-agent-reconnection); ``HEALTH_CHECK_INTERVAL`` keeps
 sub-second durations; ``shutdown`` and VNC messages are logged and ignored.
 """

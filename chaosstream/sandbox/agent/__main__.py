@@ -13,7 +13,7 @@ import sys
 from typing import Optional
 
 from chaosstream.sandbox.agent.config import AgentConfig, ConfigError, is_hex_key, load_config
-from chaosstream.sandbox.agent.runtime import Agent, StartupError
+from chaosstream.sandbox.agent.mainloop import Agent, StartupError
 
 log = logging.getLogger("chaosstream.sandbox.agent")
 

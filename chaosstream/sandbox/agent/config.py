@@ -1,4 +1,4 @@
-"""Agent configuration, read from the environment exactly like StreamSpace's k8s-agent (contract §4.2).
+"""Agent configuration, read from the environment exactly like StreamSpace's k8s-agent (``agents/k8s-agent/main.go``).
 
 Sandbox-only extras: ``SANDBOX_TIMERS`` (a ``Timers.to_json()`` document), ``SANDBOX_FAULTS`` (comma list)
 and ``SANDBOX_AGENT_ID_PREFIX`` (AGENT_ID = prefix + "-" + POD_NAME, as the Helm chart does).

@@ -1,4 +1,4 @@
-"""Registration and the WebSocket connection to the control plane (contract §3.1, §3.4).
+"""Registration and the WebSocket connection to the control plane (``agents/k8s-agent/main.go``).
 
 One :class:`Connection` per socket: a reader task turns frames into an inbox the agent's read loop
 consumes one at a time, answers WebSocket pings and enforces the read deadline (extended only by pongs);

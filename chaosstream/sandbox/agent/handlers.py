@@ -1,4 +1,7 @@
-"""Command handlers: start/stop/hibernate/wake a session, with the real agent's results and errors (§3.3)."""
+"""Command handlers: start/stop/hibernate/wake a session, with the real agent's results and errors.
+
+As ``agents/k8s-agent/agent_handlers.go`` does; see docs/streamspace.md#33-commands.
+"""
 
 import asyncio
 import concurrent.futures

@@ -1,4 +1,4 @@
-"""Agent ↔ control-plane message envelope (contract §3.2).
+"""Agent ↔ control-plane message envelope (``api/internal/models/agent_protocol.go``).
 
 Every frame is one JSON text document ``{"type", "timestamp", "payload"}``. The agent parses a frame as a
 single document, exactly like the real agent, so a frame carrying several newline-joined documents fails

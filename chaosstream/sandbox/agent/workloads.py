@@ -1,4 +1,4 @@
-"""Session workloads on Kubernetes, built like StreamSpace's k8s-agent builds them (contract §4.4).
+"""Session workloads on Kubernetes, built like ``agents/k8s-agent/agent_k8s_operations.go`` builds them.
 
 Every function here is blocking (the ``kubernetes`` client is synchronous); the handlers call them through
 a thread executor so the heartbeat keeps flowing while a command runs. ``kubernetes`` is imported lazily

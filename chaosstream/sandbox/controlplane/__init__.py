@@ -1,7 +1,7 @@
 """Sandbox control plane: a faithful stand-in of StreamSpace v2's Go API (aiohttp + PostgreSQL).
 
 Baseline behaviour follows StreamSpace's ADRs; the faults of ``chaosstream.sandbox.faults`` switch on
-the defects the real code has (see ``streamspace-contract.md``).
+the defects the real code has (see docs/streamspace.md).
 """
 
 from chaosstream.sandbox.controlplane.app import create_app

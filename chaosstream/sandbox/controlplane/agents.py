@@ -1,4 +1,8 @@
-"""Agent endpoints: admin management (JWT admin, §2.5) and agent self-service (API key, §2.6)."""
+"""Agent endpoints (``api/internal/handlers/agents.go``): admin management and agent self-service.
+
+Admin routes need an admin JWT, agent routes the agent's API key; see
+docs/streamspace.md#24-agent-administration and docs/streamspace.md#25-agent-self-service.
+"""
 
 import hmac
 import re
@@ -100,7 +104,8 @@ async def register_agent(request: web.Request) -> web.Response:
     elif existing["approval_status"] == "rejected":
         return json_error(403, "Agent registration rejected", approvalStatus="rejected", agentId=agent_id)
     else:
-        # re-registration marks the agent online before its WebSocket exists, even while pending (§1.6)
+        # re-registration marks the agent online before its WebSocket exists, even while pending
+        # (docs/streamspace.md#13-status-values-and-who-writes-them)
         row = await cp.db.fetchrow(
             "UPDATE agents SET platform = %s, region = %s, capacity = COALESCE(%s, capacity),"
             " metadata = COALESCE(%s, metadata), status = 'online', last_heartbeat = %s, updated_at = %s"

@@ -4,7 +4,7 @@ import logging
 
 from aiohttp import web
 
-from chaosstream.sandbox.controlplane import agents, auth, events, sessions, websocket
+from chaosstream.sandbox.controlplane import agents, auth, sandboxapi, sessions, websocket
 from chaosstream.sandbox.controlplane.config import ControlPlaneConfig
 from chaosstream.sandbox.controlplane.db import Database
 from chaosstream.sandbox.controlplane.dispatcher import Dispatcher
@@ -70,8 +70,8 @@ def create_app(config: ControlPlaneConfig) -> web.Application:
     app.router.add_get("/api/v1/agents/connect", websocket.agent_connect)
     app.router.add_post("/api/v1/agents/{agent_id}/heartbeat", agents.http_heartbeat)
 
-    app.router.add_get("/sandbox/v1/events", events.list_events)
-    app.router.add_get("/sandbox/v1/faults", events.list_faults)
+    app.router.add_get("/sandbox/v1/events", sandboxapi.list_events)
+    app.router.add_get("/sandbox/v1/faults", sandboxapi.list_faults)
 
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)

@@ -1,4 +1,7 @@
-"""User authentication: login, HS256 JWTs (issuer ``streamspace-api``, 24 h) and role checks (§2.2)."""
+"""User authentication: login, HS256 JWTs (issuer ``streamspace-api``, 24 h) and role checks.
+
+As ``api/internal/auth/handlers.go`` and ``api/cmd/main.go``; see docs/streamspace.md#22-authentication.
+"""
 
 import base64
 import datetime as dt

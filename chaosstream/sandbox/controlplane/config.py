@@ -16,7 +16,7 @@ class ControlPlaneConfig:
 
     ``auto_approve`` / ``preapproved_agents`` are sandbox conveniences: the real feature branch puts every
     new agent in ``pending`` approval. ``preapproved_agents`` always wins; ``auto_approve`` is ignored
-    while the ``agent-id-per-pod`` fault is on, so new ids land ``pending`` as in the contract.
+    while the ``agent-id-per-pod`` fault is on, so new ids land ``pending`` as on a real install.
     """
 
     dsn: str

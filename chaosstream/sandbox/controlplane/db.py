@@ -106,7 +106,7 @@ class Database:
         return await self._run(query, params, "count")
 
     async def load_columns(self, tables: Sequence[str]) -> None:
-        """Remember which columns exist: migrations 004/007 may be missing (contract §1.1)."""
+        """Remember which columns exist: migrations 004/007 may be missing (docs/streamspace.md#11-how-the-schema-is-created)."""
         rows = await self.fetch(
             "SELECT table_name, column_name FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = ANY(%s)",

@@ -1,4 +1,4 @@
-"""Command dispatch through ``agent_commands`` (``api/internal/services/command_dispatcher.go``, §3.6).
+"""Command dispatch through ``agent_commands`` (``api/internal/services/command_dispatcher.go``).
 
 Lifecycle: every row is inserted ``pending``; handed to a connected agent → ``sent``; the agent's
 ``ack`` / ``complete`` / ``failed`` messages → ``ack`` / ``completed`` / ``failed``.
@@ -21,7 +21,8 @@ ACTIONS = ("start_session", "stop_session", "hibernate_session", "wake_session")
 NOT_CONNECTED = "agent is not connected"
 
 # Baseline only: what a `complete` does to the session row -> (new state, states it may leave).
-# None = any state but the final ones. The real API leaves sessions untouched (contract §1.6 gaps).
+# None = any state but the final ones. The real API leaves sessions untouched
+# (docs/streamspace.md#13-status-values-and-who-writes-them).
 RESULT_STATES: Dict[str, Tuple[str, Optional[Tuple[str, ...]]]] = {
     "start_session": ("running", ("pending",)),
     "wake_session": ("running", ("waking", "hibernated")),

@@ -2,7 +2,7 @@
 
 Each connection has a bounded send queue drained by one writer task, like the Go write pump. With the
 ``batched-frames`` fault the writer joins everything queued at that moment with ``\\n`` into a single text
-frame (the defect of contract §3.8); otherwise every message is its own frame.
+frame (docs/streamspace.md#38-placement-and-frame-batching); otherwise every message is its own frame.
 """
 
 import asyncio
@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Dict, List, Optional
 
 from aiohttp import web
 
-from chaosstream.sandbox.controlplane import events
+from chaosstream.sandbox.controlplane import groundtruth
 from chaosstream.sandbox.controlplane.config import ControlPlaneConfig
 from chaosstream.sandbox.controlplane.db import Database, Jsonb, utcnow
 
@@ -109,7 +109,7 @@ class AgentHub:
             "UPDATE agents SET status = 'online', last_heartbeat = %s, updated_at = %s WHERE agent_id = %s",
             (now, now, conn.agent_id),
         )
-        await events.record(self.db, conn.agent_id, "online", "connected", conn.id)
+        await groundtruth.record(self.db, conn.agent_id, "online", "connected", conn.id)
         for callback in self.on_register:
             await callback(conn)
 
@@ -131,7 +131,7 @@ class AgentHub:
                     "UPDATE sessions SET agent_id = NULL WHERE agent_id = %s", (conn.agent_id,)
                 )
         finally:
-            await events.record(self.db, conn.agent_id, "offline", reason, conn.id)
+            await groundtruth.record(self.db, conn.agent_id, "offline", reason, conn.id)
 
     async def heartbeat(self, conn: AgentConnection, payload: object) -> None:
         """A ``heartbeat`` message: refresh LastPing and DB ``online`` (payload status is ignored)."""

@@ -1,4 +1,8 @@
-"""JSON shapes of the API (contract §2.4 S, §2.5 A and C): camelCase, RFC3339 timestamps with ``Z``."""
+"""JSON shapes of the API: camelCase, RFC3339 timestamps with ``Z``.
+
+Session objects as ``api/internal/api/handlers.go`` converts them, agents and commands as
+``api/internal/models/agent.go`` defines them (docs/streamspace.md#2-http-api).
+"""
 
 from typing import Any, Dict
 

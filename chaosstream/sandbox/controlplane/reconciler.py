@@ -1,4 +1,4 @@
-"""Session reconciler (``api/internal/services/session_reconciler.go``, contract §3.6).
+"""Session reconciler (``api/internal/services/session_reconciler.go``).
 
 Every ``timers.reconciler_interval`` (and once at start), measured from ``sessions.updated_at``:
 * ``terminating`` longer than ``reconciler_stuck`` with its agent connected → a new ``stop_session``;

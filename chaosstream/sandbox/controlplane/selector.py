@@ -1,4 +1,4 @@
-"""Agent placement (``api/internal/services/agent_selector.go``, contract §3.8).
+"""Agent placement (``api/internal/services/agent_selector.go``).
 
 Baseline: approved agents with ``status='online'`` and ``last_heartbeat`` within ``timers.selector_window``
 on the configured platform; fewest sessions in ``running/hibernated/pending`` wins, ties go to the most

@@ -1,4 +1,4 @@
-"""Session endpoints (``api/internal/api/handlers.go``, contract §2.4)."""
+"""Session endpoints (``api/internal/api/handlers.go``; docs/streamspace.md#23-sessions)."""
 
 import secrets
 from typing import Any, Dict, Optional

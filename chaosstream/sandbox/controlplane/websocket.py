@@ -1,6 +1,6 @@
 """Agent WebSocket ``GET /api/v1/agents/connect?agent_id=`` (``api/internal/handlers/agent_websocket.go``).
 
-Frames are JSON ``{"type", "timestamp", "payload"}`` (§3.2). The read deadline (``timers.ws_read_deadline``)
+Frames are JSON ``{"type", "timestamp", "payload"}`` (``api/internal/models/agent_protocol.go``). The read deadline (``timers.ws_read_deadline``)
 is extended by pings, pongs and ``heartbeat`` messages; the server pings every ``timers.ws_ping_interval``.
 Fault ``no-heartbeat-sweep`` removes the read deadline (and the hub's sweep), so a silent agent stays online.
 """

@@ -2,15 +2,18 @@
 
 Usage::
 
-    emu = KubeEmulator(kubelet=MyKubelet()).start_in_thread()
+    emu = KubeEmulator(runtime=MyContainerRuntime()).start_in_thread()
     write_kubeconfig("/tmp/kubeconfig", emu.url)
     ...
     emu.stop_in_thread()
+
+As on a real node, the kubelet (``kubelet.py``) owns the pod lifecycle and status, and a container runtime
+(``runtime.py``, a ``ContainerRuntime`` plug-in) actually runs the containers.
 """
 
 from .emulator import KubeEmulator
 from .errors import ApiError
 from .kubeconfig import write_kubeconfig
-from .kubelet import Kubelet
+from .runtime import ContainerRuntime
 
-__all__ = ["ApiError", "KubeEmulator", "Kubelet", "write_kubeconfig"]
+__all__ = ["ApiError", "ContainerRuntime", "KubeEmulator", "write_kubeconfig"]

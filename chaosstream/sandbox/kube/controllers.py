@@ -14,7 +14,7 @@ from .resources import BY_KEY, NAMESPACE, POD, REPLICASET, RESOURCES, ResourceTy
 from .workloads import controller_of, reconcile_deployment, reconcile_replicaset, reconcile_statefulset
 
 if TYPE_CHECKING:
-    from .emulator import KubeEmulator
+    from .cluster import Cluster
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class ControllerManager:
     """A de-duplicating work queue of ``(controller, namespace, name)`` keys and the loop that drains it."""
 
-    def __init__(self, emu: KubeEmulator) -> None:
+    def __init__(self, emu: Cluster) -> None:
         self.emu = emu
         self._queue: dict[Key, None] = {}
         self._wake: asyncio.Event | None = None
@@ -33,7 +33,7 @@ class ControllerManager:
             "deployment": lambda ns, n: reconcile_deployment(emu, ns, n),
             "replicaset": lambda ns, n: reconcile_replicaset(emu, ns, n),
             "statefulset": lambda ns, n: reconcile_statefulset(emu, ns, n),
-            "pod": lambda ns, n: emu.node.reconcile(ns, n),
+            "pod": lambda ns, n: emu.kubelet.reconcile(ns, n),
             "gc": self._collect_dependents,
             "namespace": lambda _ns, n: self._terminate_namespace(n),
             "finalize": self._finalize,
@@ -94,7 +94,7 @@ class ControllerManager:
             self.enqueue(plural[:-1], ns, name)
         if plural == "pods":
             if etype == "DELETED":
-                self.emu.node.forget(obj)
+                self.emu.kubelet.forget(obj)
             else:
                 self.enqueue("pod", ns, name)
         if plural in ("replicasets", "pods"):
@@ -137,7 +137,7 @@ class ControllerManager:
         obj = self.emu.store.get(rtype, ns or None, name)
         if obj is None or not obj["metadata"].get("deletionTimestamp") or obj["metadata"].get("finalizers"):
             return
-        if rtype is POD and not self.emu.node.can_remove(obj):
+        if rtype is POD and not self.emu.kubelet.can_remove(obj):
             return  # the node is still stopping it; its stop task enqueues us again
         self.emu.store.remove(rtype, ns or None, name)
 

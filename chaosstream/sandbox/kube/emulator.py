@@ -1,4 +1,4 @@
-"""``KubeEmulator``: the store, controllers, node agent and HTTP server put together."""
+"""``KubeEmulator``: the store, controllers, kubelet, container runtime and HTTP server put together."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from .controllers import ControllerManager
 from .defaults import default_pod_spec
 from .errors import bad_request, invalid
 from .events import EventRecorder
-from .kubelet import Kubelet
-from .pods import NodeAgent, node_object
+from .kubelet import Kubelet, node_object
 from .resources import NAMESPACE, POD, ResourceType, lookup_kind
+from .runtime import ContainerRuntime
 from .selectors import parse_label_selector
 from .server import Api
 from .store import Store, clone
@@ -35,14 +35,20 @@ class KubeEmulator:
     and wait).
     """
 
-    def __init__(self, kubelet: Kubelet | None = None, hosts: list[str] | None = None, port: int = 0) -> None:
-        self.kubelet: Kubelet = kubelet or Kubelet()
-        self.kubelet.emulator = self
+    def __init__(
+        self,
+        runtime: ContainerRuntime | None = None,
+        hosts: list[str] | None = None,
+        port: int = 0,
+    ) -> None:
+        """``runtime`` runs the pods' containers (default: simulated ones)."""
+        self.runtime: ContainerRuntime = runtime or ContainerRuntime()
+        self.runtime.emulator = self
         self.hosts = list(hosts or ["127.0.0.1"])
         self.port = port
         self.store = Store()
         self.recorder = EventRecorder(self.store)
-        self.node = NodeAgent(self)
+        self.kubelet = Kubelet(self)
         self.controllers = ControllerManager(self)
         self.store.listeners.append(self.controllers.on_change)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,9 +85,9 @@ class KubeEmulator:
             self.controllers.enqueue("pod", entry.obj["metadata"]["namespace"], entry.obj["metadata"]["name"])
 
     async def stop(self, grace_period: float = 0.0) -> None:
-        """Stop controllers, stop all pods through ``kubelet.stop_pod`` and close the server."""
+        """Stop controllers, stop all pods through ``runtime.stop_pod`` and close the server."""
         await self.controllers.stop()
-        await self.node.stop_all(grace_period)
+        await self.kubelet.stop_all(grace_period)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -90,6 +96,19 @@ class KubeEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def restart_api_server(self) -> None:
+        """Restart the HTTP server and the controller loop on the same port, as a kube-apiserver restart.
+
+        Watches and exec streams are cut and connections are refused meanwhile; the object store (what etcd
+        keeps) and the running pods (the kubelet and its containers) are kept. Every pod is re-enqueued.
+        """
+        await self.controllers.stop()
+        self.store.close_watchers()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.start()
 
     def start_in_thread(self) -> KubeEmulator:
         """Run the emulator on its own loop in a daemon thread (for synchronous callers)."""
@@ -177,7 +196,7 @@ class KubeEmulator:
 
     def container_exited(self, namespace: str, pod: str, container: str, exit_code: int) -> None:
         """A container's process died by itself: restart per ``restartPolicy`` or mark the pod finished."""
-        self._call(lambda: self.node.container_exited(namespace, pod, container, exit_code))
+        self._call(lambda: self.kubelet.container_exited(namespace, pod, container, exit_code))
 
     def record_event(self, obj: Obj, reason: str, message: str, type: str = "Normal") -> None:
         """Record a core/v1 Event about ``obj`` (repeats bump ``count``)."""
@@ -220,7 +239,7 @@ class KubeEmulator:
     ) -> tuple[Obj, bool]:
         """Delete with Kubernetes semantics; returns ``(object, gone_now)``.
 
-        Pods get a deletionTimestamp and stay Terminating until the kubelet plug-in stopped them
+        Pods get a deletionTimestamp and stay Terminating until the kubelet stopped them
         (``grace_period`` from the request, else ``terminationGracePeriodSeconds``, else 30; 0 forces an
         immediate removal).  Objects with finalizers get a deletionTimestamp and stay until those are gone.
         """

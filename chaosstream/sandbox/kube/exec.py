@@ -13,7 +13,7 @@ from .resources import POD
 from .store import clone
 
 if TYPE_CHECKING:
-    from .emulator import KubeEmulator
+    from .cluster import Cluster
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -86,9 +86,7 @@ async def _read_stdin(ws: web.WebSocketResponse, v5: bool) -> bytes:
     return b"".join(chunks)
 
 
-async def handle_exec(
-    emu: KubeEmulator, request: web.Request, namespace: str, name: str
-) -> web.StreamResponse:
+async def handle_exec(emu: Cluster, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
     """Serve one exec: errors as plain HTTP Status before the upgrade, then the channel protocol."""
     pod = emu.store.get(POD, namespace, name)
     if pod is None:
@@ -111,7 +109,7 @@ async def handle_exec(
     try:
         stdin = await _read_stdin(ws, v5) if want_stdin else None
         try:
-            out, err, rc = await emu.kubelet.exec(clone(pod), container, list(command), stdin)
+            out, err, rc = await emu.runtime.exec(clone(pod), container, list(command), stdin)
         except Exception as exc:  # a crashing executor reads like a failed exec, not a dead socket
             log.exception("exec failed")
             out, err, rc = b"", f"exec failed: {exc}\n".encode(), 126

@@ -14,6 +14,7 @@ from aiohttp import web
 from . import discovery, tables
 from .errors import ApiError, bad_request, invalid, method_not_allowed, status_body, unsupported_media_type
 from .exec import handle_exec
+from .kubelet import is_ready
 from .patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -23,7 +24,6 @@ from .patch import (
     apply_merge_patch,
     apply_strategic_merge_patch,
 )
-from .pods import is_ready
 from .resources import BY_GROUP_VERSION, POD, ResourceType, groups
 from .selectors import labels_match, parse_field_selector, parse_label_selector, selector_from_match
 from .store import Entry, Watcher, clone, dumps
@@ -31,7 +31,7 @@ from .tables import wants_table
 from .workloads import scale_object
 
 if TYPE_CHECKING:
-    from .emulator import KubeEmulator
+    from .cluster import Cluster
 
 Obj = dict[str, Any]
 JSON = "application/json"
@@ -67,7 +67,7 @@ def _not_found_path() -> ApiError:
 class Api:
     """Request handlers bound to one emulator."""
 
-    def __init__(self, emu: KubeEmulator) -> None:
+    def __init__(self, emu: Cluster) -> None:
         self.emu = emu
         self.store = emu.store
 
@@ -512,13 +512,13 @@ class Api:
                 )
 
     async def log(self, request: web.Request, t: Target) -> web.Response:
-        """GET pods/{name}/log from the kubelet plug-in."""
+        """GET pods/{name}/log from the container runtime."""
         assert t.name is not None
         from .exec import select_container
 
         pod = self.store.require(POD, t.namespace, t.name).obj
         container = select_container(pod, request.query.get("container"))
-        data = await self.emu.kubelet.read_log(clone(pod), container)
+        data = await self.emu.runtime.read_log(clone(pod), container)
         tail = request.query.get("tailLines")
         if tail:
             data = b"".join(data.splitlines(keepends=True)[-int(tail) :])

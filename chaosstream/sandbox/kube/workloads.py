@@ -7,13 +7,13 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from .pods import is_ready
+from .kubelet import is_ready
 from .resources import DEPLOYMENT, POD, REPLICASET, STATEFULSET
 from .selectors import format_selector
 from .store import clone, now_iso, random_suffix
 
 if TYPE_CHECKING:
-    from .emulator import KubeEmulator
+    from .cluster import Cluster
 
 Obj = dict[str, Any]
 
@@ -92,7 +92,7 @@ def _deletion_rank(pod: Obj) -> tuple[int, int, int, str]:
 
 
 # ---- ReplicaSet ------------------------------------------------------------------------------
-def reconcile_replicaset(emu: KubeEmulator, namespace: str, name: str) -> None:
+def reconcile_replicaset(emu: Cluster, namespace: str, name: str) -> None:
     """Keep ``spec.replicas`` active pods and publish the ReplicaSet status."""
     store = emu.store
     rs = store.get(REPLICASET, namespace, name)
@@ -139,7 +139,7 @@ def reconcile_replicaset(emu: KubeEmulator, namespace: str, name: str) -> None:
 
 
 # ---- Deployment ------------------------------------------------------------------------------
-def _scale(emu: KubeEmulator, deploy: Obj, rs: Obj, replicas: int) -> Obj:
+def _scale(emu: Cluster, deploy: Obj, rs: Obj, replicas: int) -> Obj:
     current = int(rs["spec"].get("replicas", 0))
     if current == replicas:
         return rs
@@ -169,7 +169,7 @@ def _rs_available(rs: Obj) -> int:
     return int((rs.get("status") or {}).get("availableReplicas", 0))
 
 
-def reconcile_deployment(emu: KubeEmulator, namespace: str, name: str) -> None:
+def reconcile_deployment(emu: Cluster, namespace: str, name: str) -> None:
     """Roll ReplicaSets towards the deployment's template and publish its status."""
     store = emu.store
     deploy = store.get(DEPLOYMENT, namespace, name)
@@ -208,7 +208,7 @@ def reconcile_deployment(emu: KubeEmulator, namespace: str, name: str) -> None:
     _write_deployment_status(emu, store.get(DEPLOYMENT, namespace, name) or deploy, new_rs, owned)
 
 
-def _create_replicaset(emu: KubeEmulator, deploy: Obj, h: str, revision: int, owned: list[Obj]) -> Obj | None:
+def _create_replicaset(emu: Cluster, deploy: Obj, h: str, revision: int, owned: list[Obj]) -> Obj | None:
     ns, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
     rs_name = f"{name}-{h}"
     if emu.store.get(REPLICASET, ns, rs_name) is not None:
@@ -250,7 +250,7 @@ def _create_replicaset(emu: KubeEmulator, deploy: Obj, h: str, revision: int, ow
     return created
 
 
-def _recreate(emu: KubeEmulator, deploy: Obj, new_rs: Obj, old: list[Obj], replicas: int) -> None:
+def _recreate(emu: Cluster, deploy: Obj, new_rs: Obj, old: list[Obj], replicas: int) -> None:
     for rs in old:
         _scale(emu, deploy, rs, 0)
     if any(emu.store.owned_by(rs["metadata"]["uid"], POD) for rs in old):
@@ -258,7 +258,7 @@ def _recreate(emu: KubeEmulator, deploy: Obj, new_rs: Obj, old: list[Obj], repli
     _scale(emu, deploy, new_rs, replicas)
 
 
-def _rolling(emu: KubeEmulator, deploy: Obj, new_rs: Obj, old: list[Obj], replicas: int) -> Obj:
+def _rolling(emu: Cluster, deploy: Obj, new_rs: Obj, old: list[Obj], replicas: int) -> Obj:
     store = emu.store
     if not any(int(rs["spec"].get("replicas", 0)) for rs in old):
         return _scale(emu, deploy, new_rs, replicas)  # no rollout in progress: plain scaling
@@ -302,7 +302,7 @@ def _rolling(emu: KubeEmulator, deploy: Obj, new_rs: Obj, old: list[Obj], replic
     return new_rs
 
 
-def _cleanup_history(emu: KubeEmulator, deploy: Obj, new_rs: Obj, owned: list[Obj]) -> None:
+def _cleanup_history(emu: Cluster, deploy: Obj, new_rs: Obj, owned: list[Obj]) -> None:
     limit = int(deploy["spec"].get("revisionHistoryLimit", 10))
     idle = [
         rs
@@ -336,7 +336,7 @@ def _condition(ctype: str, status: bool, reason: str, message: str, old: list[Ob
     }
 
 
-def _write_deployment_status(emu: KubeEmulator, deploy: Obj, new_rs: Obj | None, owned: list[Obj]) -> None:
+def _write_deployment_status(emu: Cluster, deploy: Obj, new_rs: Obj | None, owned: list[Obj]) -> None:
     spec = deploy["spec"]
     replicas = int(spec.get("replicas", 1))
     st = [rs.get("status") or {} for rs in owned]
@@ -415,7 +415,7 @@ def _strip_times(status: Obj) -> Obj:
 
 
 # ---- StatefulSet -----------------------------------------------------------------------------
-def reconcile_statefulset(emu: KubeEmulator, namespace: str, name: str) -> None:
+def reconcile_statefulset(emu: Cluster, namespace: str, name: str) -> None:
     """Pods ``<name>-0..n-1`` created in order (each after the previous is Ready); rolling template updates."""
     store = emu.store
     sts = store.get(STATEFULSET, namespace, name)

@@ -1,0 +1,1 @@
+"""Clients of what an experiment talks to: the StreamSpace API, its PostgreSQL and Kubernetes."""

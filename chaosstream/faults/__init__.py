@@ -1,0 +1,1 @@
+"""Faults chaosstream leaves in a cluster: how each is injected, recorded, expired and undone."""

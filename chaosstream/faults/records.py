@@ -1,0 +1,40 @@
+"""What a fault records in the cluster (labels, annotations) and the in-memory view of one record."""
+
+import dataclasses
+from typing import Any, Dict, Optional
+
+from chaosstream.timeutil import parse_time, utcnow
+
+__all__ = [
+    "MANAGED_BY",
+    "MANAGED_BY_SELECTOR",
+    "PARTITION_ANNOTATION_PREFIX",
+    "PARTITION_LABEL",
+    "EXPIRES_ANNOTATION",
+    "PREVIOUS_REPLICAS_ANNOTATION",
+    "Fault",
+]
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "chaosstream"}
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=chaosstream"
+PARTITION_ANNOTATION_PREFIX = "chaosstream.io/partition-"
+PARTITION_LABEL = "chaosstream.io/partition"
+EXPIRES_ANNOTATION = "chaosstream.io/expires-at"
+PREVIOUS_REPLICAS_ANNOTATION = "chaosstream.io/previous-replicas"
+
+
+@dataclasses.dataclass
+class Fault:
+    """One fault left in the cluster: `kind` is "partition", "networkpolicy" or "scaledown"."""
+
+    kind: str
+    namespace: str
+    target: str  # pod, NetworkPolicy or Deployment name
+    fault_id: str  # partition id, or the Deployment name for a scale-down
+    expires_at: Optional[str]
+    record: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    obj: Any = None
+
+    def expired(self) -> bool:
+        expiry = parse_time(self.expires_at)
+        return expiry is None or expiry <= utcnow()

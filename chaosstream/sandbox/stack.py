@@ -1,0 +1,410 @@
+"""The sandbox stack: PostgreSQL, the control plane, the Kubernetes emulator and agent pods, wired together.
+
+`Sandbox.start()` brings everything up in the running event loop and writes an env file that points
+Chaos Toolkit at it; `Sandbox.stop()` removes every process, namespace and temporary file it made.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, Dict, FrozenSet, List, Optional
+
+import psycopg
+from aiohttp import web
+
+from chaosstream.sandbox.faults import validate_faults
+from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
+from chaosstream.sandbox.netns import NetworkUnavailable, SandboxNetwork, network_support
+from chaosstream.sandbox.netpol import NetpolEnforcer
+from chaosstream.sandbox.processruntime import PROCESS_ANNOTATION, ProcessRuntime
+from chaosstream.sandbox.timers import Timers, timer_set
+
+__all__ = ["SandboxOptions", "Sandbox", "SandboxError", "AGENT_ID_PREFIX", "agent_deployment_name"]
+
+log = logging.getLogger("chaosstream.sandbox")
+
+NAMESPACE = "streamspace"
+AGENT_ID_PREFIX = "k8s-sandbox"
+AGENT_LABELS = {
+    "app.kubernetes.io/name": "streamspace",
+    "app.kubernetes.io/instance": "streamspace",
+    "app.kubernetes.io/component": "k8s-agent",
+}
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot start; the message says what to change."""
+
+
+@dataclasses.dataclass
+class SandboxOptions:
+    state_dir: Path
+    agents: int = 1
+    faults: FrozenSet[str] = frozenset()
+    timers: str = "fast"
+    db_dsn: Optional[str] = None
+    port: int = 0
+    kube_port: int = 0
+    network: str = "auto"  # auto | on | off
+
+
+def agent_deployment_name(index: int) -> str:
+    """`streamspace-k8s-agent` for the first agent (the chart's name), `-2`, `-3`… for the others."""
+    return "streamspace-k8s-agent" if index == 1 else f"streamspace-k8s-agent-{index}"
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _check_port(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise SandboxError(
+                f"Port {port} is already in use: pass another --port (or 0 for a free one)."
+            ) from None
+
+
+def _go_duration(seconds: float) -> str:
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
+
+
+class Sandbox:
+    """One running sandbox; see the module docstring."""
+
+    def __init__(self, options: SandboxOptions) -> None:
+        self.options = options
+        self.state_dir = options.state_dir
+        self.faults = validate_faults(options.faults)
+        self.timers: Timers = timer_set(options.timers)
+        if not 1 <= options.agents <= 20:
+            raise SandboxError(f"--agents must be between 1 and 20, not {options.agents}.")
+        digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
+        self.instance = digest[0] % 250 + 1
+        self.network: Optional[SandboxNetwork] = None
+        self.postgres: Any = None
+        self.dsn = ""
+        self.runner: Optional[web.AppRunner] = None
+        self.emulator: Optional[KubeEmulator] = None
+        self.runtime: Optional[ProcessRuntime] = None
+        self.api_port = 0
+        self.admin_password = secrets.token_urlsafe(12)
+        self.bootstrap_key = secrets.token_hex(32)
+        self.jwt_secret = secrets.token_hex(32)
+        self.env_file = self.state_dir / "sandbox.env"
+        self._tasks: List[asyncio.Task] = []
+
+    # -- start -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.kill_leftover_processes()
+        await asyncio.to_thread(self._start_network)
+        await asyncio.to_thread(self._start_database)
+        await self._start_control_plane()
+        await self._start_kubernetes()
+        await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
+        self._write_env_file()
+        log.info("sandbox up in %.2fs", time.monotonic() - started)
+
+    def kill_leftover_processes(self) -> None:
+        """Kill agent processes a crashed sandbox of this state dir left behind."""
+        pids_dir = self.state_dir / "pids"
+        if not pids_dir.is_dir():
+            return
+        for pid_file in pids_dir.glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError, OSError):
+                os.kill(int(pid_file.read_text().strip()), 9)
+            pid_file.unlink(missing_ok=True)
+
+    def _start_network(self) -> None:
+        mode = self.options.network
+        if mode == "off":
+            return
+        reason = network_support()
+        if reason:
+            if mode == "on":
+                raise SandboxError(f"Cannot give pods network namespaces: {reason}.")
+            log.warning("network namespaces disabled: %s; network faults will be refused", reason)
+            return
+        self.network = SandboxNetwork(self.instance)
+        try:
+            self.network.setup()
+        except (NetworkUnavailable, OSError) as exc:
+            raise SandboxError(f"Cannot create the sandbox bridge: {exc}.") from None
+
+    def _start_database(self) -> None:
+        from chaosstream.sandbox.postgres import EmbeddedPostgres, apply_schema
+
+        if self.options.db_dsn:
+            self.dsn = self.options.db_dsn
+            try:
+                psycopg.connect(self.dsn, connect_timeout=5).close()
+            except psycopg.Error as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise SandboxError(
+                    f"Cannot connect to --db-dsn ({first}): check the DSN and that PostgreSQL runs."
+                ) from None
+        else:
+            pg_dir = self.state_dir / "pg"
+            shutil.rmtree(pg_dir, ignore_errors=True)
+            self.postgres = EmbeddedPostgres(pg_dir)
+            self.dsn = self.postgres.start()
+        apply_schema(self.dsn)
+
+    @property
+    def pod_host(self) -> str:
+        """The address pods use to reach the control plane and the Kubernetes API."""
+        return self.network.gateway if self.network else "127.0.0.1"
+
+    async def _start_control_plane(self, port: int = 0) -> None:
+        """Serve the control plane; `port` is the one to keep on a restart (no free-port check then:
+        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows)."""
+        from chaosstream.sandbox.controlplane import ControlPlaneConfig, create_app
+
+        if not port:
+            port = self.options.port
+            if port:
+                _check_port(port)
+            else:
+                port = _free_port()
+        self.api_port = port
+        config = ControlPlaneConfig(
+            dsn=self.dsn,
+            admin_password=self.admin_password,
+            jwt_secret=self.jwt_secret,
+            bootstrap_key=self.bootstrap_key,
+            timers=self.timers,
+            faults=self.faults,
+            namespace=NAMESPACE,
+        )
+        app = create_app(config)
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await self.runner.setup()
+        hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
+        for host in hosts:
+            await web.TCPSite(self.runner, host, port).start()
+
+    async def _start_kubernetes(self) -> None:
+        self.runtime = ProcessRuntime(self.state_dir, self.network)
+        hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
+        self.emulator = KubeEmulator(runtime=self.runtime, hosts=hosts, port=self.options.kube_port)
+        await self.emulator.start()
+        write_kubeconfig(str(self.state_dir / "kubeconfig"), self.emulator.url, NAMESPACE)
+        pod_url = f"http://{self.pod_host}:{self.emulator.port}"
+        write_kubeconfig(str(self.state_dir / "kubeconfig-pods"), pod_url, NAMESPACE)
+        self.emulator.create_object(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        )
+        for index in range(1, self.options.agents + 1):
+            self.emulator.create_object(self.agent_deployment(index))
+        if self.network is not None:
+            enforcer = NetpolEnforcer(
+                self.emulator,
+                self.runtime,
+                NAMESPACE,
+                [self.api_port, self.emulator.port],
+                self.network.gateway,
+            )
+            self._tasks.append(asyncio.create_task(self._every(0.2, enforcer.reconcile)))
+
+    async def _every(self, interval: float, func: Any) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(func)
+            except Exception:  # keep enforcing; one failed reconcile must not stop the loop
+                log.exception("periodic task failed")
+            await asyncio.sleep(interval)
+
+    def agent_id(self, index: int) -> str:
+        return f"{AGENT_ID_PREFIX}-{index}"
+
+    def agent_deployment(self, index: int) -> Dict[str, Any]:
+        name = agent_deployment_name(index)
+        labels = dict(AGENT_LABELS, **{"sandbox.streamspace.io/agent": str(index)})
+        env: List[Dict[str, Any]] = [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "CONTROL_PLANE_URL", "value": f"ws://{self.pod_host}:{self.api_port}"},
+            {"name": "AGENT_API_KEY", "value": self.bootstrap_key},
+            {"name": "PLATFORM", "value": "kubernetes"},
+            {"name": "REGION", "value": "sandbox"},
+            {"name": "NAMESPACE", "value": NAMESPACE},
+            {"name": "KUBECONFIG", "value": str(self.state_dir / "kubeconfig-pods")},
+            {"name": "HEALTH_CHECK_INTERVAL", "value": _go_duration(self.timers.heartbeat_interval)},
+            {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
+            {"name": "SANDBOX_FAULTS", "value": ",".join(sorted(self.faults))},
+        ]
+        if "agent-id-per-pod" in self.faults:
+            # The chart's AGENT_ID="$(AGENT_ID_PREFIX)-$(POD_NAME)": every pod is a new agent.
+            env.append({"name": "SANDBOX_AGENT_ID_PREFIX", "value": AGENT_ID_PREFIX})
+        else:
+            env.append({"name": "AGENT_ID", "value": self.agent_id(index)})
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": dict(AGENT_LABELS)},
+            "spec": {
+                "replicas": 1,
+                "selector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/component": "k8s-agent",
+                        "sandbox.streamspace.io/agent": str(index),
+                    }
+                },
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {PROCESS_ANNOTATION: "agent"}},
+                    "spec": {
+                        "serviceAccountName": "streamspace-agent",
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [
+                            {
+                                "name": "k8s-agent",
+                                "image": "ghcr.io/streamspace-dev/streamspace-k8s-agent:sandbox",
+                                "env": env,
+                            }
+                        ],
+                    },
+                },
+            },
+        }
+
+    async def _wait_for_agents(self, timeout: float) -> None:
+        """Wait until every agent is online; approve pending agents as an operator would."""
+        deadline = time.monotonic() + timeout
+        last: List[Any] = []
+        while time.monotonic() < deadline:
+            rows = await asyncio.to_thread(self._agent_rows)
+            last = rows
+            pending = [r[0] for r in rows if r[2] == "pending"]
+            if pending:
+                await asyncio.to_thread(self._approve, pending)
+            online = [r for r in rows if r[1] == "online"]
+            if len(online) >= self.options.agents:
+                return
+            await asyncio.sleep(0.1)
+        raise SandboxError(
+            f"Agents did not come online within {timeout:g}s (seen: {last}); see the pod logs in {self.state_dir / 'logs'}."
+        )
+
+    def _agent_rows(self) -> List[Any]:
+        with psycopg.connect(self.dsn) as conn:
+            return conn.execute("SELECT agent_id, status, approval_status FROM agents").fetchall()
+
+    def _approve(self, agent_ids: List[str]) -> None:
+        import httpx
+
+        base = f"http://127.0.0.1:{self.api_port}"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            token = client.post(
+                "/api/v1/auth/login", json={"username": "admin", "password": self.admin_password}
+            ).json()["token"]
+            for agent_id in agent_ids:
+                client.post(
+                    f"/api/v1/admin/agents/{agent_id}/approve", headers={"Authorization": f"Bearer {token}"}
+                )
+
+    def env(self) -> Dict[str, str]:
+        """What experiments need to run against this sandbox."""
+        values = {
+            "STREAMSPACE_API_URL": f"http://127.0.0.1:{self.api_port}",
+            "STREAMSPACE_USERNAME": "admin",
+            "STREAMSPACE_PASSWORD": self.admin_password,
+            "STREAMSPACE_DB_DSN": self.dsn,
+            "KUBECONFIG": str(self.state_dir / "kubeconfig"),
+            "STREAMSPACE_NAMESPACE": NAMESPACE,
+            "STREAMSPACE_AGENT_ID": self.agent_id(1),
+            "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
+            "STREAMSPACE_AGENTS": str(self.options.agents),
+            "STREAMSPACE_SANDBOX_STATE": str(self.state_dir),
+            "STREAMSPACE_SANDBOX_TIMERS": self.options.timers,
+            "STREAMSPACE_SANDBOX_FAULTS": ",".join(sorted(self.faults)),
+            "STREAMSPACE_SANDBOX_NETWORK": "on" if self.network else "off",
+        }
+        values.update({k: f"{v:g}" for k, v in self.timers.objectives().items()})
+        return values
+
+    def _write_env_file(self) -> None:
+        lines = [f"{k}={v}" for k, v in self.env().items()]
+        self.env_file.write_text("\n".join(lines) + "\n")
+        self.env_file.chmod(0o600)
+        (self.state_dir / "sandbox.json").write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "api_port": self.api_port,
+                    "kube_url": self.emulator.url if self.emulator else None,
+                }
+            )
+        )
+
+    # -- restart one component ---------------------------------------------------------------------------
+    async def restart(self, component: str) -> str:
+        """Restart one component in place (same port, same data); returns a one-line summary.
+
+        * ``postgres``: the embedded server is stopped and started on the same port and data directory
+          (every client connection drops; the control plane's and the probes' connections must recover).
+        * ``kube``: the emulator's HTTP server and controller loop stop (watches and exec streams are cut,
+          connections are refused meanwhile) and start again on the same port. Its object store is kept
+          (what etcd would keep across a kube-apiserver restart) and so are the running pods (the kubelet
+          and their processes are independent of the API server, as on a real node).
+        * ``api``: the control plane app is cleaned up (agent WebSockets close, sweeper and dispatcher
+          stop) and a new one serves the same port from the same database; agents reconnect.
+        """
+        started = time.monotonic()
+        if component == "postgres":
+            if self.postgres is None:
+                raise SandboxError(
+                    "This sandbox uses an external PostgreSQL (--db-dsn): restart that server yourself."
+                )
+            await asyncio.to_thread(self.postgres.restart)
+            what = f"PostgreSQL restarted on port {self.postgres.port}"
+        elif component == "kube":
+            emulator = self.emulator
+            if emulator is None:
+                raise SandboxError("The Kubernetes emulator is not running.")
+            await emulator.restart_api_server()  # same port (now fixed), same store and pods
+            what = f"Kubernetes emulator restarted on port {emulator.port} (objects and pods kept)"
+        elif component == "api":
+            if self.runner is not None:
+                await self.runner.cleanup()
+                self.runner = None
+            await self._start_control_plane(self.api_port)
+            what = f"control plane restarted on port {self.api_port}"
+        else:
+            raise SandboxError(f"Unknown component {component!r}: use postgres, kube or api.")
+        log.info("%s in %.2fs", what, time.monotonic() - started)
+        return f"{what} in {time.monotonic() - started:.2f}s."
+
+    # -- stop ------------------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.emulator is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.emulator.stop(), timeout=15)
+        if self.runner is not None:
+            with contextlib.suppress(Exception):
+                await self.runner.cleanup()
+        if self.postgres is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.postgres.stop)
+        self.kill_leftover_processes()
+        if self.network is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.network.teardown)
+        for name in ("sandbox.env", "sandbox.json", "kubeconfig", "kubeconfig-pods"):
+            (self.state_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / "pg", ignore_errors=True)
