@@ -43,7 +43,7 @@ def restart_agent(
     before = [p.metadata.name for p in agent_pods(settings, secrets)]
     now = iso(utcnow())
     body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
-    Cluster(secrets).apps.patch_namespaced_deployment(name, ns, body)
+    Cluster(secrets, settings.kube_timeout).apps.patch_namespaced_deployment(name, ns, body)
     rollout = wait_for_rollout(settings, secrets, timeout, settings.poll_interval) if wait else None
     return {
         "namespace": ns,
@@ -75,7 +75,7 @@ def kill_agent_pod(
     selector = agent_selector(label_selector, settings.agent_selector)
     max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
     grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
-    core = Cluster(secrets).core
+    core = Cluster(secrets, settings.kube_timeout).core
     alive = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if pod_alive(p)]
     if not alive:
         raise arguments.ArgumentError(
@@ -122,7 +122,7 @@ def scale_agents(
             f"Argument 'replicas' ({replicas}) exceeds 'max_replicas' ({max_replicas}): raise it."
         )
     duration = arguments.seconds(duration, "duration")
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     if replicas == -1:
         dep = cluster.apps.read_namespaced_deployment(name, ns)
         current = dep.spec.replicas if dep.spec.replicas is not None else 1

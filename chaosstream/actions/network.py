@@ -60,7 +60,7 @@ def partition_agent(
     ns = check_namespace(namespace, settings.namespace)
     selector = agent_selector(label_selector, settings.agent_selector)
     ports = arguments.port_list(ports if ports is not None else _api_ports(settings))
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     pods = target_pods(cluster, ns, agent_id, selector, max_pods)
     return partition.inject(
         cluster, ns, pods, method, ports, duration, settings.agent_container, image, start_timeout
@@ -84,7 +84,9 @@ def heal_agent_partition(
     settings = resolve_settings(configuration, secrets)
     partition_id = arguments.text(partition_id, "partition_id", what="a partition id")
     ns = check_namespace(namespace, settings.namespace)
-    healed = ledger.heal(Cluster(secrets), ns, partition_id, kinds=("partition", "networkpolicy"))
+    healed = ledger.heal(
+        Cluster(secrets, settings.kube_timeout), ns, partition_id, kinds=("partition", "networkpolicy")
+    )
     return {"healed": healed}
 
 
@@ -104,4 +106,6 @@ def heal_all(
     settings = resolve_settings(configuration, secrets)
     expired_only = arguments.flag(expired_only, "expired_only")
     ns = check_namespace(namespace, settings.namespace)
-    return {"healed": ledger.heal(Cluster(secrets), ns, None, expired_only=expired_only)}
+    return {
+        "healed": ledger.heal(Cluster(secrets, settings.kube_timeout), ns, None, expired_only=expired_only)
+    }

@@ -88,10 +88,13 @@ def create_sessions(
                         )
                     unavailable += 1
                     continue
-                data = response.json()
-                name = data["name"]
+                data = api.object_of(response, "POST /api/v1/sessions")
+                name = data.get("name")
+                if not isinstance(name, str) or not name:
+                    raise ActivityFailed("POST /api/v1/sessions answered 202 without a session 'name'.")
                 names.append(name)
-                message = (data.get("status") or {}).get("message", "")
+                status = data.get("status")
+                message = str(status.get("message") or "") if isinstance(status, dict) else ""
                 if match := _AGENT_RE.search(message):
                     agents[name] = match.group(1).strip()
                 if match := _COMMAND_RE.search(message):
@@ -113,7 +116,7 @@ def _session_command(
         raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     with api_client(settings, timeout=timeout) as api:
         response = api.session_command(method, session_id, suffix)
-    data = response.json() if response.content else {}
+        data = api.object_of(response, f"{method} /api/v1/sessions/:id{suffix}")
     if response.status_code == 404:
         raise SessionRefused(f"Unknown session {session_id!r}: the API answered 404.")
     if response.status_code == 409:
@@ -219,7 +222,7 @@ def kill_session_pod(
     if session_id is not None and not isinstance(session_id, str):
         raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     ids = [session_id] if session_id else resolve_session_ids(settings, None, tag)
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     core = cluster.core
     killed: Dict[str, str] = {}
     for sid in random.sample(ids, len(ids)):

@@ -198,6 +198,19 @@ def _heal_rules(cluster: Cluster, ns: str, pod: str, container: str, tag: str) -
     return not first or not first[0].isdigit() or int(first[0]) > 0
 
 
+def _heal_rules_anywhere(cluster: Cluster, fault: Fault, recorded: str, tag: str) -> bool:
+    """The rules live in the pod's network namespace, shared by its containers: if the recorded container
+    cannot run the heal (gone, renamed, a corrupt record), try the pod's other containers."""
+    others = [c.name for c in (fault.obj.spec.containers or []) if c.name != recorded] if fault.obj else []
+    error: Exception = KubeError("no container to run the heal in")
+    for container in [recorded, *others]:
+        try:
+            return _heal_rules(cluster, fault.namespace, fault.target, container, tag)
+        except KubeError as exc:
+            error = exc
+    raise error
+
+
 def delete_policy(cluster: Cluster, ns: str, name: str) -> bool:
     """Delete a NetworkPolicy; False when it was already gone."""
     try:
@@ -216,7 +229,7 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
     tag = scripts.RULE_TAG + pid
     live = False
     if method == "exec":
-        live = _heal_rules(cluster, ns, name, record.get("container") or "k8s-agent", tag)
+        live = _heal_rules_anywhere(cluster, fault, record.get("container") or "k8s-agent", tag)
     elif method == "ephemeral":
         statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
         status = statuses.get(record.get("container"))

@@ -209,7 +209,7 @@ def wait_for_commands_drained(
     first: List[int] = []
 
     def check():
-        rows = query(settings, sql, [OPEN_STATUSES, *params])
+        rows = query(settings, sql, [OPEN_STATUSES, *params], timeout=timeout)
         if not first:
             first.append(len(rows))
         return not rows, rows

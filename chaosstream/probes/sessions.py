@@ -202,7 +202,7 @@ def session_pods_running(
     settings = resolve_settings(configuration, secrets)
     ns = namespace or settings.namespace
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
-    ready, missing = _ready_pods(Cluster(secrets).core, ns, ids)
+    ready, missing = _ready_pods(Cluster(secrets, settings.kube_timeout).core, ns, ids)
     if raise_on_failure and missing:
         raise ActivityFailed(f"Sessions without a ready pod in {ns}: {missing}.")
     return {"ok": not missing, "pods": {sid: p.metadata.name for sid, p in ready.items()}, "missing": missing}
