@@ -25,8 +25,10 @@ from chaosstream.faults import scripts
 from chaosstream.faults.records import (
     EXPIRES_ANNOTATION,
     MANAGED_BY,
+    OWNER_ANNOTATION,
     PARTITION_ANNOTATION_PREFIX,
     PARTITION_LABEL,
+    RUN_ID,
     Fault,
 )
 from chaosstream.polling import wait_until
@@ -87,7 +89,7 @@ def inject(
     done: List[str] = []
     for pod in pods:
         name = pod.metadata.name
-        record: Dict[str, Any] = {"method": method, "ports": ports, "expires_at": expires_at}
+        record: Dict[str, Any] = {"method": method, "ports": ports, "expires_at": expires_at, "owner": RUN_ID}
         if method == "exec":
             record["container"] = container
             _record(cluster, ns, name, pid, record)
@@ -136,7 +138,11 @@ def inject(
                     "name": policy_name,
                     "namespace": ns,
                     "labels": dict(MANAGED_BY, **{PARTITION_LABEL: pid}),
-                    "annotations": {EXPIRES_ANNOTATION: expires_at, "chaosstream.io/target-pod": name},
+                    "annotations": {
+                        EXPIRES_ANNOTATION: expires_at,
+                        "chaosstream.io/target-pod": name,
+                        OWNER_ANNOTATION: RUN_ID,
+                    },
                 },
                 "spec": {
                     "podSelector": {"matchLabels": labels},

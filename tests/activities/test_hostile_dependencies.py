@@ -194,3 +194,36 @@ def test_a_db_dsn_password_never_reaches_the_daemons_command_line(tmp_path, hole
         p.pid for p in psutil.process_iter(["cmdline"]) if str(state) in " ".join(p.info["cmdline"] or [])
     ]
     assert not [p for p in daemon_pids if pid_alive(p)], "a daemon stuck in start-up was left running"
+
+
+@needs_root
+def test_a_rollback_undoes_only_its_own_runs_partition(harness):
+    """Run B (another process) holds a partition; run A's `heal_agent_partition()` leaves it and names its
+    owner; `any_run=true` (what `chaosstream heal` does) removes it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from chaosstream import actions\n"
+        "cfg, sec = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+        "print(actions.partition_agent(method='exec', duration=60, configuration=cfg, secrets=sec)['partition_id'])\n"
+    )
+    cfg, sec = harness.configuration(), harness.secrets()
+    other = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cfg), json.dumps(sec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()[-1]
+    try:
+        mine = actions.heal_agent_partition(configuration=cfg, secrets=sec)
+        assert mine["healed"] == [], mine
+        assert any(other in item and "run " in item for item in mine["left"]), mine
+        assert other in json.dumps(
+            {k: v for p in harness.agent_pods().values() for k, v in (p.metadata.annotations or {}).items()}
+        )
+    finally:
+        everyone = actions.heal_agent_partition(any_run=True, configuration=cfg, secrets=sec)
+    assert any(other in item for item in everyone["healed"]), everyone
