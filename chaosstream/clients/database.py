@@ -1,7 +1,7 @@
 """Read-only access to StreamSpace's PostgreSQL (`agents`, `agent_commands`, `sessions`).
 
 Every query runs in a read-only transaction with a statement timeout and parameterised SQL. There is
-no HTTP endpoint that reads `agent_commands` (see docs/streamspace.md, "Command queue"), so command probes read the database.
+no HTTP endpoint that reads `agent_commands` (see docs/streamspace.md, "1. Database" and "3.6 Dispatch and retry"), so command probes read the database.
 """
 
 import math
