@@ -122,7 +122,8 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir()
     second_dir.mkdir()
-    slow = act("inject-fault", "slow", seconds=2.0, ready=str(first_dir / "ready"))
+    # long enough that the second run starts while the first still holds the lock, even on a loaded machine
+    slow = act("inject-fault", "slow", seconds=8.0, ready=str(first_dir / "ready"))
     first = experiment("first", first_dir, [slow], controls=[safety(ttl=30)])
     proc, journal_path = start_chaos(first_dir, first, env=kube["env"])
     assert wait_for_file(first_dir / "ready", proc)
@@ -141,7 +142,7 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
         strategy="always",
     )
     rc, journal, log = run_chaos(second_dir, second, env=kube["env"])
-    assert rc == 1 and journal["status"] == "interrupted"
+    assert rc == 1 and journal["status"] == "interrupted", log
     assert (
         journal["run"] == [] and journal["rollbacks"] == []
     )  # the other run's faults are not ours to revert
