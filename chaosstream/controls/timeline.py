@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
-from chaosstream.journal.schema import TIMELINE_EXTENSION
+from chaosstream.journal.schema import SECRET_KEY_RE, TIMELINE_EXTENSION
 from chaosstream.settings import Settings, redact, resolve_settings
 from chaosstream.timeutil import epoch_iso, parse_timestamp
 
@@ -111,6 +111,7 @@ class _Timeline:
         try:
             if self.settings is None:
                 self.settings = resolve_settings(self.configuration, self.secrets)
+                self._describe_target()
         except Exception as exc:  # a bad configuration must not break the run
             self._error(exc)
             return
@@ -142,6 +143,35 @@ class _Timeline:
         if len(entry) > 2:
             with self.lock:
                 self.data["samples"].append(entry)
+
+    def _describe_target(self) -> None:
+        """Record what this run targets and the configuration as chaoslib resolved it (scalars only, no
+        secret-looking keys), so a report can name the target and resolve `${objective}` references."""
+        settings = self.settings
+        target: Dict[str, Any] = {
+            "api_url": redact(settings.api_url, settings),
+            "namespace": settings.namespace,
+            "agent_deployment": settings.agent_deployment,
+            "chaosstream_version": _version(),
+            "kube_context": _kube_context(self.secrets),
+        }
+        try:
+            from chaosstream.clients.streamspace import api_client
+
+            with api_client(settings, timeout=min(settings.http_timeout, 3.0)) as api:
+                body = api.call("GET", "/version").json()
+            version = body.get("version") if isinstance(body, dict) else None
+            target["streamspace_version"] = str(version)[:80] if version else None
+        except Exception:  # older StreamSpace releases have no /version: unknown, not an error
+            target["streamspace_version"] = None
+        configuration = {}
+        for key, value in (self.configuration or {}).items():
+            if isinstance(key, str) and not SECRET_KEY_RE.search(key):
+                if isinstance(value, (str, int, float, bool)) or value is None:
+                    configuration[key] = redact(value, settings) if isinstance(value, str) else value
+        with self.lock:
+            self.data["target"] = target
+            self.data["configuration"] = configuration
 
     @staticmethod
     def _agent(agent: Dict[str, Any], now: float) -> Dict[str, Any]:
@@ -186,6 +216,35 @@ class _Timeline:
             marker["status"] = status
         with self.lock:
             self.data["markers"].append(marker)
+
+
+def _version() -> Optional[str]:
+    try:
+        from chaosstream import __version__
+
+        return str(__version__)
+    except Exception:
+        return None
+
+
+def _kube_context(secrets: Any) -> Optional[str]:
+    """The Kubernetes context the run uses: KUBERNETES_CONTEXT, in-pod, or the kubeconfig's current one."""
+    import os
+
+    scope = secrets.get("kubernetes") if isinstance(secrets, dict) else None
+    if isinstance(scope, dict) and isinstance(scope.get("KUBERNETES_CONTEXT"), str):
+        return scope["KUBERNETES_CONTEXT"]
+    if os.environ.get("KUBERNETES_CONTEXT"):
+        return os.environ["KUBERNETES_CONTEXT"]
+    if os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
+        return "in-cluster"
+    try:
+        from kubernetes import config
+
+        _, current = config.list_kube_config_contexts()
+        return str(current.get("name")) if current else None
+    except Exception:  # no kubeconfig: unknown
+        return None
 
 
 _timeline: Optional[_Timeline] = None
