@@ -115,7 +115,7 @@ class Measurement:
 
     def sentence(self) -> str:
         """`recovery-time elapsed_s: 0.745 s - objective 30 s - 29.3 s to spare`."""
-        goal = "no objective" if self.objective is None else f"objective {_fmt(self.objective)} s"
+        goal = "no objective" if self.objective is None else f"objective {self.objective:g} s"
         if self.seconds is None:
             return f"{self.name}: not reached - {goal}" + (f" ({self.error})" if self.error else "")
         margin = self.margin
@@ -175,7 +175,17 @@ class ReportData:
 
     @property
     def findings(self) -> List[Finding]:
-        """What the run says about StreamSpace (verdict 1 evidence)."""
+        """What the run says about StreamSpace: the deviations, when they decided the verdict (1)."""
+        if self.verdict.code != DEVIATED:
+            return []
+        return [f for f in self.verdict.findings if f.code == DEVIATED]
+
+    @property
+    def discounted(self) -> List[Finding]:
+        """Deviations a higher verdict outranks (e.g. a probe that failed because the fault was not
+        injected): shown with the problems, never as findings."""
+        if self.verdict.code == DEVIATED:
+            return []
         return [f for f in self.verdict.findings if f.code == DEVIATED]
 
     @property

@@ -6,6 +6,7 @@ findings about StreamSpace apart from problems of the run or the tool, then the 
 wall-clock time, as on the picture's axis.
 """
 
+import re
 from html import escape
 from typing import Any, List, Optional, Sequence
 
@@ -23,8 +24,8 @@ body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 a
 max-width:1200px}
 h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #dde1e6}
 table{border-collapse:collapse;margin:6px 0;width:100%}
-td,th{border:1px solid #dde1e6;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word}
-th{background:#f2f4f7}td.num{text-align:right;white-space:nowrap}.ok{color:#1f7a3c;font-weight:bold}
+td,th{border:1px solid #dde1e6;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#f2f4f7;white-space:nowrap}td.num{text-align:right;white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:8em}th.long{white-space:normal;overflow-wrap:anywhere}.ok{color:#1f7a3c;font-weight:bold}
 .bad{color:#b3261e;font-weight:bold}.verdict{padding:10px 14px;border-radius:6px;margin:12px 0}
 .v0{background:#e5f4ea;border-left:6px solid #2e9d4f}.vbad{background:#fbe9e7;border-left:6px solid #d2342c}
 .verdict ul{margin:6px 0 0;padding-left:20px}.verdict li{overflow-wrap:anywhere}
@@ -78,7 +79,7 @@ def _measure_rows(data: ReportData) -> List[List[str]]:
                 m.phase,
                 _t(m.at_t),
                 "-" if m.seconds is None else f"{_fmt(m.seconds)} s",
-                "-" if m.objective is None else f"{_fmt(m.objective)} s",
+                "-" if m.objective is None else f"{m.objective:g} s",
                 result,
                 m.objective_source or (m.error if m.seconds is None else ""),
             ]
@@ -86,6 +87,7 @@ def _measure_rows(data: ReportData) -> List[List[str]]:
     return rows
 
 
+_EXC_PREFIX_RE = re.compile(r"\b(?:chaoslib|chaosstream)(?:\.\w+)+\.(?:ActivityFailed|\w+Error): ")
 _MEASURE_HEAD = ["probe", "measure", "phase", "at (UTC)", "measured", "objective", "margin", "objective from"]
 _ACT_HEAD = ["phase", "activity", "type", "start (UTC)", "end (UTC)", "duration", "status", "error"]
 _HYP_HEAD = ["phase", "probe", "tolerance", "value", "met", "status"]
@@ -104,14 +106,14 @@ def _hyp_rows(data: ReportData) -> List[List[str]]:
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], status_col: Optional[int] = None,
-                num_cols: Sequence[int] = ()) -> str:  # fmt: skip
+                num_cols: Sequence[int] = (), long_cols: Sequence[int] = ()) -> str:  # fmt: skip
     if not rows:
         return '<p class="muted">None.</p>'
     out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"]
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
-            cls = "num" if i in num_cols else ""
+            cls = "num" if i in num_cols else "long" if i in long_cols else ""
             if i == status_col:
                 good = cell in ("succeeded", "yes") or str(cell).endswith("to spare")
                 cls += " ok" if good else " bad" if cell not in ("-", "no objective") else ""
@@ -123,7 +125,7 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], status_co
 
 def _deciding(data: ReportData) -> List[str]:
     v = data.verdict
-    items = [f.line(v.scrub) for f in v.deciding[:25]]
+    items = [_line(f, v.scrub) for f in v.deciding[:25]]
     if len(v.deciding) > 25:
         items.append(f"... and {len(v.deciding) - 25} more")
     return items
@@ -154,7 +156,8 @@ def _headline(data: ReportData) -> str:
     if deciding:
         first = deciding[0]
         when = next((a.end_t for a in data.activities if a.name == first.name and a.end_t), None)
-        text += f" Deciding: {first.name}" + (f" at {clock(when, 1)}" if when else "")
+        message = _EXC_PREFIX_RE.sub("", first.message)
+        text += f" Deciding: {first.name}" + (f" at {clock(when, 1)}" if when else "") + f": {message}"
     return text
 
 
@@ -180,7 +183,7 @@ def render_html(data: ReportData) -> str:
         '<ul class="items">' + "".join(f"<li>{escape(m.sentence())}</li>" for m in data.measurements) + "</ul>"
         if data.measurements
         else '<p class="muted">No duration was measured.</p>',
-        _html_table(_MEASURE_HEAD, _measure_rows(data), status_col=6),
+        _html_table(_MEASURE_HEAD, _measure_rows(data), status_col=6, num_cols=(3, 4, 5), long_cols=(0, 7)),
         "<h2>Faults</h2>",
         '<ul class="items">'
         + "".join(
@@ -197,23 +200,40 @@ def render_html(data: ReportData) -> str:
         + timeline_svg(data.timeline, scrub, data.activities, data.faults, _headline(data), v.code != PASSED)
         + "</figure>",
         "<h2>Findings about StreamSpace</h2>",
-        _items([f.line(scrub) for f in data.findings], "None: StreamSpace held every checked property."),
+        _items([_line(f, scrub) for f in data.findings], _no_findings(data)),
         "<h2>Problems with the run or the tool</h2>",
         _items(
-            [f.line(scrub) for f in data.problems]
+            [_line(f, scrub) for f in data.problems]
+            + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
             + ([f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
                if errors.get("count") else []),  # fmt: skip
             "None.",
         ),
         "<h2>Steady-state hypothesis</h2>",
-        _html_table(_HYP_HEAD, _hyp_rows(data), status_col=4),
+        _html_table(_HYP_HEAD, _hyp_rows(data), status_col=4, long_cols=(1, 2, 3)),
         "<h2>Activities</h2>",
-        _html_table(_ACT_HEAD, _act_rows(data), status_col=6, num_cols=(3, 4, 5)),
+        _html_table(_ACT_HEAD, _act_rows(data), status_col=6, num_cols=(3, 4, 5), long_cols=(1, 7)),
         f'<p class="muted">{data.omitted} more rows left out (see the journal).</p>' if data.omitted else "",
         f'<p class="muted small">{escape(_safety_sentence(data))}</p>',
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _line(finding: Any, scrub: Any) -> str:
+    """A finding's line without the exception class prefixes chaoslib repeats."""
+    return _EXC_PREFIX_RE.sub("", finding.line(scrub))
+
+
+def _no_findings(data: ReportData) -> str:
+    if data.verdict.code == PASSED:
+        return "None: StreamSpace held every checked property."
+    if data.discounted:
+        return (
+            f"None counted: verdict {data.verdict.code} ({LABELS[data.verdict.code]}) outranks the probe "
+            "failures listed under the problems, so they say nothing about StreamSpace's resilience."
+        )
+    return f"None: verdict {data.verdict.code} ({LABELS[data.verdict.code]}) - see the problems below."
 
 
 def _items(lines: Sequence[str], empty: str) -> str:
@@ -281,12 +301,13 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         "",
         "## Findings about StreamSpace",
         "",
-        _md_list([f.line(scrub) for f in data.findings], "None: StreamSpace held every checked property."),
+        _md_list([_line(f, scrub) for f in data.findings], _no_findings(data)),
         "",
         "## Problems with the run or the tool",
         "",
         _md_list(
-            [f.line(scrub) for f in data.problems]
+            [_line(f, scrub) for f in data.problems]
+            + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
             + ([f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
                if errors.get("count") else []),  # fmt: skip
             "None.",

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from chaosstream.timeutil import clock
 
-__all__ = ["timeline_svg", "STATUS_COLOURS", "text_width", "W"]
+__all__ = ["timeline_svg", "STATUS_COLOURS", "text_width", "wrap", "W"]
 
 STATUS_COLOURS = {"online": "#2e9d4f", "offline": "#d2342c", "draining": "#e0a21b", "absent": "#b9b9b9"}
 PHASE_COLOURS = {"method": "#3466c2", "rollback": "#8a3fb5", "hypothesis-before": "#7c8a99",
@@ -41,6 +41,25 @@ def text_width(text: str) -> float:
 def _cut(text: str, width: float) -> str:
     chars = max(int(width // CHAR_W), 4)
     return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def wrap(text: str, width: float, max_lines: int = 4) -> List[str]:
+    """Split `text` into lines no wider than `width` (by `text_width`), at spaces where possible."""
+    chars = max(int(width // CHAR_W), 8)
+    lines: List[str] = []
+    rest = text.strip()
+    while rest and len(lines) < max_lines:
+        if len(rest) <= chars:
+            lines.append(rest)
+            rest = ""
+            break
+        cut = rest.rfind(" ", 0, chars + 1)
+        cut = cut if cut > chars // 2 else chars
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest and lines:
+        lines[-1] = _cut(lines[-1] + " " + rest, width)
+    return lines
 
 
 def _el(tag: str, text: Optional[str] = None, **kw: Any) -> str:
@@ -95,6 +114,9 @@ def _legend(parts: List[str], y: float, items: Sequence[Tuple[str, str, str]]) -
         if kind == "line":
             parts.append(_el("line", None, x1=f"{x:.1f}", x2=f"{x + 12:.1f}", y1=y - 4, y2=y - 4, stroke=colour,
                              stroke_width=3))  # fmt: skip
+        elif kind == "outline":
+            parts.append(_el("rect", None, x=f"{x + 1:.1f}", y=y - 9, width=10, height=10, fill="none",
+                             stroke=colour, stroke_width=2.5, stroke_dasharray="4 2"))  # fmt: skip
         elif kind == "hatch":
             parts.append(_el("rect", None, x=f"{x:.1f}", y=y - 10, width=12, height=12, fill="url(#fault-hatch)",
                              stroke=colour))  # fmt: skip
@@ -198,15 +220,16 @@ def timeline_svg(
     y = 20.0
     body.append(_label(8, y, f"Timeline, UTC {clock(t0, 0, date=True)[:10]}", "row-title"))
     y += 20
-    if headline:
-        body.append(_label(8, y, _cut(headline, W - 16), "headline bad" if failed_headline else "headline"))
-        y += 20
+    for line in wrap(headline, W - 16) if headline else []:
+        body.append(_label(8, y, line, "headline bad" if failed_headline else "headline"))
+        y += 18
     legend = [
         ("box", PHASE_COLOURS["hypothesis-before"], "hypothesis probe"),
         ("box", PHASE_COLOURS["method"], "method activity"),
         ("box", PHASE_COLOURS["rollback"], "rollback"),
         ("box", FAILED_COLOUR, "failed activity"),
         ("hatch", FAULT_COLOUR, "fault window (injection to heal/expiry)"),
+        ("outline", FAULT_COLOUR, "fault window on the agent it hit"),
         ("box", STATUS_COLOURS["online"], "agent online"),
         ("box", STATUS_COLOURS["offline"], "agent offline"),
         ("box", STATUS_COLOURS["draining"], "draining"),
@@ -288,8 +311,8 @@ def timeline_svg(
                 end = fault.end_t if fault.end_t is not None else t1
                 body.append(
                     _el("rect", f"fault window on {label}", x=f"{x(fault.start_t):.1f}", y=f"{y:.1f}",
-                        width=f"{max(x(end) - x(fault.start_t), 3):.1f}", height=AGENT_H - 2, fill="url(#fault-hatch)",
-                        stroke=FAULT_COLOUR, class_="fault-agent", data_agent=label, data_start=fault.start_t,
+                        width=f"{max(x(end) - x(fault.start_t), 3):.1f}", height=AGENT_H - 2, fill="none",
+                        stroke=FAULT_COLOUR, stroke_width=2.5, stroke_dasharray="6 3", class_="fault-agent", data_agent=label, data_start=fault.start_t,
                         data_end=fault.end_t)
                 )  # fmt: skip
         y += AGENT_H + 4
