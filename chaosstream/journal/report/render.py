@@ -25,7 +25,7 @@ max-width:1200px}
 h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #dde1e6}
 table{border-collapse:collapse;margin:6px 0;width:100%}
 td,th{border:1px solid #dde1e6;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th{background:#f2f4f7;white-space:nowrap}td.num{text-align:right;white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:8em}th.long{white-space:normal;overflow-wrap:anywhere}.ok{color:#1f7a3c;font-weight:bold}
+th{background:#f2f4f7}td.num{text-align:right;white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:6em}th.long{overflow-wrap:anywhere}.ok{color:#1f7a3c;font-weight:bold}
 .bad{color:#b3261e;font-weight:bold}.verdict{padding:10px 14px;border-radius:6px;margin:12px 0}
 .v0{background:#e5f4ea;border-left:6px solid #2e9d4f}.vbad{background:#fbe9e7;border-left:6px solid #d2342c}
 .verdict ul{margin:6px 0 0;padding-left:20px}.verdict li{overflow-wrap:anywhere}
@@ -34,7 +34,7 @@ dl.target dt{font-weight:bold}dl.target dd{margin:0;overflow-wrap:anywhere}
 .muted{color:#66707a}.small{font-size:12px}ul.items li{overflow-wrap:anywhere;margin:2px 0}
 figure{margin:8px 0}svg.timeline,svg.chart{width:100%;height:auto;display:block}
 @page{size:A4;margin:12mm}
-@media print{body{font-size:10pt;padding:0;max-width:none}h2{break-after:avoid}tr,figure,.verdict{break-inside:avoid}}
+@media print{body{font-size:10pt;padding:0;max-width:none}table{font-size:8.5pt}td,th{padding:2px 4px}h2{break-after:avoid}tr,figure,.verdict{break-inside:avoid}}
 """
 
 
