@@ -7,7 +7,7 @@ ordered by start time. Per experiment:
 * the verdict of each run;
 * each measured duration over time against its objective;
 * flags: a **regression** when a measured duration lies above the median of the previous `window` runs
-  (at least `MIN_PRIOR` of them) by more than `max(RATIO x median, MIN_MARGIN_S)`; a **new finding** when a
+  that tested resilience (verdict 0 or 1; at least `MIN_PRIOR` of them) by more than `max(RATIO x median, MIN_MARGIN_S)`; a **new finding** when a
   run deviates (verdict 1) on a probe that did not decide a deviation in the previous `window` runs;
   **over objective** when a duration exceeds its objective.
 
@@ -129,7 +129,11 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
     for title, group in groups.items():
         group.sort(key=lambda r: (r.start_t is None, r.start_t or 0.0, r.path))
         for index, run in enumerate(group):
-            previous = group[max(0, index - window) : index]
+            # only runs that tested resilience (verdict 0 or 1) measure StreamSpace: the others neither
+            # set the baseline nor regress
+            previous = [p for p in group[:index] if p.code in (PASSED, DEVIATED)][-window:]
+            if run.code not in (PASSED, DEVIATED):
+                continue
             for key, m in run.measures.items():
                 if m.seconds is not None and m.objective is not None and m.seconds > m.objective:
                     run.flags.append(f"{key}: {_fmt(m.seconds)} s is over its objective {m.objective:g} s")
@@ -154,7 +158,7 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
 
 
 # -- HTML --------------------------------------------------------------------------------------------
-CW, CH, CL, CR, CT, CB = 1000, 200, 90, 24, 14, 46  # chart size and margins
+CW, CH, CL, CR, CT, CB = 900, 190, 80, 20, 14, 46  # chart size and margins
 
 
 def _chart(key: str, runs: List[RunRecord]) -> str:
@@ -206,10 +210,11 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
     for i, m in values:
         run = runs[i]
         tip = f"{run.when}: " + ("not reached" if m.seconds is None else f"{_fmt(m.seconds)} s") + f", verdict {run.code} {run.label}"
-        if m.seconds is None:  # the condition was never reached: a red cross on the top edge
+        if m.seconds is None:  # the condition was never reached: a cross on the top edge (grey: no test)
+            cross = "#d2342c" if run.code in (PASSED, DEVIATED) else "#7c8a99"
             parts.append(
                 f'<g class="missed" data-run="{i}"><title>{escape(tip)}</title>'
-                f'<path d="M{x(i) - 6:.1f},{CT - 2} l12,12 m0,-12 l-12,12" stroke="#d2342c" stroke-width="2.5"/></g>'
+                f'<path d="M{x(i) - 6:.1f},{CT - 2} l12,12 m0,-12 l-12,12" stroke="{cross}" stroke-width="2.5"/></g>'
             )
             continue
         regression = key in run.regressions
@@ -254,7 +259,8 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
         f"<title>chaosstream history</title><style>{CSS}</style></head><body>",
         "<h1>Run history</h1>",
         f'<p class="muted">{sum(len(g) for g in groups.values())} runs, {len(groups)} experiment(s); all times UTC. '
-        f"A regression is a duration above the median of the previous {window} runs (at least {MIN_PRIOR}) by more "
+        f"A regression is a duration above the median of the previous {window} runs that tested resilience "
+        f"(verdict 0 or 1; at least {MIN_PRIOR}) by more "
         f"than {RATIO:.0%} of it and at least {MIN_MARGIN_S:g} s; a new finding is a deviation on a probe that did not "
         "deviate in those runs.</p>",
     ]
@@ -277,7 +283,8 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
         parts.append(
             '<p class="muted small">Charts: a blue dot per run is the measured duration; a red dot is over its '
             "objective; a ringed dot is a regression; a red cross on the top edge means the condition was not "
-            "reached (the probe failed); the dashed red line is the objective. Hover a point for its run.</p>"
+            "reached (the probe failed), a grey one that it was not reached in a run that tested nothing (verdict "
+            "2-7: such runs are not compared either); the dashed red line is the objective. Hover a point for its run.</p>"
         )
         keys = sorted({k for r in runs for k in r.measures}, key=lambda k: ("[" in k, k))
         for key in keys:

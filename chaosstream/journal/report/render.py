@@ -32,7 +32,7 @@ th{background:#f2f4f7}td.num{text-align:right;white-space:nowrap}td.long{overflo
 dl.target{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 14px;margin:6px 0}
 dl.target dt{font-weight:bold}dl.target dd{margin:0;overflow-wrap:anywhere}
 .muted{color:#66707a}.small{font-size:12px}ul.items li{overflow-wrap:anywhere;margin:2px 0}
-figure{margin:8px 0}svg.timeline,svg.chart{width:100%;height:auto;display:block}
+figure{margin:8px 0}svg.timeline,svg.chart{width:100%;max-width:1000px;height:auto;display:block}
 @page{size:A4;margin:12mm}
 @media print{body{font-size:10pt;padding:0;max-width:none}table{font-size:8.5pt}td,th{padding:2px 4px}h2{break-after:avoid}tr,figure,.verdict{break-inside:avoid}}
 """
