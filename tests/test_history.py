@@ -4,13 +4,12 @@ and only those; its OpenMetrics output is valid OpenMetrics text; its Grafana an
 windows of the journals."""
 
 import json
-import math
-import re
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
 from click.testing import CliRunner
+from helpers.openmetrics import validate_openmetrics
 from journal_fixtures.recorded import load, shifted, with_measure
 from lxml import html
 
@@ -87,49 +86,6 @@ def test_history_page(outputs: Dict[str, Path]) -> None:
     assert "NEW FINDING: offline-detection-time" in text and "REGRESSION recovery-time" in text
 
 
-# -- OpenMetrics ---------------------------------------------------------------------------------------
-_METRIC = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
-_SAMPLE_RE = re.compile(rf"^({_METRIC})(\{{(?:{_LABEL}(?:,{_LABEL})*)?\}})? (\S+)$")
-
-
-def validate_openmetrics(text: str) -> Dict[str, List[Tuple[str, float]]]:
-    """A strict reading of the OpenMetrics text format (the parts this output uses); returns family ->
-    [(labels, value)]. Raises AssertionError on any violation."""
-    assert text.endswith("# EOF\n") and text.count("# EOF") == 1, "must end with exactly one '# EOF'"
-    families: Dict[str, List[Tuple[str, float]]] = {}
-    types: Dict[str, str] = {}
-    current = None
-    seen_done = set()
-    for line in text[: -len("# EOF\n")].split("\n")[:-1]:
-        assert line, "no blank lines"
-        if line.startswith("#"):
-            kind, name, rest = (line.split(" ", 3) + [""])[1:4]
-            assert kind in ("TYPE", "UNIT", "HELP") and re.fullmatch(_METRIC, name), line
-            if kind == "TYPE":
-                assert name not in types, f"family {name} declared twice"
-                assert rest in ("gauge", "counter", "info", "stateset", "unknown"), line
-                if current:
-                    seen_done.add(current)
-                types[name], current = rest, name
-                families[name] = []
-            else:
-                assert name == current, f"{kind} of {name} outside its family"
-                if kind == "UNIT":
-                    assert name.endswith("_" + rest), "a unit must be the suffix of the name"
-            continue
-        match = _SAMPLE_RE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        name, labels, value = match.groups()
-        assert name == current and name not in seen_done, f"sample {name} outside its family"
-        assert types[name] == "gauge" and not name.endswith(("_total", "_created"))
-        number = float(value)
-        assert math.isfinite(number) or value in ("NaN", "+Inf", "-Inf"), line
-        assert (labels or "") not in [lab for lab, _ in families[name]], f"duplicate label set: {line}"
-        families[name].append((labels or "", number))
-    return families
-
-
 def test_openmetrics_is_valid_and_describes_the_latest_run(outputs: Dict[str, Path], runs) -> None:
     text = outputs["om"].read_text()
     families = validate_openmetrics(text)
@@ -151,6 +107,11 @@ def test_openmetrics_is_valid_and_describes_the_latest_run(outputs: Dict[str, Pa
     parser = pytest.importorskip("prometheus_client.openmetrics.parser")
     names = {f.name for f in parser.text_string_to_metric_families(text)}
     assert "chaosstream_verdict_code" in names and "chaosstream_probe_measured_seconds" in names
+    # the classic text format (node_exporter's textfile collector, the Pushgateway) reads it too
+    from prometheus_client.parser import text_string_to_metric_families as classic
+
+    samples = {s.name: s.value for f in classic(text) for s in f.samples if s.name == "chaosstream_verdict_code"}
+    assert samples == {"chaosstream_verdict_code": 0}
 
 
 def test_the_validator_rejects_broken_openmetrics(outputs: Dict[str, Path]) -> None:

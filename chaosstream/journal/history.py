@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from chaosstream.journal.report.model import FaultWindow, Measurement, _fmt, build
+from chaosstream.journal.report.model import FaultWindow, Measurement, ReportData, _fmt, build
 from chaosstream.journal.report.render import CSS
 from chaosstream.journal.report.svg import CHAR_W, FONT, text_width
 from chaosstream.journal.schema import clean_text, is_mapping
@@ -41,6 +41,7 @@ __all__ = [
     "RunRecord",
     "collect",
     "load_run",
+    "record_of",
     "analyse",
     "render_history_html",
     "render_history_markdown",
@@ -108,9 +109,14 @@ def load_run(path: str) -> RunRecord:
     """Judge and read one journal; never raises (an unreadable file is verdict 7)."""
     try:
         journal, verdict = judge_file(path)
-        data = build(journal if is_mapping(journal) else {}, verdict)
+        return record_of(build(journal if is_mapping(journal) else {}, verdict), path)
     except Exception as exc:  # a bug must not lose the history
         return RunRecord(path, "unreadable", NO_EVIDENCE, f"internal error {type(exc).__name__}", None, None)
+
+
+def record_of(data: ReportData, path: str = "") -> RunRecord:
+    """The history's view of one report."""
+    verdict = data.verdict
     record = RunRecord(
         path, data.title, verdict.code, verdict.scrub(verdict.summary), data.start_t, data.end_t, faults=data.faults
     )

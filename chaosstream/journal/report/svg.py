@@ -290,9 +290,11 @@ def timeline_svg(
     if not agents:
         errors = (timeline or {}).get("errors") or {}
         why = (
-            f"No agent was sampled ({errors.get('count')} sampler errors; last: {scrub(str(errors.get('last')))})"
+            "No timeline recorded (enable chaosstream.controls.timeline): only the activities are drawn"
+            if not timeline
+            else f"No agent was sampled ({errors.get('count')} sampler errors; last: {scrub(str(errors.get('last')))})"
             if errors.get("count")
-            else "No agent was sampled: the API listed none, or no timeline was recorded"
+            else "No agent was sampled: the API listed none"
         )
         body.append(_label(LEFT + 8, y + 14, _cut(why, W - LEFT - RIGHT - 16), "note"))
         y += AGENT_H + 4
