@@ -37,7 +37,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, List[Dict]]:
 @pytest.fixture(scope="module")
 def outputs(runs: Tuple[Path, List[Dict]], tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     out = tmp_path_factory.mktemp("history")
-    paths = {k: out / name for k, name in (("html", "h.html"), ("md", "h.md"), ("om", "h.prom"), ("gf", "a.json"))}
+    paths = {
+        k: out / name for k, name in (("html", "h.html"), ("md", "h.md"), ("om", "h.prom"), ("gf", "a.json"))
+    }
     result = CliRunner().invoke(
         main,
         [
@@ -110,7 +112,9 @@ def test_openmetrics_is_valid_and_describes_the_latest_run(outputs: Dict[str, Pa
     # the classic text format (node_exporter's textfile collector, the Pushgateway) reads it too
     from prometheus_client.parser import text_string_to_metric_families as classic
 
-    samples = {s.name: s.value for f in classic(text) for s in f.samples if s.name == "chaosstream_verdict_code"}
+    samples = {
+        s.name: s.value for f in classic(text) for s in f.samples if s.name == "chaosstream_verdict_code"
+    }
     assert samples == {"chaosstream_verdict_code": 0}
 
 
@@ -129,9 +133,11 @@ def test_the_validator_rejects_broken_openmetrics(outputs: Dict[str, Path]) -> N
 def test_grafana_annotations_are_the_fault_windows(outputs: Dict[str, Path], runs) -> None:
     annotations = json.loads(outputs["gf"].read_text())
     assert isinstance(annotations, list) and len(annotations) == 10
-    for note, journal in zip(annotations, runs[1]):
+    for note, journal in zip(annotations, runs[1], strict=True):
         assert set(note) == {"time", "timeEnd", "tags", "text"}
-        partition = next(r for r in journal["run"] if r["activity"]["name"] == "partition-the-agent-from-the-api")
+        partition = next(
+            r for r in journal["run"] if r["activity"]["name"] == "partition-the-agent-from-the-api"
+        )
         assert note["time"] == round(parse_timestamp(partition["start"]) * 1000)
         assert isinstance(note["timeEnd"], int) and note["time"] < note["timeEnd"] < note["time"] + 60_000
         assert "chaosstream" in note["tags"] and "injected" in note["tags"]

@@ -82,7 +82,9 @@ def test_html_is_self_contained(rendered: Dict[str, Path]) -> None:
     text = rendered["html"].read_text()
     assert "<script" not in text and "<link" not in text and "@import" not in text
     urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
-    target = {u for u in urls if u.startswith("http://127.0.0.1:")}  # the API URL, as text in the target block
+    target = {
+        u for u in urls if u.startswith("http://127.0.0.1:")
+    }  # the API URL, as text in the target block
     assert urls - target <= {"http://www.w3.org/2000/svg"}, urls
     assert all(f"<dd>{u}</dd>" in text for u in target)
     assert "href=" not in text
@@ -130,7 +132,9 @@ def test_svg_shows_the_partition_window(
     part = svg.find(f".//{SVG_NS}rect[@data-name='partition-agent']")
     assert float(part.get("x")) - 15 <= float(band.get("x"))
     assert not svg.findall(f".//{SVG_NS}rect[@data-agent='agent-a'][@data-status='offline']")
-    states = {p.get("data-name") for p in svg.findall(f".//{SVG_NS}path") if "sessions" in (p.get("class") or "")}
+    states = {
+        p.get("data-name") for p in svg.findall(f".//{SVG_NS}path") if "sessions" in (p.get("class") or "")
+    }
     assert states == {"running", "pending"}
     labels = {t.text for t in svg.iter(f"{SVG_NS}text")}
     assert {"partition-agent", "heal-partition", "agent-a", "agent-b", "running", "pending"} <= labels

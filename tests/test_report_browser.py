@@ -39,7 +39,9 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     runs.mkdir()
     base = load("passed")
     for i, seconds in enumerate([0.11, 0.12, 0.1, 0.13, 0.11, 0.9]):
-        (runs / f"run-{i:02}.json").write_text(json.dumps(shifted(with_measure(base, "recovery-time", seconds), i * 3600)))
+        (runs / f"run-{i:02}.json").write_text(
+            json.dumps(shifted(with_measure(base, "recovery-time", seconds), i * 3600))
+        )
     (runs / "run-06.json").write_text(json.dumps(shifted(load("deviated"), 6 * 3600)))
     (runs / "run-07.json").write_text(json.dumps(shifted(load("not-injected"), 7 * 3600)))
     out["history"] = tmp / "history.html"
@@ -73,7 +75,9 @@ def test_layout_in_chromium(name: str, layout: str, pages: Dict[str, Path], brow
 
 
 def _text_of(browser: Browser, selector: str) -> str:
-    return browser.evaluate(f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => e.textContent).join('\\n')")
+    return browser.evaluate(
+        f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => e.textContent).join('\\n')"
+    )
 
 
 def test_each_report_reads_right_on_its_own(pages: Dict[str, Path], browser: Browser) -> None:
@@ -95,7 +99,9 @@ def test_each_report_reads_right_on_its_own(pages: Dict[str, Path], browser: Bro
             assert hatched == 1 and not not_injected, name
         else:  # the picture says so too, and draws no fault window
             assert hatched == 0 and "NOT INJECTED" in not_injected, name
-            assert "None counted" in _text_of(browser, "p.muted"), "a deviation without the fault is no finding"
+            assert "None counted" in _text_of(browser, "p.muted"), (
+                "a deviation without the fault is no finding"
+            )
         body = _text_of(browser, "body")
         assert "${" not in _text_of(browser, "ul.items"), "objectives are resolved"
         assert "objective 5 s" in body and "to spare" in body  # reconnect objective resolved from the run

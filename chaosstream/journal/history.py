@@ -118,7 +118,13 @@ def record_of(data: ReportData, path: str = "") -> RunRecord:
     """The history's view of one report."""
     verdict = data.verdict
     record = RunRecord(
-        path, data.title, verdict.code, verdict.scrub(verdict.summary), data.start_t, data.end_t, faults=data.faults
+        path,
+        data.title,
+        verdict.code,
+        verdict.scrub(verdict.summary),
+        data.start_t,
+        data.end_t,
+        faults=data.faults,
     )
     for m in data.measurements:
         record.measures.setdefault(_measure_key(m), m)
@@ -132,7 +138,7 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
     groups: Dict[str, List[RunRecord]] = {}
     for run in runs:
         groups.setdefault(run.title, []).append(run)
-    for title, group in groups.items():
+    for group in groups.values():
         group.sort(key=lambda r: (r.start_t is None, r.start_t or 0.0, r.path))
         for index, run in enumerate(group):
             # only runs that tested resilience (verdict 0 or 1) measure StreamSpace: the others neither
@@ -194,7 +200,9 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
     for frac in (0, 0.5, 1):
         v = top * frac
         parts.append(f'<line class="grid" x1="{CL}" x2="{CW - CR}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>')
-        parts.append(f'<text class="tick" x="{CL - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)} s</text>')
+        parts.append(
+            f'<text class="tick" x="{CL - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)} s</text>'
+        )
     every = max(1, int(-(-label_w * len(runs) // (CW - CL - CR))))
     for i, run in enumerate(runs):
         if i % every == 0 and run.start_t is not None:
@@ -212,10 +220,16 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
         )
     points = [(x(i), y(m.seconds)) for i, m in values if m.seconds is not None]
     if len(points) > 1:
-        parts.append('<polyline class="line" points="' + " ".join(f"{a:.1f},{b:.1f}" for a, b in points) + '"/>')
+        parts.append(
+            '<polyline class="line" points="' + " ".join(f"{a:.1f},{b:.1f}" for a, b in points) + '"/>'
+        )
     for i, m in values:
         run = runs[i]
-        tip = f"{run.when}: " + ("not reached" if m.seconds is None else f"{_fmt(m.seconds)} s") + f", verdict {run.code} {run.label}"
+        tip = (
+            f"{run.when}: "
+            + ("not reached" if m.seconds is None else f"{_fmt(m.seconds)} s")
+            + f", verdict {run.code} {run.label}"
+        )
         if m.seconds is None:  # the condition was never reached: a cross on the top edge (grey: no test)
             cross = "#d2342c" if run.code in (PASSED, DEVIATED) else "#7c8a99"
             parts.append(
@@ -224,7 +238,9 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
             )
             continue
         regression = key in run.regressions
-        colour = "#d2342c" if regression or (m.objective is not None and m.seconds > m.objective) else "#3466c2"
+        colour = (
+            "#d2342c" if regression or (m.objective is not None and m.seconds > m.objective) else "#3466c2"
+        )
         parts.append(
             f'<circle cx="{x(i):.1f}" cy="{y(m.seconds):.1f}" r="{6 if regression else 4}" fill="{colour}" '
             f'stroke="{"#000" if regression else colour}" stroke-width="{2 if regression else 0}" '
@@ -243,7 +259,7 @@ def _strip(runs: List[RunRecord]) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {CW} {height}" width="{CW}" height="{height}">',
         f"<style>text{{font-family:Helvetica,Arial,sans-serif;font-size:{FONT}px}}</style>",
-        f'<text x="8" y="26" font-weight="bold">verdicts</text>',
+        '<text x="8" y="26" font-weight="bold">verdicts</text>',
     ]
     for i, run in enumerate(runs):
         x = CL + i * cell
@@ -252,7 +268,9 @@ def _strip(runs: List[RunRecord]) -> str:
             f'class="verdict-cell" data-code="{run.code}"><title>{escape(run.when)}: {run.code} {run.label}</title></rect>'
         )
         if cell >= CHAR_W + 6:
-            parts.append(f'<text x="{x + (cell - 3) / 2:.1f}" y="26" text-anchor="middle" fill="#fff">{run.code}</text>')
+            parts.append(
+                f'<text x="{x + (cell - 3) / 2:.1f}" y="26" text-anchor="middle" fill="#fff">{run.code}</text>'
+            )
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -275,14 +293,18 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
         flagged = [r for r in runs if r.flags]
         parts += [
             f"<h2>{escape(title)}</h2>",
-            '<p>' + escape(", ".join(f"{n} {LABELS[c]}" for c, n in counts.items())) + "</p>",
+            "<p>" + escape(", ".join(f"{n} {LABELS[c]}" for c, n in counts.items())) + "</p>",
         ]
         latest = runs[-1]
         cls = "v0" if latest.code == PASSED and not latest.flags else "vbad"
         parts.append(
             f'<div class="verdict {cls}"><strong>Latest run {escape(latest.when)}: verdict {latest.code} '
             f"({escape(latest.label)})</strong>: {escape(latest.summary)}"
-            + ("<ul class=\"small\">" + "".join(f"<li>{escape(f)}</li>" for f in latest.flags) + "</ul>" if latest.flags else "")
+            + (
+                '<ul class="small">' + "".join(f"<li>{escape(f)}</li>" for f in latest.flags) + "</ul>"
+                if latest.flags
+                else ""
+            )
             + "</div>"
         )
         parts.append("<figure>" + _strip(runs) + "</figure>")
@@ -309,13 +331,19 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
             row = [r.when, f"{r.code} {r.label}"]
             for k in keys:
                 m = r.measures.get(k)
-                row.append("" if m is None else "not reached" if m.seconds is None else f"{_fmt(m.seconds)} s")
+                row.append(
+                    "" if m is None else "not reached" if m.seconds is None else f"{_fmt(m.seconds)} s"
+                )
             rows.append(row + [os.path.basename(r.path)])
-        parts.append("<h3>Runs</h3><table><tr>" + "".join(f'<th class="long">{escape(h)}</th>' for h in head) + "</tr>")
-        for r, row in zip(runs, rows):
+        parts.append(
+            "<h3>Runs</h3><table><tr>" + "".join(f'<th class="long">{escape(h)}</th>' for h in head) + "</tr>"
+        )
+        for r, row in zip(runs, rows, strict=True):
             cells = []
             for i, c in enumerate(row):
-                bad = (i == 1 and r.code != PASSED) or (2 <= i < len(row) - 1 and keys[i - 2] in r.regressions)
+                bad = (i == 1 and r.code != PASSED) or (
+                    2 <= i < len(row) - 1 and keys[i - 2] in r.regressions
+                )
                 cls = "long bad" if bad else "long"
                 cells.append(f'<td class="{cls}">{escape(c)}</td>')
             parts.append("<tr>" + "".join(cells) + "</tr>")
@@ -325,7 +353,12 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
 
 
 def render_history_markdown(groups: Dict[str, List[RunRecord]], window: int) -> str:
-    out = ["# Run history", "", f"All times UTC; regressions against the median of the previous {window} runs.", ""]
+    out = [
+        "# Run history",
+        "",
+        f"All times UTC; regressions against the median of the previous {window} runs.",
+        "",
+    ]
     for title, runs in groups.items():
         keys = sorted({k for r in runs for k in r.measures}, key=lambda k: ("[" in k, k))
         out += [f"## {title}", "", "| run start | verdict | " + " | ".join(keys) + " | flags |",
@@ -334,7 +367,9 @@ def render_history_markdown(groups: Dict[str, List[RunRecord]], window: int) -> 
             cells = [r.when, f"{r.code} {r.label}"]
             for k in keys:
                 m = r.measures.get(k)
-                cells.append("" if m is None else "not reached" if m.seconds is None else f"{_fmt(m.seconds)}")
+                cells.append(
+                    "" if m is None else "not reached" if m.seconds is None else f"{_fmt(m.seconds)}"
+                )
             cells.append("; ".join(r.flags))
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
@@ -383,7 +418,11 @@ def openmetrics(groups: Dict[str, List[RunRecord]]) -> str:
         run, exp = runs[-1], slug(title)
         add("chaosstream_verdict_code", _labels(experiment=exp, title=title, verdict=run.label), run.code)
         add("chaosstream_run_passed", _labels(experiment=exp), 1 if run.code == PASSED else 0)
-        add("chaosstream_new_finding", _labels(experiment=exp), 1 if any(f.startswith("NEW FINDING") for f in run.flags) else 0)
+        add(
+            "chaosstream_new_finding",
+            _labels(experiment=exp),
+            1 if any(f.startswith("NEW FINDING") for f in run.flags) else 0,
+        )
         if run.start_t is not None:
             add("chaosstream_run_start_timestamp_seconds", _labels(experiment=exp), run.start_t)
         for key, m in run.measures.items():

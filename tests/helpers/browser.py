@@ -73,7 +73,9 @@ class Browser:
     """One headless Chromium and one page, driven over the DevTools protocol."""
 
     def __init__(self) -> None:
-        websocket = pytest.importorskip("websocket", reason="websocket-client drives Chromium's DevTools protocol")
+        websocket = pytest.importorskip(
+            "websocket", reason="websocket-client drives Chromium's DevTools protocol"
+        )
         self.profile = Path(tempfile.mkdtemp(prefix="chaosstream-chromium-"))
         self.proc = subprocess.Popen(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
@@ -105,7 +107,13 @@ class Browser:
                 return message.get("result", {})
 
     def open(self, url: str, width: int, media: str = "screen", height: int = 1000) -> None:
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.call("Emulation.setEmulatedMedia", media=media)
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + 30
@@ -123,7 +131,13 @@ class Browser:
 
     def screenshot(self, path: Path, width: int) -> None:
         height = int(self.evaluate("document.documentElement.scrollHeight") or 1000)
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
 

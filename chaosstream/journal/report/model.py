@@ -209,9 +209,7 @@ def _time(value: Any) -> Optional[float]:
 
 
 # -- configuration -----------------------------------------------------------------------------------
-def resolve(
-    raw: Any, journal: Mapping[str, Any], recorded: Mapping[str, Any]
-) -> Tuple[Optional[float], str]:
+def resolve(raw: Any, journal: Mapping[str, Any], recorded: Mapping[str, Any]) -> Tuple[Optional[float], str]:
     """A number from a literal or a `${name}` reference, and where it came from."""
     value = number(raw)
     if value is not None:
@@ -225,7 +223,9 @@ def resolve(
             return None, ""
         name = match.group(1)
         if name in recorded:
-            value = _parse_float(recorded[name]) if isinstance(recorded[name], str) else number(recorded[name])
+            value = (
+                _parse_float(recorded[name]) if isinstance(recorded[name], str) else number(recorded[name])
+            )
             if value is not None:
                 return value, f"${{{name}}} as the run resolved it"
         declared = get_dict(get_dict(journal, "experiment"), "configuration").get(name)
@@ -294,7 +294,9 @@ def _measure(
             if isinstance(key, str) and key.endswith("_s") and seconds is not None and key != "duration_s":
                 objective, source = _objective(run, key, journal, recorded)
                 out.append(
-                    Measurement(phase, name, _text(key, scrub, 80), seconds, objective, source, "succeeded", at)
+                    Measurement(
+                        phase, name, _text(key, scrub, 80), seconds, objective, source, "succeeded", at
+                    )
                 )
         return
     if run.get("status") == "failed" and activity_type(run) == "probe" and len(out) < MAX_ROWS:
@@ -376,7 +378,9 @@ def _safety(ext: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     }
 
 
-def _target(journal: Mapping[str, Any], ext: Mapping[str, Any], scrub: Callable[[str], str]) -> List[Tuple[str, str]]:
+def _target(
+    journal: Mapping[str, Any], ext: Mapping[str, Any], scrub: Callable[[str], str]
+) -> List[Tuple[str, str]]:
     recorded = get_dict(ext, "target")
     config = get_dict(ext, "configuration")
     declared = get_dict(get_dict(journal, "experiment"), "configuration")
@@ -397,7 +401,10 @@ def _target(journal: Mapping[str, Any], ext: Mapping[str, Any], scrub: Callable[
         ("Kubernetes context", _text(get_str(recorded, "kube_context", "unknown", 200), scrub)),
         ("Namespace", pick("namespace", "streamspace_namespace")),
         ("Agent Deployment", pick("agent_deployment", "streamspace_agent_deployment")),
-        ("StreamSpace version", _text(get_str(recorded, "streamspace_version", "unknown (the API did not tell)", 80), scrub)),
+        (
+            "StreamSpace version",
+            _text(get_str(recorded, "streamspace_version", "unknown (the API did not tell)", 80), scrub),
+        ),
         ("chaosstream version", _text(get_str(recorded, "chaosstream_version", "unknown", 40), scrub)),
         ("Chaos Toolkit library", _text(get_str(journal, "chaoslib-version", "unknown", 40), scrub)),
         ("Runner host", _text(get_str(journal, "node", "unknown", 100), scrub)),
@@ -417,7 +424,10 @@ def _fault_kind(run: Mapping[str, Any]) -> str:
 
 
 def _faults(
-    journal: Mapping[str, Any], samples: List[Mapping[str, Any]], scrub: Callable[[str], str], end_t: Optional[float]
+    journal: Mapping[str, Any],
+    samples: List[Mapping[str, Any]],
+    scrub: Callable[[str], str],
+    end_t: Optional[float],
 ) -> List[FaultWindow]:
     out: List[FaultWindow] = []
     method = [r for r in dicts(journal.get("run"))[:MAX_ROWS] if is_mapping(r.get("activity"))]
@@ -428,7 +438,9 @@ def _faults(
             continue
         output = as_dict(run.get("output"))
         func = get_str(get_dict(activity(run), "provider"), "func", "", 80)
-        faulty = any(k in output for k in _FAULT_KEYS) or any(w in func for w in ("partition_agent", "scale_agents", "kill_", "restart_agent"))
+        faulty = any(k in output for k in _FAULT_KEYS) or any(
+            w in func for w in ("partition_agent", "scale_agents", "kill_", "restart_agent")
+        )
         if not faulty or "heal" in func:
             continue
         start = _time(run.get("start"))
@@ -440,8 +452,24 @@ def _faults(
             targets = [_text(get_str(output, "deployment"), scrub, 120)]
         unverified = any(output.get(k) is False for k in ("verified", "effective", "injected"))
         if run.get("status") != "succeeded" or unverified:
-            reason = exception_text(run).rsplit("ActivityFailed: ", 1)[-1] or "its verification says it did not take effect"
-            out.append(FaultWindow(name, _fault_kind(run), targets, [], start, None, "", None, False, _text(reason, scrub, 300)))
+            reason = (
+                exception_text(run).rsplit("ActivityFailed: ", 1)[-1]
+                or "its verification says it did not take effect"
+            )
+            out.append(
+                FaultWindow(
+                    name,
+                    _fault_kind(run),
+                    targets,
+                    [],
+                    start,
+                    None,
+                    "",
+                    None,
+                    False,
+                    _text(reason, scrub, 300),
+                )
+            )
             continue
         expires = _time(output.get("expires_at"))
         pid = get_str(output, "partition_id", "", 80)
@@ -509,9 +537,13 @@ def build(journal: Any, verdict: Optional[Verdict] = None) -> ReportData:
         verdict=verdict,
         start=_text(start, scrub, 40) if isinstance(start, str) else "",
         duration_s=duration if duration is not None and duration >= 0 else None,
-        status=_text(journal.get("status"), scrub, 40) if isinstance(journal.get("status"), str) else "missing",
+        status=_text(journal.get("status"), scrub, 40)
+        if isinstance(journal.get("status"), str)
+        else "missing",
         start_t=t0,
-        end_t=t1 if t1 is not None else (t0 + duration if t0 is not None and duration and duration > 0 else None),
+        end_t=t1
+        if t1 is not None
+        else (t0 + duration if t0 is not None and duration and duration > 0 else None),
         target=_target(journal, ext, scrub),
         timeline=timeline,
         safety=_safety(extension(journal, SAFETY_EXTENSION)),

@@ -174,13 +174,17 @@ def render_html(data: ReportData) -> str:
         f'<p class="muted">{escape(_when(data))} · journal status {escape(data.status)} · all times UTC</p>',
         f'<div class="verdict {"v0" if v.code == 0 else "vbad"}"><strong>Verdict {v.code} '
         f"({escape(LABELS[v.code])})</strong>: {escape(scrub(v.summary))}",
-        '<ul class="small">' + "".join(f"<li>{escape(line)}</li>" for line in _deciding(data)) + "</ul></div>",
+        '<ul class="small">'
+        + "".join(f"<li>{escape(line)}</li>" for line in _deciding(data))
+        + "</ul></div>",
         "<h2>Target</h2>",
         '<dl class="target">'
         + "".join(f"<dt>{escape(k)}</dt><dd>{escape(val)}</dd>" for k, val in data.target)
         + "</dl>",
         "<h2>Measured durations and objectives</h2>",
-        '<ul class="items">' + "".join(f"<li>{escape(m.sentence())}</li>" for m in data.measurements) + "</ul>"
+        '<ul class="items">'
+        + "".join(f"<li>{escape(m.sentence())}</li>" for m in data.measurements)
+        + "</ul>"
         if data.measurements
         else '<p class="muted">No duration was measured.</p>',
         _html_table(_MEASURE_HEAD, _measure_rows(data), status_col=6, num_cols=(3, 4, 5), long_cols=(0, 7)),
@@ -205,8 +209,11 @@ def render_html(data: ReportData) -> str:
         _items(
             [_line(f, scrub) for f in data.problems]
             + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
-            + ([f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
-               if errors.get("count") else []),  # fmt: skip
+            + (
+                [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
+                if errors.get("count")
+                else []
+            ),  # fmt: skip
             "None.",
         ),
         "<h2>Steady-state hypothesis</h2>",
@@ -284,8 +291,11 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         "## Faults",
         "",
         _md_list(
-            [f.sentence(lambda t: clock(t, 2)) + (f" - agents affected: {', '.join(f.agents)}" if f.agents else "")
-             for f in data.faults],  # fmt: skip
+            [
+                f.sentence(lambda t: clock(t, 2))
+                + (f" - agents affected: {', '.join(f.agents)}" if f.agents else "")
+                for f in data.faults
+            ],  # fmt: skip
             "No fault-injecting action recorded.",
         ),
         "",
@@ -308,8 +318,11 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         _md_list(
             [_line(f, scrub) for f in data.problems]
             + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
-            + ([f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
-               if errors.get("count") else []),  # fmt: skip
+            + (
+                [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
+                if errors.get("count")
+                else []
+            ),  # fmt: skip
             "None.",
         ),
         "",

@@ -84,7 +84,9 @@ def _bands(samples: List[Mapping[str, Any]], agent: str, t_end: float) -> List[T
     with_agents = [s for s in samples if "agents" in s]
     bands: List[List[Any]] = []
     for i, sample in enumerate(with_agents):
-        status = next((a.get("status") for a in sample["agents"] if a.get("agentId") == agent), None) or "absent"
+        status = (
+            next((a.get("status") for a in sample["agents"] if a.get("agentId") == agent), None) or "absent"
+        )
         t = float(sample["t"])
         nxt = float(with_agents[i + 1]["t"]) if i + 1 < len(with_agents) else max(t, t_end)
         if bands and bands[-1][2] == status:
@@ -156,7 +158,7 @@ def _step_chart(
             return y0 + h - 3 - (v / top) * (h - 8)
 
         path = f"M{x(pts[0][0]):.1f},{y(pts[0][1]):.1f}"
-        for (_, _), (t, v) in zip(pts, pts[1:]):
+        for (_, _), (t, v) in zip(pts, pts[1:], strict=False):
             path += f" H{x(t):.1f} V{y(v):.1f}"
         path += f" H{x(pts[-1][0]):.1f}"
         parts.append(_el("path", None, d=path, stroke=colour, class_=f"series step {kind}", data_name=name))
@@ -257,7 +259,9 @@ def timeline_svg(
         )  # fmt: skip
         y += ROW_H
     if len(activities) > len(acts):
-        body.append(_label(16, y + 12, f"{len(activities) - len(acts)} more activities: see the table", "note"))
+        body.append(
+            _label(16, y + 12, f"{len(activities) - len(acts)} more activities: see the table", "note")
+        )
         y += ROW_H
     # -- faults ----------------------------------------------------------------------------------------
     if faults:
@@ -267,7 +271,11 @@ def timeline_svg(
         body.append(_label(16, y + 12, _cut(f"{fault.kind}", LEFT - 24), "label", data_row="fault"))
         if not fault.injected:
             note = f"NOT INJECTED: {fault.action} failed - {fault.reason}"
-            body.append(_label(LEFT + 6, y + 12, _cut(note, W - LEFT - RIGHT - 12), "note bad", data_fault="not-injected"))
+            body.append(
+                _label(
+                    LEFT + 6, y + 12, _cut(note, W - LEFT - RIGHT - 12), "note bad", data_fault="not-injected"
+                )
+            )
             y += ROW_H
             continue
         end = fault.end_t if fault.end_t is not None else t1
@@ -342,7 +350,9 @@ def timeline_svg(
     grid: List[str] = []
     body.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{axis_y:.1f}" y2="{axis_y:.1f}" stroke="#333"/>')
     for tick in _ticks(t0, t1):
-        grid.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{plot_top:.1f}" y2="{axis_y:.1f}" class="grid"/>')
+        grid.append(
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{plot_top:.1f}" y2="{axis_y:.1f}" class="grid"/>'
+        )
         body.append(_label(x(tick), axis_y + 16, clock(tick, 0 if tick == int(tick) else 1), "tick", "middle",
                            data_t=tick))  # fmt: skip
     body.append(_label(W - RIGHT, axis_y + 34, "time (UTC)", "tick", "end"))
@@ -350,7 +360,7 @@ def timeline_svg(
     head = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {W} {height:.0f}" '
         f'width="{W}" height="{height:.0f}" data-t0="{t0}" data-t1="{t1}">',
-        "<defs><pattern id=\"fault-hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
+        '<defs><pattern id="fault-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{FAULT_COLOUR}" fill-opacity=".18"/>'
         f'<line x1="0" y1="0" x2="0" y2="6" stroke="{FAULT_COLOUR}" stroke-width="2.5"/></pattern></defs>',
         f"<style>text{{font-family:Helvetica,Arial,sans-serif;font-size:{FONT}px}}.row-title{{font-weight:bold}}"
@@ -358,4 +368,6 @@ def timeline_svg(
         ".plot-bg{fill:#f6f7f9}.series{fill:none;stroke-width:2}.grid{stroke:#dde1e6;stroke-width:1}"
         f".fault-shade{{fill:{FAULT_COLOUR};fill-opacity:.08}}.band{{stroke:#fff;stroke-width:.5}}</style>",
     ]
-    return "\n".join(head + grid + [s.replace("__PLOT_H__", f"{plot_h:.1f}") for s in shades] + body + ["</svg>"])
+    return "\n".join(
+        head + grid + [s.replace("__PLOT_H__", f"{plot_h:.1f}") for s in shades] + body + ["</svg>"]
+    )
