@@ -12,7 +12,10 @@ Every ``interval`` seconds a daemon thread records the agents (``agentId``, ``st
 seconds from ``lastHeartbeat``), the number of sessions per state, and - when a database DSN is configured
 - the number of ``agent_commands`` per status. Activity starts/ends are recorded as markers (name, type,
 phase, time, status). The journal gets ``extensions: [{"name": "chaosstream-timeline", "samples": [...],
-"markers": [...], "errors": {...}}]`` - attached in ``after_experiment_control`` and completed in
+"markers": [...], "errors": {...}, "target": {...}, "configuration": {...}}]`` - ``target`` names what the run
+hit (API URL, namespace, agent Deployment, kube context, StreamSpace and chaosstream versions) and
+``configuration`` is the experiment configuration as chaoslib resolved it (scalars; secret-looking keys
+left out), so reports resolve ``${objective}`` references to the values the run used - attached in ``after_experiment_control`` and completed in
 ``cleanup_control`` (which runs before ``chaos run`` writes the journal), so rollbacks that another
 control plays late are still on the timeline.
 
@@ -111,7 +114,6 @@ class _Timeline:
         try:
             if self.settings is None:
                 self.settings = resolve_settings(self.configuration, self.secrets)
-                self._describe_target()
         except Exception as exc:  # a bad configuration must not break the run
             self._error(exc)
             return
@@ -130,6 +132,7 @@ class _Timeline:
                     state = str(s.get("state") or "unknown")
                     sessions[state] = sessions.get(state, 0) + 1
                 entry["sessions"] = sessions
+                self._version_once(api)
         except Exception as exc:
             self._error(exc)
         if self.settings.db_dsn:
@@ -155,15 +158,6 @@ class _Timeline:
             "chaosstream_version": _version(),
             "kube_context": _kube_context(self.secrets),
         }
-        try:
-            from chaosstream.clients.streamspace import api_client
-
-            with api_client(settings, timeout=min(settings.http_timeout, 3.0)) as api:
-                body = api.call("GET", "/version").json()
-            version = body.get("version") if isinstance(body, dict) else None
-            target["streamspace_version"] = str(version)[:80] if version else None
-        except Exception:  # older StreamSpace releases have no /version: unknown, not an error
-            target["streamspace_version"] = None
         configuration = {}
         for key, value in (self.configuration or {}).items():
             if isinstance(key, str) and not SECRET_KEY_RE.search(key):
@@ -172,6 +166,19 @@ class _Timeline:
         with self.lock:
             self.data["target"] = target
             self.data["configuration"] = configuration
+
+    def _version_once(self, api: Any) -> None:
+        """StreamSpace's version (`GET /version`), asked once, on a sample's own client."""
+        target = self.data.get("target")
+        if not isinstance(target, dict) or "streamspace_version" in target:
+            return
+        target["streamspace_version"] = None  # asked: older releases have no /version, that is no error
+        try:
+            body = api.call("GET", "/version").json()
+        except Exception:
+            return
+        version = body.get("version") if isinstance(body, dict) else None
+        target["streamspace_version"] = str(version)[:80] if version else None
 
     @staticmethod
     def _agent(agent: Dict[str, Any], now: float) -> Dict[str, Any]:
@@ -196,6 +203,13 @@ class _Timeline:
         if self.thread is not None:
             self.thread.join(timeout=self.interval + 15)
             self.thread = None
+            # described at the end, not the start: it imports the Kubernetes client, which would delay
+            # the first samples; the last sample then asks StreamSpace's version
+            if self.settings is not None:
+                try:
+                    self._describe_target()
+                except Exception as exc:
+                    self._error(exc)
             self.sample()
             self._close_db()
         self.data["ended"] = epoch_iso(time.time())

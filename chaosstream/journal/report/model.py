@@ -32,6 +32,7 @@ from chaosstream.journal.schema import (
     get_dict,
     get_str,
     is_mapping,
+    measured,
     number,
     preview,
 )
@@ -201,6 +202,25 @@ def _fmt(value: float) -> str:
 
 def _text(value: Any, scrub: Callable[[str], str], limit: int = 200) -> str:
     return clean_text(scrub(clean_text(value if isinstance(value, str) else preview(value, limit), limit)))
+
+
+def _resolved_refs(text: str, journal: Mapping[str, Any], recorded: Mapping[str, Any]) -> str:
+    """`${name}` references in a description followed by their resolved value: `${objective}=30`."""
+
+    def one(match: "re.Match[str]") -> str:
+        value, _ = resolve(match.group(0), journal, recorded)
+        return match.group(0) if value is None else f"{match.group(0)}={value:g}"
+
+    return re.sub(r"\$\{[A-Za-z0-9_.\-]{1,100}\}", one, text[:2000])
+
+
+def _output_text(run: Mapping[str, Any], scrub: Callable[[str], str]) -> str:
+    """A probe's output for people: `key=value, ...` for an object, the value otherwise."""
+    values = measured(run)
+    values.pop("duration_s", None)
+    if not is_mapping(run.get("output")):
+        return _text(values.get("value", "-"), scrub, 300)
+    return _text(", ".join(f"{k}={v}" for k, v in values.items()) or "-", scrub, 300)
 
 
 def _time(value: Any) -> Optional[float]:
@@ -559,8 +579,10 @@ def build(journal: Any, verdict: Optional[Verdict] = None) -> ReportData:
                 HypothesisRow(
                     phase,
                     _text(activity_name(probe), scrub),
-                    _text(describe_tolerance(activity(probe).get("tolerance")), scrub),
-                    _text(probe.get("output"), scrub),
+                    _resolved_refs(
+                        _text(describe_tolerance(activity(probe).get("tolerance")), scrub), journal, recorded
+                    ),
+                    _output_text(probe, scrub),
                     met if isinstance(met, bool) else None,
                     get_str(probe, "status", "interrupted", 40),
                     _time(probe.get("start")),

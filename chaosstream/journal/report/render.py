@@ -11,7 +11,7 @@ from html import escape
 from typing import Any, List, Optional, Sequence
 
 from chaosstream.journal.report.model import ReportData, _fmt
-from chaosstream.journal.report.svg import timeline_svg
+from chaosstream.journal.report.svg import MAX_AGENTS, MAX_SAMPLES, _bands, timeline_svg
 from chaosstream.journal.schema import number
 from chaosstream.journal.verdict import LABELS, PASSED
 from chaosstream.timeutil import clock
@@ -232,6 +232,22 @@ def _line(finding: Any, scrub: Any) -> str:
     return _EXC_PREFIX_RE.sub("", finding.line(scrub))
 
 
+def _agent_steps(data: ReportData) -> List[str]:
+    """The agent status steps of the picture, in words."""
+    samples = sorted((data.timeline or {}).get("samples") or [], key=lambda s: s["t"])[:MAX_SAMPLES]
+    agents = sorted({a["agentId"] for s in samples for a in s.get("agents") or [] if a.get("agentId")})
+    if not samples:
+        return []
+    end = samples[-1]["t"]
+    out = []
+    for agent in agents[:MAX_AGENTS]:
+        steps = ", ".join(
+            f"{status} {clock(a, 1)}-{clock(b, 1)}" for a, b, status in _bands(samples, agent, end)
+        )
+        out.append(f"{data.verdict.scrub(agent)}: {steps}")
+    return out
+
+
 def _no_findings(data: ReportData) -> str:
     if data.verdict.code == PASSED:
         return "None: StreamSpace held every checked property."
@@ -280,7 +296,7 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         "",
         "## Target",
         "",
-        _md_table(["", ""], data.target),
+        _md_table(["target", "value"], data.target),
         "",
         "## Measured durations and objectives",
         "",
@@ -307,6 +323,7 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         out.append(f"The timeline picture ({samples} samples) is in the [HTML report]({html_link}).")
     else:
         out.append(f"{samples} timeline samples recorded; render the HTML report to see the picture.")
+    out += ["", _md_list(_agent_steps(data), "No agent was sampled.")]
     out += [
         "",
         "## Findings about StreamSpace",
