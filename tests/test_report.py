@@ -174,3 +174,37 @@ def test_renders_in_headless_chromium(rendered: Dict[str, Path], tmp_path: Path)
     assert png.exists(), proc.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a blank 1200x1600 page is far smaller
+
+
+def test_recorded_runs_objectives_faults_and_cross_checks() -> None:
+    """From REAL sandbox journals: objectives resolved as the run resolved them, fault windows from the
+    action outputs, and the three-agent contradiction (the picture shows the partitioned agent offline
+    while the detection probe, watching the newest agent, failed) called out instead of left to the reader."""
+    from journal_fixtures.recorded import load
+
+    from chaosstream.journal.verdict import DEVIATED, NOT_INJECTED
+    from chaosstream.timeutil import parse_timestamp
+
+    passed = build(load("passed"))
+    by_name = {m.activity: m for m in passed.measurements if m.phase == "method"}
+    assert by_name["offline-detection-time"].objective == 4.0  # ${offline_threshold} of the sandbox run
+    assert by_name["recovery-time"].objective == 5.0  # ${reconnect_objective}
+    assert "as the run resolved it" in by_name["recovery-time"].objective_source
+    assert by_name["recovery-time"].sentence().endswith("s to spare")
+    (fault,) = passed.faults
+    journal = load("passed")
+    heal = next(r for r in journal["run"] if r["activity"]["name"] == "heal-the-partition")
+    assert (
+        fault.injected and fault.end_t == parse_timestamp(heal["end"]) and fault.agents == ["k8s-sandbox-1"]
+    )
+    assert not passed.notes and not passed.findings and not passed.problems
+
+    three = build(load("three-agents"))
+    assert three.verdict.code == DEVIATED and three.faults[0].agents == ["k8s-sandbox-2"]
+    assert len(three.notes) == 1 and "k8s-sandbox-2" in three.notes[0]
+    assert not build(load("deviated")).notes  # one agent that never went offline: a real finding
+
+    not_injected = build(load("not-injected"))
+    assert not_injected.verdict.code == NOT_INJECTED
+    assert [f.injected for f in not_injected.faults] == [False]
+    assert not not_injected.findings and not_injected.discounted  # the failed detection is no finding

@@ -170,7 +170,7 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
 
 
 # -- HTML --------------------------------------------------------------------------------------------
-CW, CH, CL, CR, CT, CB = 900, 190, 80, 20, 14, 46  # chart size and margins
+CW, CH, CL, CR, CT, CB = 820, 180, 76, 16, 14, 46  # chart size and margins
 
 
 def _chart(key: str, runs: List[RunRecord]) -> str:

@@ -169,6 +169,7 @@ class ReportData:
     timeline: Optional[Dict[str, Any]] = None
     safety: Optional[Dict[str, Any]] = None
     omitted: int = 0  # rows left out beyond MAX_ROWS
+    notes: List[str] = field(default_factory=list)  # where the timeline contradicts a probe
 
     @property
     def recoveries(self) -> List[Measurement]:  # the old name
@@ -600,7 +601,57 @@ def build(journal: Any, verdict: Optional[Verdict] = None) -> ReportData:
     data.activities.sort(key=lambda a: (a.start_t is None, a.start_t or 0.0))
     samples = (timeline or {}).get("samples") or []
     data.faults = _faults(journal, sorted(samples, key=lambda s: s["t"]), scrub, data.end_t)
+    data.notes = _cross_check(journal, samples, data.faults, scrub, recorded)
     return data
+
+
+def _cross_check(
+    journal: Mapping[str, Any],
+    samples: List[Mapping[str, Any]],
+    faults: List[FaultWindow],
+    scrub: Callable[[str], str],
+    recorded: Mapping[str, Any],
+) -> List[str]:
+    """A failed `wait_for_agent_status` whose status the timeline shows reached during its wait: the
+    picture would contradict the verdict, so the report says which to doubt."""
+    notes: List[str] = []
+    for run in dicts(journal.get("run"))[:MAX_ROWS]:
+        provider = get_dict(activity(run), "provider")
+        if run.get("status") != "failed" or get_str(provider, "func") != "wait_for_agent_status":
+            continue
+        start, end = _time(run.get("start")), _time(run.get("end"))
+        if start is None or end is None:
+            continue
+        arguments = get_dict(provider, "arguments")
+        wanted = get_str(arguments, "status", "online", 40)
+        prefix = get_str(arguments, "agent_id", "", 200) or get_str(arguments, "agent_id_prefix", "", 200)
+        match = _REF_RE.match(prefix)
+        if match:
+            prefix = get_str(recorded, match.group(1), "", 200)
+        seen: Dict[str, float] = {}
+        for sample in samples:
+            if start <= sample["t"] <= end:
+                for agent in sample.get("agents") or []:
+                    aid = agent.get("agentId")
+                    if aid and agent.get("status") == wanted and aid.startswith(prefix) and aid not in seen:
+                        seen[aid] = sample["t"]
+        if not seen:
+            continue
+        from chaosstream.timeutil import clock
+
+        hit = sorted({a for f in faults for a in f.agents})
+        name = _text(activity_name(run), scrub)
+        reached = ", ".join(f"{_text(a, scrub)} at {clock(t, 1)}" for a, t in seen.items())
+        note = (
+            f"The timeline contradicts {name!r}: it failed waiting for an agent {wanted!r}, yet {reached} "
+            f"was {wanted} during its wait ({clock(start, 1)} to {clock(end, 1)})."
+        )
+        if prefix:
+            note += f" The probe watches one agent (the newest matching {_text(prefix, scrub)!r})"
+            note += f"; the fault hit {', '.join(hit)}." if hit else "."
+        note += " With several agents it may have watched another one: check the experiment's agent selection before treating this as a finding."
+        notes.append(note)
+    return notes[:20]
 
 
 def _row(data: ReportData, phase: str, run: Mapping[str, Any], scrub: Callable[[str], str]) -> None:

@@ -32,7 +32,7 @@ th{background:#f2f4f7}td.num{text-align:right;white-space:nowrap}td.long{overflo
 dl.target{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 14px;margin:6px 0}
 dl.target dt{font-weight:bold}dl.target dd{margin:0;overflow-wrap:anywhere}
 .muted{color:#66707a}.small{font-size:12px}ul.items li{overflow-wrap:anywhere;margin:2px 0}
-figure{margin:8px 0}svg.timeline,svg.chart{width:100%;max-width:1000px;height:auto;display:block}
+figure{margin:8px 0}svg.timeline,svg.chart{width:100%;max-width:1100px;height:auto;display:block}
 @page{size:A4;margin:12mm}
 @media print{body{font-size:10pt;padding:0;max-width:none}table{font-size:8.5pt}td,th{padding:2px 4px}h2{break-after:avoid}tr,figure,.verdict{break-inside:avoid}}
 """
@@ -158,6 +158,8 @@ def _headline(data: ReportData) -> str:
         when = next((a.end_t for a in data.activities if a.name == first.name and a.end_t), None)
         message = _EXC_PREFIX_RE.sub("", first.message)
         text += f" Deciding: {first.name}" + (f" at {clock(when, 1)}" if when else "") + f": {message}"
+    if data.notes:
+        text += f" Timeline check: {data.notes[0]}"
     return text
 
 
@@ -207,7 +209,8 @@ def render_html(data: ReportData) -> str:
         _items([_line(f, scrub) for f in data.findings], _no_findings(data)),
         "<h2>Problems with the run or the tool</h2>",
         _items(
-            [_line(f, scrub) for f in data.problems]
+            [f"Timeline check: {note}" for note in data.notes]
+            + [_line(f, scrub) for f in data.problems]
             + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
             + (
                 [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
@@ -333,7 +336,8 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         "## Problems with the run or the tool",
         "",
         _md_list(
-            [_line(f, scrub) for f in data.problems]
+            [f"Timeline check: {note}" for note in data.notes]
+            + [_line(f, scrub) for f in data.problems]
             + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
             + (
                 [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]

@@ -26,7 +26,7 @@ PHASE_COLOURS = {"method": "#3466c2", "rollback": "#8a3fb5", "hypothesis-before"
 FAILED_COLOUR = "#d2342c"
 FAULT_COLOUR = "#e07b1b"
 LINE_COLOURS = ["#3466c2", "#e07b1b", "#2e9d4f", "#8a3fb5", "#d2342c", "#1ba3b5", "#7a5c3a", "#555555"]
-W, LEFT, RIGHT = 900, 230, 20
+W, LEFT, RIGHT = 820, 210, 16
 FONT = 12  # px, every label
 CHAR_W = 7.4  # a generous upper bound of the mean glyph width of 12 px sans-serif
 MAX_SAMPLES, MAX_ROWS, MAX_AGENTS = 2000, 60, 40
@@ -222,7 +222,7 @@ def timeline_svg(
     y = 20.0
     body.append(_label(8, y, f"Timeline, UTC {clock(t0, 0, date=True)[:10]}", "row-title"))
     y += 20
-    for line in wrap(headline, W - 16) if headline else []:
+    for line in wrap(headline, W - 16, max_lines=8) if headline else []:
         body.append(_label(8, y, line, "headline bad" if failed_headline else "headline"))
         y += 18
     legend = [
