@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Sequence
 
 from chaosstream.journal.report.model import ReportData, _fmt
 from chaosstream.journal.report.svg import MAX_AGENTS, MAX_SAMPLES, _bands, timeline_svg
-from chaosstream.journal.schema import number
+from chaosstream.journal.schema import clean_text, number
 from chaosstream.journal.verdict import LABELS, PASSED
 from chaosstream.timeutil import clock
 
@@ -125,9 +125,12 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], status_co
 
 def _deciding(data: ReportData) -> List[str]:
     v = data.verdict
-    items = [_line(f, v.scrub) for f in v.deciding[:25]]
-    if len(v.deciding) > 25:
-        items.append(f"... and {len(v.deciding) - 25} more")
+    deciding = v.deciding
+    if v.code == PASSED:  # the probes that showed it held; the actions are in the tables
+        deciding = [f for f in deciding if f.kind == "probe"] or deciding
+    items = [_line(f, v.scrub) for f in deciding[:25]]
+    if len(deciding) > 25:
+        items.append(f"... and {len(deciding) - 25} more")
     return items
 
 
@@ -231,8 +234,13 @@ def render_html(data: ReportData) -> str:
 
 
 def _line(finding: Any, scrub: Any) -> str:
-    """A finding's line without the exception class prefixes chaoslib repeats."""
-    return _EXC_PREFIX_RE.sub("", finding.line(scrub))
+    """A finding in words: name, where, what, and its simple measured values (structured outputs are in
+    the tables, never shown as raw dicts), without the exception class prefixes chaoslib repeats."""
+    f = finding
+    where = f.phase if f.kind == f.phase else f"{f.phase} {f.kind}"
+    simple = [f"{k}={v}" for k, v in f.values.items() if k != "tolerance" and not v.startswith(("{", "["))]
+    text = f"{f.name} ({where}): {_EXC_PREFIX_RE.sub('', f.message)}"
+    return clean_text(scrub(text + (f" - {', '.join(simple)}" if simple else "")), 2000)
 
 
 def _agent_steps(data: ReportData) -> List[str]:
