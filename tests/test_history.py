@@ -145,6 +145,27 @@ def test_grafana_annotations_are_the_fault_windows(outputs: Dict[str, Path], run
     assert "network partition" in annotations[0]["text"]
 
 
+def test_outputs_kept_next_to_the_journals_are_not_runs(runs, tmp_path: Path) -> None:
+    """The CronJob keeps the annotations and the metrics in the journals' folder: the next run's history
+    must not count them as (unreadable) runs."""
+    folder = runs[0]
+    notes = folder / "annotations.json"
+    args = [
+        "history",
+        str(folder),
+        "--grafana-annotations",
+        str(notes),
+        "--openmetrics",
+        str(folder / "m.prom"),
+    ]
+    for _ in range(2):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "10 runs; latest" in result.output and "no-evidence" not in result.output
+    notes.unlink()
+    (folder / "m.prom").unlink()
+
+
 def test_history_without_journals_and_with_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["history", str(tmp_path)])
     assert result.exit_code == 1 and "No journal found" in result.output

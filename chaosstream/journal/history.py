@@ -92,17 +92,31 @@ def _measure_key(m: Measurement) -> str:
 
 
 def collect(paths: Sequence[str]) -> List[str]:
-    """Journal files: each PATH that is a file, and the `*.json` files under each folder (recursively),
-    sorted; at most MAX_JOURNALS."""
+    """Journal files: each PATH that is a file, and the `*.json` files under each folder (recursively,
+    sorted) except JSON lists (such as the `--grafana-annotations` file kept next to the journals); at
+    most MAX_JOURNALS."""
     found: List[str] = []
     for path in paths:
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs.sort()
-                found += [os.path.join(root, f) for f in sorted(files) if f.endswith(".json")]
+                found += [
+                    os.path.join(root, f)
+                    for f in sorted(files)
+                    if f.endswith(".json") and not _is_list(os.path.join(root, f))
+                ]
         else:
             found.append(path)
     return found[:MAX_JOURNALS]
+
+
+def _is_list(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return False
+    return head.startswith(b"[")
 
 
 def load_run(path: str) -> RunRecord:
