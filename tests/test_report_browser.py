@@ -114,3 +114,41 @@ def test_each_report_reads_right_on_its_own(pages: Dict[str, Path], browser: Bro
         "Array.from(document.querySelectorAll('svg.timeline rect.fault-agent')).map(e => e.dataset.agent).join(',')"
     )
     assert agents == "k8s-sandbox-2"
+
+
+HOSTILE_NAMES = {
+    "offline-detection-time": "W" * 90,
+    "try-to-place-a-session": "日本語のアクティビティ名前" * 6,
+    "heal-the-partition": "🔥" * 50,
+    "recovery-time": "MMMM-IIII " * 12,
+    "k8s-sandbox-2": "Ｗ" * 40 + "-2",
+    "k8s-sandbox-3": "x" * 250,
+    "streamspace-k8s-agent-2-bw2s7mx67t-67jjb": "P" * 300,
+}
+
+
+def test_hostile_names_never_overflow_or_overlap(tmp_path: Path, browser: Browser) -> None:
+    """Names as wide as a journal can make them (W, CJK, emoji, capitals, hundreds of characters) in
+    activities, agents, pods, session states and the title: still no overflow, no overlap, no clipping."""
+    text = json.dumps(load("three-agents"), ensure_ascii=False)
+    for old, new in HOSTILE_NAMES.items():
+        text = text.replace(f'"{old}"', json.dumps(new, ensure_ascii=False))
+        text = text.replace(old, new)
+    journal = json.loads(text)
+    journal["experiment"]["title"] = "Ｗ" * 200
+    for i, sample in enumerate(journal["extensions"][1]["samples"]):
+        sample["sessions"] = {"W" * 60: i % 3, "🔥" * 30: 1, "running": 2}
+        sample["commands"] = {"M" * 80: i % 2}
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(journal))
+    pages = {"report": tmp_path / "r.html", "history": tmp_path / "h.html"}
+    assert CliRunner().invoke(main, ["report", str(path), "--html", str(pages["report"])]).exit_code == 0
+    assert CliRunner().invoke(main, ["history", str(path), "--html", str(pages["history"])]).exit_code == 0
+    for page in pages.values():
+        for width, media in LAYOUTS.values():
+            browser.open(page.resolve().as_uri(), width, media)
+            result = browser.layout()
+            assert result["count"] == 0, f"{page.name} at {width} px:\n" + "\n".join(result["problems"])
+    browser.open(pages["report"].resolve().as_uri(), 1280)
+    labels = _text_of(browser, "svg.timeline text")
+    assert "WWWW" in labels and "…" in labels  # drawn, and cut to fit

@@ -16,8 +16,9 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-# Layout check run in the page: every element stays inside its parent horizontally (and the page does
-# not scroll sideways); in every <svg>, every <text> lies inside the svg and no two texts overlap.
+# Layout check run in the page: every element and every text stays inside its parent horizontally (and
+# the page does not scroll sideways); in every <svg>, every <text> lies inside the svg and no two texts
+# overlap.
 LAYOUT_JS = r"""
 (() => {
   const problems = [];
@@ -36,6 +37,17 @@ LAYOUT_JS = r"""
     if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible')
       problems.push(`scrolls: ${name(el)} ${el.scrollWidth} > ${el.clientWidth}`);
   }
+  // text is no element: check every text node against the element that holds it
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const holder = node.parentElement;
+    if (!node.textContent.trim() || holder.closest('svg') || holder.closest('title')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const r = range.getBoundingClientRect(), p = holder.getBoundingClientRect();
+    if (r.right > p.right + 1 || r.left < p.left - 1)
+      problems.push(`text overflows: "${node.textContent.trim().slice(0, 40)}" [${r.left.toFixed(0)}, ${r.right.toFixed(0)}] outside ${name(holder)} [${p.left.toFixed(0)}, ${p.right.toFixed(0)}]`);
+  }
   let texts = 0;
   for (const svg of document.querySelectorAll('svg')) {
     const box = svg.getBoundingClientRect();
@@ -50,6 +62,13 @@ LAYOUT_JS = r"""
         const w = Math.min(r.right, o.right) - Math.max(r.left, o.left);
         const h = Math.min(r.bottom, o.bottom) - Math.max(r.top, o.top);
         if (w > 0.5 && h > 0.5) problems.push(`labels overlap: "${t.textContent}" and "${other}"`);
+      }
+      if (t.dataset.right !== undefined) {  // the room the label was given, in the svg's units
+        const pt = svg.createSVGPoint();
+        pt.x = parseFloat(t.dataset.right);
+        pt.y = 0;
+        const limit = pt.matrixTransform(svg.getScreenCTM()).x;
+        if (r.right > limit + 0.5) problems.push(`label "${t.textContent}" exceeds its room: ${r.right.toFixed(1)} > ${limit.toFixed(1)}`);
       }
       rects.push([r, t.textContent]);
     }

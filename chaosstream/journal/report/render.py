@@ -22,7 +22,7 @@ CSS = """
 *{box-sizing:border-box}
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;padding:20px;color:#1d2329;
 max-width:1200px}
-h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #dde1e6}
+h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #dde1e6}\nh2,h3,p,li,dt,dd,.verdict{overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:6px 0;width:100%}
 td,th{border:1px solid #dde1e6;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f2f4f7}td.num{text-align:right;white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:6em}th.long{overflow-wrap:anywhere}.ok{color:#1f7a3c;font-weight:bold}

@@ -28,31 +28,62 @@ FAULT_COLOUR = "#e07b1b"
 LINE_COLOURS = ["#3466c2", "#e07b1b", "#2e9d4f", "#8a3fb5", "#d2342c", "#1ba3b5", "#7a5c3a", "#555555"]
 W, LEFT, RIGHT = 820, 210, 16
 FONT = 12  # px, every label
-CHAR_W = 7.4  # a generous upper bound of the mean glyph width of 12 px sans-serif
+CHAR_W = 0.72 * FONT  # the width of a digit or lowercase letter, at most
 MAX_SAMPLES, MAX_ROWS, MAX_AGENTS = 2000, 60, 40
 ROW_H, AGENT_H = 18, 20
 
 
+# Upper bounds of glyph advances in em, over the sans-serif fonts a browser may pick (Helvetica, Arial,
+# Liberation Sans, DejaVu Sans - the widest), bold included: a label measured with these never takes
+# more room than it was given, whatever font renders it.
+_NARROW, _SEMI, _WIDE = set("il.,:;'|!`"), set("fjtrI()[]{}-/\\ "), set("mwMW@%")
+
+
+def _em(char: str) -> float:
+    if char in _NARROW:
+        return 0.44
+    if char in _SEMI:
+        return 0.5
+    if char in _WIDE:
+        return 1.1
+    if char.isascii():
+        if char.islower() or char.isdigit():
+            return 0.72
+        if char.isupper():
+            return 0.86
+        return 0.9  # other punctuation: # & + = ? ~ ...
+    return 1.3  # everything else (accents, CJK, emoji) as the widest
+
+
 def text_width(text: str) -> float:
-    """An upper bound of the width of `text` at FONT px."""
-    return len(text) * CHAR_W
+    """An upper bound of the width of `text` at FONT px (bold included)."""
+    return sum(_em(c) for c in text) * FONT
 
 
 def _cut(text: str, width: float) -> str:
-    chars = max(int(width // CHAR_W), 4)
-    return text if len(text) <= chars else text[: chars - 1] + "…"
+    """`text`, cut with an ellipsis so that it fits in `width` px."""
+    if text_width(text) <= width:
+        return text
+    budget = width - text_width("…")
+    out = []
+    for char in text:
+        budget -= _em(char) * FONT
+        if budget < 0:
+            break
+        out.append(char)
+    return "".join(out).rstrip() + "…"
 
 
 def wrap(text: str, width: float, max_lines: int = 4) -> List[str]:
     """Split `text` into lines no wider than `width` (by `text_width`), at spaces where possible."""
-    chars = max(int(width // CHAR_W), 8)
     lines: List[str] = []
     rest = text.strip()
     while rest and len(lines) < max_lines:
-        if len(rest) <= chars:
+        if text_width(rest) <= width:
             lines.append(rest)
             rest = ""
             break
+        chars = max(len(_cut(rest, width)) - 1, 1)  # what fits, without the ellipsis
         cut = rest.rfind(" ", 0, chars + 1)
         cut = cut if cut > chars // 2 else chars
         lines.append(rest[:cut].rstrip())
@@ -73,6 +104,11 @@ def _el(tag: str, text: Optional[str] = None, **kw: Any) -> str:
         return f"<{tag} {attrs}/>"
     inner = escape(text) if tag == "text" else f"<title>{escape(text)}</title>"
     return f"<{tag} {attrs}>{inner}</{tag}>"
+
+
+def _fit(x: float, y: float, text: str, width: float, cls: str = "label", **kw: Any) -> str:
+    """A left-anchored label cut to `width`; `data-right` records its room (checked in a browser)."""
+    return _label(x, y, _cut(text, width), cls, data_right=f"{x + width:.1f}", **kw)
 
 
 def _label(x: float, y: float, text: str, cls: str = "label", anchor: str = "start", **kw: Any) -> str:
@@ -110,6 +146,7 @@ def _legend(parts: List[str], y: float, items: Sequence[Tuple[str, str, str]]) -
     """Lay out legend items (kind, colour, text) left to right, wrapping; returns the next free y."""
     x, right = 8.0, W - RIGHT
     for kind, colour, text in items:
+        text = _cut(text, right - 8 - 34)
         width = 16 + text_width(text) + 18
         if x + width > right and x > 8:
             x, y = 8.0, y + 20
@@ -124,7 +161,7 @@ def _legend(parts: List[str], y: float, items: Sequence[Tuple[str, str, str]]) -
                              stroke=colour))  # fmt: skip
         else:
             parts.append(_el("rect", None, x=f"{x:.1f}", y=y - 10, width=12, height=12, fill=colour))
-        parts.append(_label(x + 16, y, text, "legend"))
+        parts.append(_fit(x + 16, y, text, text_width(text), "legend"))
         x += width
     return y + 22
 
@@ -143,7 +180,7 @@ def _step_chart(
     parts.append(_label(8, y0 + 13, title, "row-title"))
     parts.append(_el("rect", None, x=LEFT, y=y0, width=W - LEFT - RIGHT, height=h, class_="plot-bg"))
     if not series:
-        parts.append(_label(LEFT + 8, y0 + h / 2 + 4, _cut(empty, W - LEFT - RIGHT - 16), "note"))
+        parts.append(_fit(LEFT + 8, y0 + h / 2 + 4, empty, W - LEFT - RIGHT - 16, "note"))
         return y0 + h + 12
     top = max([v for pts in series.values() for _, v in pts] + [1])
     parts.append(_label(LEFT - 6, y0 + 12, str(top), "tick", "end"))
@@ -223,7 +260,7 @@ def timeline_svg(
     body.append(_label(8, y, f"Timeline, UTC {clock(t0, 0, date=True)[:10]}", "row-title"))
     y += 20
     for line in wrap(headline, W - 16, max_lines=8) if headline else []:
-        body.append(_label(8, y, line, "headline bad" if failed_headline else "headline"))
+        body.append(_fit(8, y, line, W - 16, "headline bad" if failed_headline else "headline"))
         y += 18
     legend = [
         ("box", PHASE_COLOURS["hypothesis-before"], "hypothesis probe"),
@@ -247,7 +284,7 @@ def timeline_svg(
         colour = FAILED_COLOUR if act.status != "succeeded" else PHASE_COLOURS.get(act.phase, "#7c8a99")
         name = scrub(act.name)
         end = act.end_t if act.end_t is not None else t1
-        body.append(_label(16, y + 12, _cut(name, LEFT - 24), "label", data_row="activity"))
+        body.append(_fit(16, y + 12, name, LEFT - 24, "label", data_row="activity"))
         tip = f"{name} ({act.phase} {act.kind}): {act.status}, {clock(act.start_t, 2)} to " + (
             clock(act.end_t, 2) if act.end_t is not None else "no end"
         )
@@ -268,13 +305,11 @@ def timeline_svg(
         body.append(_label(8, y + 13, "Faults", "row-title"))
         y += ROW_H
     for fault in list(faults)[:MAX_ROWS]:
-        body.append(_label(16, y + 12, _cut(f"{fault.kind}", LEFT - 24), "label", data_row="fault"))
+        body.append(_fit(16, y + 12, fault.kind, LEFT - 24, "label", data_row="fault"))
         if not fault.injected:
             note = f"NOT INJECTED: {fault.action} failed - {fault.reason}"
             body.append(
-                _label(
-                    LEFT + 6, y + 12, _cut(note, W - LEFT - RIGHT - 12), "note bad", data_fault="not-injected"
-                )
+                _fit(LEFT + 6, y + 12, note, W - LEFT - RIGHT - 12, "note bad", data_fault="not-injected")
             )
             y += ROW_H
             continue
@@ -304,11 +339,11 @@ def timeline_svg(
             if errors.get("count")
             else "No agent was sampled: the API listed none"
         )
-        body.append(_label(LEFT + 8, y + 14, _cut(why, W - LEFT - RIGHT - 16), "note"))
+        body.append(_fit(LEFT + 8, y + 14, why, W - LEFT - RIGHT - 16, "note"))
         y += AGENT_H + 4
     for agent in agents[:MAX_AGENTS]:
         label = scrub(str(agent))
-        body.append(_label(16, y + 14, _cut(label, LEFT - 24), "label", data_row="agent"))
+        body.append(_fit(16, y + 14, label, LEFT - 24, "label", data_row="agent"))
         for start, stop, status in _bands(samples, agent, t1 - pad):
             body.append(
                 _el("rect", f"{label}: {status} {clock(start, 1)} to {clock(stop, 1)} ({stop - start:.1f} s)",
