@@ -204,6 +204,15 @@ def test_recorded_runs_objectives_faults_and_cross_checks() -> None:
     assert len(three.notes) == 1 and "k8s-sandbox-2" in three.notes[0]
     assert not build(load("deviated")).notes  # one agent that never went offline: a real finding
 
+    real = build(load("real-timers"))  # the band stays green (the API said online) until detection
+    offline = [o for o in real.observations if o[1] == "offline"]
+    assert [(o[0], o[3]) for o in offline] == [("k8s-sandbox-1", "offline-detection-time")]
+    (window,) = real.faults
+    assert window.start_t < offline[0][2] < window.end_t and window.end_t - window.start_t > 40
+    svg = etree.fromstring(render_html(real).split("<figure>")[1].split("</figure>")[0].encode())
+    marks = svg.findall(f".//{SVG_NS}path[@class='observation'][@data-status='offline']")
+    assert len(marks) == 1 and float(marks[0].get("data-t")) == offline[0][2]
+
     not_injected = build(load("not-injected"))
     assert not_injected.verdict.code == NOT_INJECTED
     assert [f.injected for f in not_injected.faults] == [False]

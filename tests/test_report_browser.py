@@ -21,6 +21,7 @@ from chaosstream.cli import main
 
 SHOTS = ROOT / "reports" / "screenshots"
 CASES = ("passed", "deviated", "not-injected", "three-agents")
+EXTRA = ("real-timers",)  # StreamSpace's real 30 s / 45 s timers: a 47 s partition, detected late
 LAYOUTS = {"1280": (1280, "screen"), "print": (703, "print")}
 
 
@@ -28,7 +29,7 @@ LAYOUTS = {"1280": (1280, "screen"), "print": (703, "print")}
 def pages(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     tmp = tmp_path_factory.mktemp("pages")
     out: Dict[str, Path] = {}
-    for name in CASES:
+    for name in CASES + EXTRA:
         journal = tmp / f"{name}.json"
         journal.write_text(json.dumps(load(name)))
         page = tmp / f"{name}.html"
@@ -60,7 +61,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("name", CASES + ("history",))
+@pytest.mark.parametrize("name", CASES + EXTRA + ("history",))
 def test_layout_in_chromium(name: str, layout: str, pages: Dict[str, Path], browser: Browser) -> None:
     width, media = LAYOUTS[layout]
     browser.open(pages[name].resolve().as_uri(), width, media)

@@ -4,7 +4,8 @@ timeline controls), and ways to derive more runs of the same experiment from the
 - `passed`: the baseline sandbox; `deviated`: `--fault no-heartbeat-sweep` (offline never detected);
 - `three-agents`: `--agents 3` (one agent partitioned; the detection probe, watching the prefix, failed);
 - `not-injected`: `STREAMSPACE_AGENT_SELECTOR=app=no-such-agent` (the partition action found no pod);
-- `rollback-failed`: exec partition of a missing container (injection and heal both failed).
+- `rollback-failed`: exec partition of a missing container (injection and heal both failed);
+- `real-timers`: `--timers real` (StreamSpace's 30 s heartbeat / 45 s stale: offline detected after 46 s).
 """
 
 import copy
@@ -15,7 +16,7 @@ from typing import Any, Dict
 from chaosstream.timeutil import epoch_iso, parse_timestamp
 
 REAL = Path(__file__).resolve().parent / "real"
-NAMES = ("passed", "deviated", "three-agents", "not-injected", "rollback-failed")
+NAMES = ("passed", "deviated", "three-agents", "not-injected", "rollback-failed", "real-timers")
 _TIME_KEYS = {"start", "end", "expires_at", "at", "started", "ended"}
 
 

@@ -170,6 +170,7 @@ class ReportData:
     safety: Optional[Dict[str, Any]] = None
     omitted: int = 0  # rows left out beyond MAX_ROWS
     notes: List[str] = field(default_factory=list)  # where the timeline contradicts a probe
+    observations: List[Tuple[str, str, float, str]] = field(default_factory=list)  # agent, status, t, probe
 
     @property
     def recoveries(self) -> List[Measurement]:  # the old name
@@ -602,7 +603,29 @@ def build(journal: Any, verdict: Optional[Verdict] = None) -> ReportData:
     samples = (timeline or {}).get("samples") or []
     data.faults = _faults(journal, sorted(samples, key=lambda s: s["t"]), scrub, data.end_t)
     data.notes = _cross_check(journal, samples, data.faults, scrub, recorded)
+    data.observations = _observations(journal, scrub)
     return data
+
+
+def _observations(
+    journal: Mapping[str, Any], scrub: Callable[[str], str]
+) -> List[Tuple[str, str, float, str]]:
+    """What probes saw of an agent (`{"agentId", "status"}` outputs) and when: drawn on the agent rows,
+    so the sampled bands and the probes' own observations share the picture."""
+    out = []
+    states = get_dict(journal, "steady_states")
+    runs = dicts(get_dict(states, "before").get("probes")) + dicts(journal.get("run"))
+    runs += dicts(get_dict(states, "after").get("probes"))
+    for run in runs[:MAX_ROWS]:
+        output = as_dict(run.get("output"))
+        agent, status, at = (
+            get_str(output, "agentId", "", 200),
+            get_str(output, "status", "", 40),
+            _time(run.get("end")),
+        )
+        if agent and status and at is not None and run.get("status") == "succeeded":
+            out.append((_text(agent, scrub), status, at, _text(activity_name(run), scrub)))
+    return out
 
 
 def _cross_check(

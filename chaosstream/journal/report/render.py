@@ -206,7 +206,15 @@ def render_html(data: ReportData) -> str:
         else '<p class="muted">No fault-injecting action recorded.</p>',
         "<h2>Timeline</h2>",
         "<figure>"
-        + timeline_svg(data.timeline, scrub, data.activities, data.faults, _headline(data), v.code != PASSED)
+        + timeline_svg(
+            data.timeline,
+            scrub,
+            data.activities,
+            data.faults,
+            _headline(data),
+            v.code != PASSED,
+            data.observations,
+        )
         + "</figure>",
         "<h2>Findings about StreamSpace</h2>",
         _items([_line(f, scrub) for f in data.findings], _no_findings(data)),

@@ -153,6 +153,9 @@ def _legend(parts: List[str], y: float, items: Sequence[Tuple[str, str, str]]) -
         if kind == "line":
             parts.append(_el("line", None, x1=f"{x:.1f}", x2=f"{x + 12:.1f}", y1=y - 4, y2=y - 4, stroke=colour,
                              stroke_width=3))  # fmt: skip
+        elif kind == "diamond":
+            parts.append(_el("path", None, d=f"M{x + 6:.1f},{y - 11} l6,6 l-6,6 l-6,-6 z", fill="#fff", stroke=colour,
+                             stroke_width=1.5))  # fmt: skip
         elif kind == "outline":
             parts.append(_el("rect", None, x=f"{x + 1:.1f}", y=y - 9, width=10, height=10, fill="none",
                              stroke=colour, stroke_width=2.5, stroke_dasharray="4 2"))  # fmt: skip
@@ -225,6 +228,7 @@ def timeline_svg(
     faults: Sequence[Any] = (),
     headline: str = "",
     failed_headline: bool = False,
+    observations: Sequence[Tuple[str, str, float, str]] = (),
 ) -> str:
     """Render the timeline as a standalone `<svg>` element (a note if nothing was recorded).
 
@@ -237,6 +241,7 @@ def timeline_svg(
     acts = [a for a in activities if a.start_t is not None][:MAX_ROWS]
     times = [float(s["t"]) for s in samples] + [a.start_t for a in acts] + [a.end_t for a in acts if a.end_t]
     times += [f.start_t for f in faults if f.injected] + [f.end_t for f in faults if f.injected and f.end_t]
+    times += [o[2] for o in observations]
     if not timeline and not acts:
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {W} 40" width="{W}" height="40">'
@@ -269,8 +274,9 @@ def timeline_svg(
         ("box", FAILED_COLOUR, "failed activity"),
         ("hatch", FAULT_COLOUR, "fault window (injection to heal/expiry)"),
         ("outline", FAULT_COLOUR, "fault window on the agent it hit"),
-        ("box", STATUS_COLOURS["online"], "agent online"),
+        ("box", STATUS_COLOURS["online"], "agent online (sampled from the API)"),
         ("box", STATUS_COLOURS["offline"], "agent offline"),
+        ("diamond", "#1d2329", "status a probe saw"),
         ("box", STATUS_COLOURS["draining"], "draining"),
         ("box", STATUS_COLOURS["absent"], "not listed"),
     ]
@@ -359,6 +365,14 @@ def timeline_svg(
                         width=f"{max(x(end) - x(fault.start_t), 3):.1f}", height=AGENT_H - 2, fill="none",
                         stroke=FAULT_COLOUR, stroke_width=2.5, stroke_dasharray="6 3", class_="fault-agent", data_agent=label, data_start=fault.start_t,
                         data_end=fault.end_t)
+                )  # fmt: skip
+        for seen, status, t, probe in observations:
+            if seen == agent:
+                cx, cy = x(t), y + (AGENT_H - 2) / 2
+                body.append(
+                    _el("path", f"{probe} saw {label} {status} at {clock(t, 2)}", d=f"M{cx:.1f},{cy - 7:.1f} l7,7 l-7,7 l-7,-7 z",
+                        fill=STATUS_COLOURS.get(status, "#777"), stroke="#1d2329", stroke_width=1.5, class_="observation",
+                        data_agent=label, data_status=status, data_t=t, data_probe=probe)
                 )  # fmt: skip
         y += AGENT_H + 4
     if len(agents) > MAX_AGENTS:
