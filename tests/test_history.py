@@ -169,6 +169,8 @@ def test_outputs_kept_next_to_the_journals_are_not_runs(runs, tmp_path: Path) ->
 def test_history_without_journals_and_with_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["history", str(tmp_path)])
     assert result.exit_code == 1 and "No journal found" in result.output
+    result = CliRunner().invoke(main, ["history", str(tmp_path / "gone.json")])
+    assert result.exit_code == 1 and "No such file or folder" in result.output
     journal = tmp_path / "one.json"
     journal.write_text(json.dumps(load("not-injected")))
     result = CliRunner().invoke(main, ["history", str(journal)])  # Markdown to stdout

@@ -48,6 +48,14 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     out["history"] = tmp / "history.html"
     result = CliRunner().invoke(main, ["history", str(runs), "--html", str(out["history"])])
     assert result.exit_code == 0, result.output
+    many = tmp / "many"  # a year of weekly runs: ticks thin out, verdict cells shrink
+    many.mkdir()
+    for i in range(52):
+        journal = load("deviated") if i % 13 == 5 else with_measure(base, "recovery-time", 0.1 + (i % 7) / 50)
+        (many / f"run-{i:02}.json").write_text(json.dumps(shifted(journal, i * 7 * 86400)))
+    out["history-many"] = tmp / "history-many.html"
+    result = CliRunner().invoke(main, ["history", str(many), "--html", str(out["history-many"])])
+    assert result.exit_code == 0, result.output
     return out
 
 
@@ -61,7 +69,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("name", CASES + EXTRA + ("history",))
+@pytest.mark.parametrize("name", CASES + EXTRA + ("history", "history-many"))
 def test_layout_in_chromium(name: str, layout: str, pages: Dict[str, Path], browser: Browser) -> None:
     width, media = LAYOUTS[layout]
     browser.open(pages[name].resolve().as_uri(), width, media)

@@ -105,7 +105,7 @@ def collect(paths: Sequence[str]) -> List[str]:
                     for f in sorted(files)
                     if f.endswith(".json") and not _is_list(os.path.join(root, f))
                 ]
-        else:
+        elif os.path.exists(path):
             found.append(path)
     return found[:MAX_JOURNALS]
 
@@ -515,6 +515,9 @@ def history_command(
     when no output file is given. Exits 0 when the outputs were written (whatever the verdicts: gate on
     `chaosstream verdict`), 1 when no journal was found or a file cannot be written.
     """
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        click.echo("No such file or folder: " + ", ".join(missing) + " (skipped).", err=True)
     files = collect(paths)
     if not files:
         click.echo("No journal found in " + ", ".join(paths) + ".", err=True)
