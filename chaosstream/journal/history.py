@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from chaosstream.journal.report.model import FaultWindow, Measurement, ReportData, _fmt, build
+from chaosstream.journal.report.model import FaultWindow, Measurement, ReportData, build, seconds_text
 from chaosstream.journal.report.render import CSS
 from chaosstream.journal.report.svg import CHAR_W, FONT, text_width
 from chaosstream.journal.schema import clean_text, is_mapping
@@ -162,7 +162,9 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
                 continue
             for key, m in run.measures.items():
                 if m.seconds is not None and m.objective is not None and m.seconds > m.objective:
-                    run.flags.append(f"{key}: {_fmt(m.seconds)} s is over its objective {m.objective:g} s")
+                    run.flags.append(
+                        f"{key}: {seconds_text(m.seconds)} s is over its objective {m.objective:g} s"
+                    )
                 prior = [p.measures[key].seconds for p in previous if key in p.measures]
                 prior = [v for v in prior if v is not None]
                 if m.seconds is None or len(prior) < MIN_PRIOR:
@@ -172,8 +174,8 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
                 if m.seconds > limit:
                     run.regressions.append(key)
                     run.flags.append(
-                        f"REGRESSION {key}: {_fmt(m.seconds)} s, median of the previous {len(prior)} runs "
-                        f"{_fmt(median)} s (limit {_fmt(limit)} s)"
+                        f"REGRESSION {key}: {seconds_text(m.seconds)} s, median of the previous {len(prior)} runs "
+                        f"{seconds_text(median)} s (limit {seconds_text(limit)} s)"
                     )
             if run.code == DEVIATED:
                 known = {name for p in previous if p.code == DEVIATED for name in p.deciding}
@@ -215,7 +217,7 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
         v = top * frac
         parts.append(f'<line class="grid" x1="{CL}" x2="{CW - CR}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>')
         parts.append(
-            f'<text class="tick" x="{CL - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)} s</text>'
+            f'<text class="tick" x="{CL - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{seconds_text(v)} s</text>'
         )
     every = max(1, int(-(-label_w * len(runs) // (CW - CL - CR))))
     for i, run in enumerate(runs):
@@ -241,7 +243,7 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
         run = runs[i]
         tip = (
             f"{run.when}: "
-            + ("not reached" if m.seconds is None else f"{_fmt(m.seconds)} s")
+            + ("not reached" if m.seconds is None else f"{seconds_text(m.seconds)} s")
             + f", verdict {run.code} {run.label}"
         )
         if m.seconds is None:  # the condition was never reached: a cross on the top edge (grey: no test)
@@ -346,7 +348,11 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
             for k in keys:
                 m = r.measures.get(k)
                 row.append(
-                    "" if m is None else "not reached" if m.seconds is None else f"{_fmt(m.seconds)} s"
+                    ""
+                    if m is None
+                    else "not reached"
+                    if m.seconds is None
+                    else f"{seconds_text(m.seconds)} s"
                 )
             rows.append(row + [os.path.basename(r.path)])
         parts.append(
@@ -382,7 +388,7 @@ def render_history_markdown(groups: Dict[str, List[RunRecord]], window: int) -> 
             for k in keys:
                 m = r.measures.get(k)
                 cells.append(
-                    "" if m is None else "not reached" if m.seconds is None else f"{_fmt(m.seconds)}"
+                    "" if m is None else "not reached" if m.seconds is None else f"{seconds_text(m.seconds)}"
                 )
             cells.append("; ".join(r.flags))
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -47,6 +47,7 @@ __all__ = [
     "ReportData",
     "build",
     "resolve",
+    "seconds_text",
     "MAX_ROWS",
 ]
 
@@ -120,9 +121,13 @@ class Measurement:
         if self.seconds is None:
             return f"{self.name}: not reached - {goal}" + (f" ({self.error})" if self.error else "")
         margin = self.margin
-        text = f"{self.name}: {_fmt(self.seconds)} s - {goal}"
+        text = f"{self.name}: {seconds_text(self.seconds)} s - {goal}"
         if margin is not None:
-            text += f" - {_fmt(margin)} s to spare" if margin >= 0 else f" - {_fmt(-margin)} s OVER"
+            text += (
+                f" - {seconds_text(margin)} s to spare"
+                if margin >= 0
+                else f" - {seconds_text(-margin)} s OVER"
+            )
         return text
 
 
@@ -146,7 +151,7 @@ class FaultWindow:
         if not self.injected:
             return f"NOT injected: {what} - {self.reason}"
         end = "open" if self.end_t is None else fmt_time(self.end_t)
-        length = "" if self.end_t is None else f" ({_fmt(self.end_t - self.start_t)} s)"
+        length = "" if self.end_t is None else f" ({seconds_text(self.end_t - self.start_t)} s)"
         return f"{what}: {fmt_time(self.start_t)} to {end}{length}, {self.end_reason}"
 
 
@@ -197,8 +202,8 @@ class ReportData:
         return [f for f in self.verdict.findings if f.code not in (PASSED, DEVIATED)]
 
 
-def _fmt(value: float) -> str:
-    """Seconds for people: 3 significant decimals below 10 s, 1 above."""
+def seconds_text(value: float) -> str:
+    """Seconds for people: 3 decimals below 10 s, 1 above."""
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 

@@ -10,8 +10,8 @@ import re
 from html import escape
 from typing import Any, List, Optional, Sequence
 
-from chaosstream.journal.report.model import ReportData, _fmt
-from chaosstream.journal.report.svg import MAX_AGENTS, MAX_SAMPLES, _bands, timeline_svg
+from chaosstream.journal.report.model import ReportData, seconds_text
+from chaosstream.journal.report.svg import MAX_AGENTS, MAX_SAMPLES, status_steps, timeline_svg
 from chaosstream.journal.schema import clean_text, number
 from chaosstream.journal.verdict import LABELS, PASSED
 from chaosstream.timeutil import clock
@@ -58,7 +58,7 @@ def _when(data: ReportData) -> str:
     if data.end_t is not None:
         text += f" to {clock(data.end_t, 0)}"
     if data.duration_s is not None:
-        text += f" ({_fmt(data.duration_s)} s)"
+        text += f" ({seconds_text(data.duration_s)} s)"
     return text
 
 
@@ -71,14 +71,16 @@ def _measure_rows(data: ReportData) -> List[List[str]]:
         elif margin is None:
             result = "no objective"
         else:
-            result = f"{_fmt(margin)} s to spare" if margin >= 0 else f"{_fmt(-margin)} s over"
+            result = (
+                f"{seconds_text(margin)} s to spare" if margin >= 0 else f"{seconds_text(-margin)} s over"
+            )
         rows.append(
             [
                 m.activity,
                 m.key,
                 m.phase,
                 _t(m.at_t),
-                "-" if m.seconds is None else f"{_fmt(m.seconds)} s",
+                "-" if m.seconds is None else f"{seconds_text(m.seconds)} s",
                 "-" if m.objective is None else f"{m.objective:g} s",
                 result,
                 m.objective_source or (m.error if m.seconds is None else ""),
@@ -95,7 +97,7 @@ _HYP_HEAD = ["phase", "probe", "tolerance", "value", "met", "status"]
 
 def _act_rows(data: ReportData) -> List[List[str]]:
     return [
-        [a.phase, a.name, a.kind, _t(a.start_t), _t(a.end_t), "-" if a.duration_s is None else f"{_fmt(a.duration_s)} s",
+        [a.phase, a.name, a.kind, _t(a.start_t), _t(a.end_t), "-" if a.duration_s is None else f"{seconds_text(a.duration_s)} s",
          a.status, a.error]
         for a in data.activities
     ]  # fmt: skip
@@ -261,7 +263,7 @@ def _agent_steps(data: ReportData) -> List[str]:
     out = []
     for agent in agents[:MAX_AGENTS]:
         steps = ", ".join(
-            f"{status} {clock(a, 1)}-{clock(b, 1)}" for a, b, status in _bands(samples, agent, end)
+            f"{status} {clock(a, 1)}-{clock(b, 1)}" for a, b, status in status_steps(samples, agent, end)
         )
         out.append(f"{data.verdict.scrub(agent)}: {steps}")
     return out

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from chaosstream.timeutil import clock
 
-__all__ = ["timeline_svg", "STATUS_COLOURS", "text_width", "wrap", "W"]
+__all__ = ["timeline_svg", "status_steps", "STATUS_COLOURS", "text_width", "wrap", "W"]
 
 STATUS_COLOURS = {"online": "#2e9d4f", "offline": "#d2342c", "draining": "#e0a21b", "absent": "#b9b9b9"}
 PHASE_COLOURS = {"method": "#3466c2", "rollback": "#8a3fb5", "hypothesis-before": "#7c8a99",
@@ -115,7 +115,9 @@ def _label(x: float, y: float, text: str, cls: str = "label", anchor: str = "sta
     return _el("text", text, x=f"{x:.1f}", y=f"{y:.1f}", class_=cls, text_anchor=anchor, **kw)
 
 
-def _bands(samples: List[Mapping[str, Any]], agent: str, t_end: float) -> List[Tuple[float, float, str]]:
+def status_steps(
+    samples: List[Mapping[str, Any]], agent: str, t_end: float
+) -> List[Tuple[float, float, str]]:
     """Steps of one agent's status: each sample's status holds until the next sample."""
     with_agents = [s for s in samples if "agents" in s]
     bands: List[List[Any]] = []
@@ -350,7 +352,7 @@ def timeline_svg(
     for agent in agents[:MAX_AGENTS]:
         label = scrub(str(agent))
         body.append(_fit(16, y + 14, label, LEFT - 24, "label", data_row="agent"))
-        for start, stop, status in _bands(samples, agent, t1 - pad):
+        for start, stop, status in status_steps(samples, agent, t1 - pad):
             body.append(
                 _el("rect", f"{label}: {status} {clock(start, 1)} to {clock(stop, 1)} ({stop - start:.1f} s)",
                     x=f"{x(start):.1f}", y=f"{y:.1f}", width=f"{max(x(stop) - x(start), 1):.1f}", height=AGENT_H - 2,
