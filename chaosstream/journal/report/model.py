@@ -447,7 +447,33 @@ def _fault_kind(run: Mapping[str, Any]) -> str:
         return f"network partition ({method})" if method else "network partition"
     if "previous_replicas" in output or "scale" in func:
         return "scale-down"
+    if func == "restart_agent":
+        return "agent restart"
+    if func.startswith("kill_"):
+        return "pod kill"
     return func.replace("_", " ")
+
+
+_ONE_OFF = ("kill_agent_pod", "kill_session_pod", "restart_agent")  # faults that are over when done
+
+
+def _is_restore(run: Mapping[str, Any]) -> bool:
+    """`scale_agents(replicas=-1)` (or up to at least the previous count): a heal, not a fault."""
+    output = as_dict(run.get("output"))
+    replicas, previous = number(output.get("replicas")), number(output.get("previous_replicas"))
+    arg = number(get_dict(get_dict(activity(run), "provider"), "arguments").get("replicas"))
+    return arg == -1 or (replicas is not None and previous is not None and replicas >= previous)
+
+
+def _heals(run: Mapping[str, Any], func: str, pid: str) -> bool:
+    """Whether a later activity ended the fault: a heal that reports what it healed (the partition's id
+    when there is one), or an agent Deployment scaled back."""
+    if run.get("status") != "succeeded":
+        return False
+    if get_str(get_dict(activity(run), "provider"), "func") == "scale_agents" and func == "scale_agents":
+        return _is_restore(run)
+    healed = [h for h in as_list(as_dict(run.get("output")).get("healed")) if isinstance(h, str)]
+    return bool(healed) and (not pid or any(pid in h for h in healed))
 
 
 def _faults(
@@ -456,6 +482,8 @@ def _faults(
     scrub: Callable[[str], str],
     end_t: Optional[float],
 ) -> List[FaultWindow]:
+    """The faults the method's actions injected, from their outputs: a partition or a scale-down lasts
+    until a heal (or its own expiry), a pod kill or restart is over when the action is."""
     out: List[FaultWindow] = []
     method = [r for r in dicts(journal.get("run"))[:MAX_ROWS] if is_mapping(r.get("activity"))]
     later = method + [r for r in dicts(journal.get("rollbacks"))[:MAX_ROWS] if is_mapping(r.get("activity"))]
@@ -465,61 +493,62 @@ def _faults(
             continue
         output = as_dict(run.get("output"))
         func = get_str(get_dict(activity(run), "provider"), "func", "", 80)
-        faulty = any(k in output for k in _FAULT_KEYS) or any(
-            w in func for w in ("partition_agent", "scale_agents", "kill_", "restart_agent")
+        faulty = (
+            any(k in output for k in _FAULT_KEYS) or func in ("partition_agent", "scale_agents") + _ONE_OFF
         )
-        if not faulty or "heal" in func:
+        if not faulty or "heal" in func or (func == "scale_agents" and _is_restore(run)):
             continue
         start = _time(run.get("start"))
         if start is None:
             continue
         name = _text(activity_name(run), scrub)
-        targets = [_text(p, scrub, 120) for p in as_list(output.get("pods"))[:10] if isinstance(p, str)]
-        if not targets and get_str(output, "deployment"):
-            targets = [_text(get_str(output, "deployment"), scrub, 120)]
+        names = (
+            as_list(output.get("pods"))
+            or as_list(output.get("killed"))
+            or as_list(output.get("previous_pods"))
+        )
+        targets = [_text(p, scrub, 120) for p in names[:10] if isinstance(p, str)]
+        if not targets and (get_str(output, "deployment") or get_str(output, "name")):
+            targets = [_text(get_str(output, "deployment") or get_str(output, "name"), scrub, 120)]
         unverified = any(output.get(k) is False for k in ("verified", "effective", "injected"))
         if run.get("status") != "succeeded" or unverified:
             reason = (
                 exception_text(run).rsplit("ActivityFailed: ", 1)[-1]
                 or "its verification says it did not take effect"
             )
+            kind = _fault_kind(run)
             out.append(
-                FaultWindow(
-                    name,
-                    _fault_kind(run),
-                    targets,
-                    [],
-                    start,
-                    None,
-                    "",
-                    None,
-                    False,
-                    _text(reason, scrub, 300),
-                )
+                FaultWindow(name, kind, targets, [], start, None, "", None, False, _text(reason, scrub, 300))
             )
             continue
         expires = _time(output.get("expires_at"))
-        pid = get_str(output, "partition_id", "", 80)
-        heal_t, heal_name = None, ""
-        run_start = start
-        for other in later:
-            other_start = _time(other.get("start"))
-            if other is run or other_start is None or other_start < run_start:
-                continue
-            healed = [h for h in as_list(as_dict(other.get("output")).get("healed")) if isinstance(h, str)]
-            if healed and (not pid or any(pid in h for h in healed)) and other.get("status") == "succeeded":
-                heal_t, heal_name = _time(other.get("end")) or other_start, _text(activity_name(other), scrub)
-                break
-        if heal_t is not None and (expires is None or heal_t <= expires):
-            end, reason = heal_t, f"healed by {heal_name!r}"
-        elif expires is not None and (end_t is None or expires <= end_t):
-            end, reason = expires, "expired (its own timer)"
-        elif expires is not None:
-            end, reason = expires, "expires after the run ended"
+        if func in _ONE_OFF:
+            end, reason = _time(run.get("end")) or start, "a one-off fault: over when the action ended"
+            expires = None
         else:
-            end, reason = None, "not healed within the journal"
+            pid = get_str(output, "partition_id", "", 80)
+            heal_t, heal_name = None, ""
+            for other in later:
+                other_start = _time(other.get("start"))
+                if other is run or other_start is None or other_start < start:
+                    continue
+                if _heals(other, func, pid):
+                    heal_t, heal_name = (
+                        _time(other.get("end")) or other_start,
+                        _text(activity_name(other), scrub),
+                    )
+                    break
+            if heal_t is not None and (expires is None or heal_t <= expires):
+                end, reason = heal_t, f"healed by {heal_name!r}"
+            elif expires is not None and (end_t is None or expires <= end_t):
+                end, reason = expires, "expired (its own timer)"
+            elif expires is not None:
+                end, reason = expires, "expires after the run ended"
+            else:
+                end, reason = None, "not healed within the journal"
         window_end = end if end is not None else (end_t or start)
-        agents = _affected(samples, start, window_end)
+        # a one-off fault shows in the agents afterwards (a restarted pod reconnects): look a little later
+        agents = _affected(samples, start, window_end + (30.0 if func in _ONE_OFF else 0.0))
         if not agents and len(agents_seen) == 1:
             agents = agents_seen
         out.append(FaultWindow(name, _fault_kind(run), targets, agents, start, end, reason, expires))
