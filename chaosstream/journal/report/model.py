@@ -547,8 +547,9 @@ def _faults(
             else:
                 end, reason = None, "not healed within the journal"
         window_end = end if end is not None else (end_t or start)
-        # a one-off fault shows in the agents afterwards (a restarted pod reconnects): look a little later
-        agents = _affected(samples, start, window_end + (30.0 if func in _ONE_OFF else 0.0))
+        # the control plane notices a fault late (heartbeat timeouts; a restarted pod reconnects): the
+        # agents that went down inside the window or shortly after it are the ones it hit
+        agents = _affected(samples, start, window_end + (30.0 if func in _ONE_OFF else 10.0))
         if not agents and len(agents_seen) == 1:
             agents = agents_seen
         out.append(FaultWindow(name, _fault_kind(run), targets, agents, start, end, reason, expires))
