@@ -213,6 +213,18 @@ def test_recorded_runs_objectives_faults_and_cross_checks() -> None:
     marks = svg.findall(f".//{SVG_NS}path[@class='observation'][@data-status='offline']")
     assert len(marks) == 1 and float(marks[0].get("data-t")) == offline[0][2]
 
+    (scale_down,) = build(load("total-agent-outage")).faults  # healed by scaling the Deployment back
+    journal = load("total-agent-outage")
+    back = next(r for r in journal["run"] if r["activity"]["name"] == "bring-the-agents-back")
+    assert scale_down.kind == "scale-down" and scale_down.end_t == parse_timestamp(back["end"])
+    assert scale_down.agents == ["k8s-sandbox-1"] and "bring-the-agents-back" in scale_down.end_reason
+    (restart,) = build(load("agent-disconnect")).faults  # a one-off: over when the action is
+    assert (
+        restart.kind == "agent restart"
+        and "one-off" in restart.end_reason
+        and restart.end_t - restart.start_t < 5
+    )
+
     not_injected = build(load("not-injected"))
     assert not_injected.verdict.code == NOT_INJECTED
     assert [f.injected for f in not_injected.faults] == [False]

@@ -5,7 +5,8 @@ timeline controls), and ways to derive more runs of the same experiment from the
 - `three-agents`: `--agents 3` (one agent partitioned; the detection probe, watching the prefix, failed);
 - `not-injected`: `STREAMSPACE_AGENT_SELECTOR=app=no-such-agent` (the partition action found no pod);
 - `rollback-failed`: exec partition of a missing container (injection and heal both failed);
-- `real-timers`: `--timers real` (StreamSpace's 30 s heartbeat / 45 s stale: offline detected after 46 s).
+- `real-timers`: `--timers real` (StreamSpace's 30 s heartbeat / 45 s stale: offline detected after 46 s);
+- `total-agent-outage`, `agent-disconnect`: those experiments, `--agents 2` (a scale-down, a restart).
 """
 
 import copy
@@ -16,7 +17,8 @@ from typing import Any, Dict
 from chaosstream.timeutil import epoch_iso, parse_timestamp
 
 REAL = Path(__file__).resolve().parent / "real"
-NAMES = ("passed", "deviated", "three-agents", "not-injected", "rollback-failed", "real-timers")
+NAMES = ("passed", "deviated", "three-agents", "not-injected", "rollback-failed", "real-timers", "total-agent-outage",
+         "agent-disconnect")  # fmt: skip
 _TIME_KEYS = {"start", "end", "expires_at", "at", "started", "ended"}
 
 
