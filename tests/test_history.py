@@ -20,6 +20,7 @@ from chaosstream.timeutil import parse_timestamp
 RECOVERY = [0.11, 0.12, 0.10, 0.11, 0.13, 0.12, 0.20, 0.95, None, 1.2]
 SLOW = {7, 9}  # 0.20 at run 6 is slower, but within the margin (median 0.115 + 0.1 s)
 DEVIATED_RUN = 8
+SLUG = "heartbeat-timeout-under-a-network-partition-the-agent-is-mar"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,7 @@ def test_history_page(outputs: Dict[str, Path]) -> None:
 def test_openmetrics_is_valid_and_describes_the_latest_run(outputs: Dict[str, Path], runs) -> None:
     text = outputs["om"].read_text()
     families = validate_openmetrics(text)
+    assert families["chaosstream_pass_ratio"] == [('{experiment="' + SLUG + '"}', 0.8)]  # 4 of the last 5
     verdict = families["chaosstream_verdict_code"]
     assert len(verdict) == 1 and verdict[0][1] == 0 and 'verdict="passed"' in verdict[0][0]
     measured = {lab: v for lab, v in families["chaosstream_probe_measured_seconds"]}

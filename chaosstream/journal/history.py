@@ -46,6 +46,7 @@ __all__ = [
     "render_history_html",
     "render_history_markdown",
     "openmetrics",
+    "pass_ratio",
     "grafana_annotations",
     "history_command",
     "slug",
@@ -145,6 +146,12 @@ def record_of(data: ReportData, path: str = "") -> RunRecord:
     if verdict.code == DEVIATED:
         record.deciding = sorted({f.name for f in verdict.deciding})
     return record
+
+
+def pass_ratio(runs: List[RunRecord], window: int) -> Tuple[int, int]:
+    """(passed, tested) over the last `window` runs that tested resilience (verdict 0 or 1)."""
+    tested = [r for r in runs if r.code in (PASSED, DEVIATED)][-window:]
+    return sum(1 for r in tested if r.code == PASSED), len(tested)
 
 
 def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord]]:
@@ -311,6 +318,12 @@ def render_history_html(groups: Dict[str, List[RunRecord]], window: int) -> str:
             f"<h2>{escape(title)}</h2>",
             "<p>" + escape(", ".join(f"{n} {LABELS[c]}" for c, n in counts.items())) + "</p>",
         ]
+        passed, tested = pass_ratio(runs, window)
+        if tested:
+            parts.append(
+                f"<p><strong>Pass rate: {passed / tested:.0%}</strong> ({passed} of the last {tested} runs that "
+                "tested resilience passed; runs with verdicts 2-7 tested nothing and are not counted)</p>"
+            )
         latest = runs[-1]
         cls = "v0" if latest.code == PASSED and not latest.flags else "vbad"
         parts.append(
@@ -417,7 +430,7 @@ def _num_text(value: float) -> str:
     return repr(float(value))
 
 
-def openmetrics(groups: Dict[str, List[RunRecord]]) -> str:
+def openmetrics(groups: Dict[str, List[RunRecord]], window: int = 10) -> str:
     """The latest run of each experiment as OpenMetrics text (ends with `# EOF`)."""
     families: Dict[str, Tuple[str, str, List[str]]] = {
         "chaosstream_verdict_code": ("", "Strict verdict of the latest run: 0 passed, 1 deviated (a finding), 2-7 the run says nothing about resilience.", []),
@@ -428,6 +441,7 @@ def openmetrics(groups: Dict[str, List[RunRecord]]) -> str:
         "chaosstream_probe_regression": ("", "1 when the duration is a regression against the previous runs.", []),
         "chaosstream_fault_start_timestamp_seconds": ("seconds", "Injection of a fault by the latest run (epoch).", []),
         "chaosstream_fault_end_timestamp_seconds": ("seconds", "Heal or expiry of that fault (epoch).", []),
+        "chaosstream_pass_ratio": ("", "Share of the last --window runs that tested resilience (verdict 0 or 1) and passed.", []),
         "chaosstream_new_finding": ("", "1 when the latest run deviated on a probe that did not deviate in the previous runs.", []),
     }  # fmt: skip
 
@@ -438,6 +452,9 @@ def openmetrics(groups: Dict[str, List[RunRecord]]) -> str:
         run, exp = runs[-1], slug(title)
         add("chaosstream_verdict_code", _labels(experiment=exp, title=title, verdict=run.label), run.code)
         add("chaosstream_run_passed", _labels(experiment=exp), 1 if run.code == PASSED else 0)
+        passed, tested = pass_ratio(runs, window)
+        if tested:
+            add("chaosstream_pass_ratio", _labels(experiment=exp), passed / tested)
         add(
             "chaosstream_new_finding",
             _labels(experiment=exp),
@@ -533,7 +550,7 @@ def history_command(
         outputs = {
             html_path: render_history_html(groups, window) if html_path else "",
             md_path: render_history_markdown(groups, window) if md_path else "",
-            om_path: openmetrics(groups) if om_path else "",
+            om_path: openmetrics(groups, window) if om_path else "",
             grafana_path: json.dumps(grafana_annotations(groups), indent=1) + "\n" if grafana_path else "",
         }
     except Exception as exc:  # a bug must not end in a traceback
