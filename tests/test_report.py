@@ -229,3 +229,18 @@ def test_recorded_runs_objectives_faults_and_cross_checks() -> None:
     assert not_injected.verdict.code == NOT_INJECTED
     assert [f.injected for f in not_injected.faults] == [False]
     assert not not_injected.findings and not_injected.discounted  # the failed detection is no finding
+
+
+@pytest.mark.parametrize("span", [1e-4, 0.3, 5, 47.9, 600, 7200, 3 * 86400, 400 * 86400, 1e9])
+def test_time_ticks_fit_any_span(span: float) -> None:
+    """The axis of any journal (a blink, a game day, a hostile year-long one): at least one tick, labels
+    spaced wider than they are, and each label carries its date when the axis spans days."""
+    from chaosstream.journal.report.svg import LEFT, RIGHT, W, _ticks, text_width
+
+    t0 = 1796138607.4
+    ticks = _ticks(t0, t0 + span)
+    assert ticks and len(ticks) <= 50
+    placed = [(LEFT + (t - t0) / span * (W - LEFT - RIGHT), text) for t, text in ticks]
+    for (a, ta), (b, tb) in zip(placed, placed[1:], strict=False):
+        assert b - a > (text_width(ta) + text_width(tb)) / 2, (ta, tb)
+    assert all(("-" in text) == (span > 86400) for _, text in ticks)

@@ -13,6 +13,7 @@ The picture is bounded: at most `MAX_SAMPLES` samples (evenly thinned), `MAX_ROW
 `MAX_AGENTS` agent rows are drawn.
 """
 
+import math
 from html import escape
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -208,18 +209,31 @@ def _step_chart(
     return _legend(parts, y0 + h + 18, items)
 
 
-def _ticks(t0: float, t1: float) -> List[float]:
+def _ticks(t0: float, t1: float) -> List[Tuple[float, str]]:
+    """Axis ticks spaced by their labels' width: `HH:MM:SS` (with a fraction below 1 s steps), or
+    `MM-DD HH:MM` when the axis spans more than a day."""
     span = max(t1 - t0, 1e-3)
-    label_w = text_width("00:00:00") + 24
+    days = span > 86400
+
+    def text(t: float, step: float) -> str:
+        if days:
+            return clock(t, 0, date=True)[5:16]
+        return clock(t, 0 if step >= 1 else 1)
+
+    label_w = text_width(text(t0, 1) + "0") + 24
     fits = max(int((W - LEFT - RIGHT) // label_w), 2)
-    for step in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400):
-        if span / step <= fits:
-            break
-    first = (int(t0 // step) + 1) * step if t0 % step else t0
-    out, t = [], first
+    steps = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+    step = next((s for s in steps if span / s <= fits), 0.0)
+    if not step:  # longer than the table: whole days
+        step = math.ceil(span / fits / 86400) * 86400
+    first = math.ceil(t0 / step) * step
+    out: List[Tuple[float, str]] = []
+    t = first
     while t <= t1 + 1e-6 and len(out) < 50:
-        out.append(t)
+        out.append((t, text(t, step)))
         t += step
+    if not out:  # a fraction of a second: one tick in the middle
+        out.append(((t0 + t1) / 2, clock((t0 + t1) / 2, 2)))
     return out
 
 
@@ -400,12 +414,13 @@ def timeline_svg(
     plot_h = axis_y - plot_top
     grid: List[str] = []
     body.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{axis_y:.1f}" y2="{axis_y:.1f}" stroke="#333"/>')
-    for tick in _ticks(t0, t1):
+    for tick, text in _ticks(t0, t1):
         grid.append(
             f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{plot_top:.1f}" y2="{axis_y:.1f}" class="grid"/>'
         )
-        body.append(_label(x(tick), axis_y + 16, clock(tick, 0 if tick == int(tick) else 1), "tick", "middle",
-                           data_t=tick))  # fmt: skip
+        half = text_width(text) / 2
+        if x(tick) - half >= 0 and x(tick) + half <= W:  # a label that would be clipped is left out
+            body.append(_label(x(tick), axis_y + 16, text, "tick", "middle", data_t=tick))
     body.append(_label(W - RIGHT, axis_y + 34, "time (UTC)", "tick", "end"))
     height = axis_y + 44
     head = [
