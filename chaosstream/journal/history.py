@@ -193,7 +193,7 @@ def analyse(runs: List[RunRecord], window: int = 10) -> Dict[str, List[RunRecord
 
 
 # -- HTML --------------------------------------------------------------------------------------------
-CW, CH, CL, CR, CT, CB = 820, 180, 76, 16, 14, 46  # chart size and margins
+CW, CH, CL, CR, CT, CB = 820, 180, 92, 16, 14, 46  # chart size and margins
 
 
 def _chart(key: str, runs: List[RunRecord]) -> str:
@@ -223,9 +223,7 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
     for frac in (0, 0.5, 1):
         v = top * frac
         parts.append(f'<line class="grid" x1="{CL}" x2="{CW - CR}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>')
-        parts.append(
-            f'<text class="tick" x="{CL - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{seconds_text(v)} s</text>'
-        )
+        parts.append(f'<text class="tick" x="{CL - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3g} s</text>')
     every = max(1, int(-(-label_w * len(runs) // (CW - CL - CR))))
     for i, run in enumerate(runs):
         if i % every == 0 and run.start_t is not None:
