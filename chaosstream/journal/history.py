@@ -236,8 +236,9 @@ def _chart(key: str, runs: List[RunRecord]) -> str:
         obj = objectives[-1]
         parts.append(f'<line class="obj" x1="{CL}" x2="{CW - CR}" y1="{y(obj):.1f}" y2="{y(obj):.1f}"/>')
         note = f"objective {obj:g} s"
+        label_y = y(obj) - 5 if y(obj) - 5 - FONT >= CT + 2 else y(obj) + FONT + 3  # clear of the line
         parts.append(
-            f'<text class="tick" x="{CL + 6}" y="{max(y(obj) - 4, CT + 12):.1f}" fill="#b3261e">{escape(note)}</text>'
+            f'<text class="tick" x="{CL + 6}" y="{label_y:.1f}" fill="#b3261e">{escape(note)}</text>'
         )
     points = [(x(i), y(m.seconds)) for i, m in values if m.seconds is not None]
     if len(points) > 1:
