@@ -48,6 +48,7 @@ __all__ = [
     "build",
     "resolve",
     "seconds_text",
+    "error_sentence",
     "MAX_ROWS",
 ]
 
@@ -207,6 +208,14 @@ def seconds_text(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
+EXC_PREFIX_RE = re.compile(r"\b(?:chaoslib|chaosstream)(?:\.\w+)+\.(?:ActivityFailed|\w+Error): ")
+
+
+def error_sentence(text: str) -> str:
+    """An exception line without the class names chaoslib chains in front of the message."""
+    return EXC_PREFIX_RE.sub("", text)
+
+
 def _text(value: Any, scrub: Callable[[str], str], limit: int = 200) -> str:
     return clean_text(scrub(clean_text(value if isinstance(value, str) else preview(value, limit), limit)))
 
@@ -330,7 +339,7 @@ def _measure(
         provider = get_dict(activity(run), "provider")
         if str(get_str(provider, "func")).startswith("wait_for"):  # a wait-probe ran out of time
             objective, source = _objective(run, "elapsed_s", journal, recorded)
-            error = _text(exception_text(run).rsplit("ActivityFailed: ", 1)[-1], scrub, 300)
+            error = _text(error_sentence(exception_text(run)), scrub, 300)
             out.append(Measurement(phase, name, "elapsed_s", None, objective, source, "failed", at, error))
 
 
@@ -512,10 +521,7 @@ def _faults(
             targets = [_text(get_str(output, "deployment") or get_str(output, "name"), scrub, 120)]
         unverified = any(output.get(k) is False for k in ("verified", "effective", "injected"))
         if run.get("status") != "succeeded" or unverified:
-            reason = (
-                exception_text(run).rsplit("ActivityFailed: ", 1)[-1]
-                or "its verification says it did not take effect"
-            )
+            reason = error_sentence(exception_text(run)) or "its verification says it did not take effect"
             kind = _fault_kind(run)
             out.append(
                 FaultWindow(name, kind, targets, [], start, None, "", None, False, _text(reason, scrub, 300))
@@ -725,6 +731,6 @@ def _row(data: ReportData, phase: str, run: Mapping[str, Any], scrub: Callable[[
             ended if ended is not None and (began is None or ended >= began) else None,
             seconds if seconds is not None and seconds >= 0 else None,
             get_str(run, "status", "interrupted", 40),
-            _text(exc.rsplit("ActivityFailed: ", 1)[-1], scrub, 300) if exc else "",
+            _text(error_sentence(exc), scrub, 300) if exc else "",
         )
     )

@@ -6,11 +6,10 @@ findings about StreamSpace apart from problems of the run or the tool, then the 
 wall-clock time, as on the picture's axis.
 """
 
-import re
 from html import escape
 from typing import Any, List, Optional, Sequence
 
-from chaosstream.journal.report.model import ReportData, seconds_text
+from chaosstream.journal.report.model import ReportData, error_sentence, seconds_text
 from chaosstream.journal.report.svg import MAX_AGENTS, MAX_SAMPLES, status_steps, timeline_svg
 from chaosstream.journal.schema import clean_text, number
 from chaosstream.journal.verdict import LABELS, PASSED
@@ -89,7 +88,6 @@ def _measure_rows(data: ReportData) -> List[List[str]]:
     return rows
 
 
-_EXC_PREFIX_RE = re.compile(r"\b(?:chaoslib|chaosstream)(?:\.\w+)+\.(?:ActivityFailed|\w+Error): ")
 _MEASURE_HEAD = ["probe", "measure", "phase", "at (UTC)", "measured", "objective", "margin", "objective from"]
 _ACT_HEAD = ["phase", "activity", "type", "start (UTC)", "end (UTC)", "duration", "status", "error"]
 _HYP_HEAD = ["phase", "probe", "tolerance", "value", "met", "status"]
@@ -161,7 +159,7 @@ def _headline(data: ReportData) -> str:
     if deciding:
         first = deciding[0]
         when = next((a.end_t for a in data.activities if a.name == first.name and a.end_t), None)
-        message = _EXC_PREFIX_RE.sub("", first.message)
+        message = error_sentence(first.message)
         text += f" Deciding: {first.name}" + (f" at {clock(when, 1)}" if when else "") + f": {message}"
     if data.notes:
         text += f" Timeline check: {data.notes[0]}"
@@ -249,7 +247,7 @@ def _line(finding: Any, scrub: Any) -> str:
     f = finding
     where = f.phase if f.kind == f.phase else f"{f.phase} {f.kind}"
     simple = [f"{k}={v}" for k, v in f.values.items() if k != "tolerance" and not v.startswith(("{", "["))]
-    text = f"{f.name} ({where}): {_EXC_PREFIX_RE.sub('', f.message)}"
+    text = f"{f.name} ({where}): {error_sentence(f.message)}"
     return clean_text(scrub(text + (f" - {', '.join(simple)}" if simple else "")), 2000)
 
 
