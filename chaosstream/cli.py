@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 import click
 
 from chaosstream import __version__
+from chaosstream.journal.history import history_command
 from chaosstream.journal.report import report_command
 from chaosstream.journal.verdict import verdict_command
 
@@ -25,7 +26,7 @@ USAGE_ERROR = 64
 @click.group()
 @click.version_option(__version__, prog_name="chaosstream")
 def main() -> None:
-    """Chaos engineering for StreamSpace: sandbox, verdict, report and heal."""
+    """Chaos engineering for StreamSpace: sandbox, verdict, report, history and heal."""
 
 
 # -- sandbox ---------------------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ def _run_child(command: List[str], extra_env: dict) -> int:
 # -- journal tooling and clean-up ---------------------------------------------------------------------------
 main.add_command(verdict_command, "verdict")
 main.add_command(report_command, "report")
+main.add_command(history_command, "history")
 
 
 @main.command("heal")

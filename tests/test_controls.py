@@ -214,18 +214,30 @@ def test_timeline_records_samples_and_markers(tmp_path: Path, fake_api: FakeStre
         act("wait-offline", "recovered", "probe", elapsed_s=0.6),
     ]
     heal = act("heal-partition", "set_agent", state_file=state, agent_id="agent-b", status="online", hold=0.3)
+    extra = _api_config(fake_api.url)
+    extra["configuration"].update(
+        reconnect_objective={"type": "env", "key": "CHAOSSTREAM_TEST_OBJECTIVE", "default": "7"},
+        extra_api_token="sekrit-value-123",
+    )
     exp = experiment(
         "timeline",
         tmp_path,
         method,
         rollbacks=[heal],
         controls=[timeline(0.1)],
-        extra=_api_config(fake_api.url),
+        extra=extra,
     )
     rc, journal, log = run_chaos(tmp_path, exp)
     assert rc == 0, log
     data = ext(journal, TIMELINE_EXTENSION)
     assert data["errors"]["count"] == 0, data["errors"]
+    # what the run targets, and its configuration as chaoslib resolved it (for the report's objectives)
+    target = data["target"]
+    assert target["api_url"] == fake_api.url and target["namespace"] == "streamspace"
+    assert target["chaosstream_version"] and "streamspace_version" in target and "kube_context" in target
+    assert data["configuration"]["reconnect_objective"] == "7"
+    assert data["configuration"]["streamspace_http_timeout"] == 2
+    assert "extra_api_token" not in data["configuration"] and "sekrit-value-123" not in json.dumps(data)
     samples = data["samples"]
     assert len(samples) >= 5
     first = samples[0]
