@@ -225,20 +225,79 @@ main.add_command(report_command, "report")
 
 @main.command("heal")
 @click.option("--namespace", default=None, help="Namespace (default: STREAMSPACE_NAMESPACE or streamspace).")
-def heal(namespace: Optional[str]) -> None:
-    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents)."""
+@click.option(
+    "--expired-only",
+    is_flag=True,
+    help="Only faults past their chaosstream.io/expires-at (the in-cluster reaper's mode; safe while a run is live).",
+)
+@click.option(
+    "--force", is_flag=True, help="Heal even while a live run holds the run lock (removes its faults too)."
+)
+@click.option(
+    "--retry-for",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help="Keep retrying this many seconds while Kubernetes is unreachable or answers 5xx "
+    "(default: 45 with --expired-only, else 10).",
+)
+def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: Optional[float]) -> None:
+    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents).
+
+    Refuses while a live run holds the run lock (Lease chaosstream-run-lock), because the faults are that
+    run's own; --force heals anyway. With --expired-only only faults past their expiry are removed, which is
+    safe at any time: that is what the reaper CronJob (deploy/kubernetes/reaper-cronjob.yaml) runs every minute.
+    """
+    import time
+
     from chaoslib.exceptions import ActivityFailed
 
-    from chaosstream.actions import heal_all
+    from chaosstream.clients.kube import Cluster, KubeError
+    from chaosstream.controls.lock import read_holder, remove_command
+    from chaosstream.faults import ledger
+    from chaosstream.settings import resolve_settings
 
-    configuration = {"streamspace_namespace": namespace} if namespace else None
-    try:
-        result = heal_all(configuration=configuration)
-    except ActivityFailed as exc:
-        raise click.ClickException(str(exc)) from None
-    healed = result.get("healed", [])
+    retry_for = (45.0 if expired_only else 10.0) if retry_for is None else retry_for
+    deadline = time.monotonic() + retry_for
+    delay = 1.0
+    while True:
+        try:
+            settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
+            ns = settings.namespace
+            cluster = Cluster(None)
+            holder = read_holder(cluster, ns) if not expired_only else None
+            if holder and holder["live"]:
+                whose = (
+                    f"{holder['where']} is held by {holder['holder']} (experiment {holder['experiment']!r}, "
+                    f"renewed until {holder['expires_at']})"
+                )
+                if not force:
+                    raise click.ClickException(
+                        f"A live chaosstream run holds the run lock: {whose}; its faults are its own and it "
+                        "heals them itself. Wait for it to finish, heal only expired faults with --expired-only, "
+                        f"or remove that run's faults anyway with --force (then {remove_command(ns)} to free the lock)."
+                    )
+                click.echo(f"--force: removing the faults of the live run: {whose}.")
+            elif holder:
+                click.echo(
+                    f"Removing the faults left by {holder['holder']} (experiment {holder['experiment']!r}), "
+                    f"which stopped renewing {holder['where']} at {holder['expires_at']}."
+                )
+            healed = ledger.heal(cluster, ns, None, expired_only=expired_only)
+            break
+        except ActivityFailed as exc:  # KubeError included; undo is idempotent, so a retry is safe
+            status = getattr(exc, "status", None)
+            transient = not isinstance(exc, KubeError) or status is None or status >= 500 or status == 429
+            if not transient or time.monotonic() + delay > deadline:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"Heal incomplete ({str(exc).splitlines()[0]}); retrying in {delay:g}s", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
     if not healed:
-        click.echo("Nothing to heal: no chaosstream fault remains.")
+        click.echo(
+            "Nothing to heal: no expired chaosstream fault remains."
+            if expired_only
+            else "Nothing to heal: no chaosstream fault remains."
+        )
     for item in healed:
         click.echo(f"healed: {item}")
 
