@@ -16,6 +16,7 @@ from .defaults import default_pod_spec
 from .errors import bad_request, invalid
 from .events import EventRecorder
 from .kubelet import Kubelet, node_object
+from .rbac import Rbac
 from .resources import NAMESPACE, POD, ResourceType, lookup_kind
 from .runtime import ContainerRuntime
 from .selectors import parse_label_selector
@@ -47,6 +48,7 @@ class KubeEmulator:
         self.hosts = list(hosts or ["127.0.0.1"])
         self.port = port
         self.store = Store()
+        self.rbac = Rbac(self.store)
         self.recorder = EventRecorder(self.store)
         self.kubelet = Kubelet(self)
         self.controllers = ControllerManager(self)
