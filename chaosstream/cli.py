@@ -302,6 +302,42 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
         click.echo(f"healed: {item}")
 
 
+@main.command("save-result")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--verdict-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The output of `chaosstream verdict` (its first line names the code).",
+)
+@click.option("--code", type=int, required=True, help="The exit code of `chaosstream verdict`.")
+@click.option("--experiment", default="", help="The experiment's name, for the annotation.")
+@click.option("--namespace", default=None, help="Namespace (default: STREAMSPACE_NAMESPACE or streamspace).")
+def save_result_command(
+    files: Tuple[Path, ...], verdict_file: Path, code: int, experiment: str, namespace: Optional[str]
+) -> None:
+    """Keep a scheduled run's verdict, JUnit, report and journal in a ConfigMap after its Job ends.
+
+    One ConfigMap per run, chaosstream-result-1 .. -5 (the oldest is reused). Read them with
+    kubectl get cm -n NS -l app.kubernetes.io/name=chaosstream-result -L chaosstream.io/verdict
+    """
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaosstream.clients.kube import Cluster
+    from chaosstream.journal.results import save_result
+    from chaosstream.settings import resolve_settings
+
+    settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
+    text = verdict_file.read_text(encoding="utf-8", errors="replace") if verdict_file.exists() else ""
+    try:
+        name = save_result(
+            Cluster(None), settings.namespace, list(files), text, code, experiment, os.environ.get("HOSTNAME")
+        )
+    except ActivityFailed as exc:
+        raise click.ClickException(f"Cannot save the result: {exc}") from None
+    click.echo(f"result saved: kubectl get cm -n {settings.namespace} {name} -o yaml")
+
+
 def run() -> None:
     """Console-script entry point: `main` with usage errors mapped to exit code 64."""
     try:
