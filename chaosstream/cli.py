@@ -302,6 +302,44 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
         click.echo(f"healed: {item}")
 
 
+@main.command("check")
+@click.argument("experiment", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--no-lock", is_flag=True, help="The run will not take the run lock (do not check Lease access)."
+)
+def check(experiment: Optional[Path], no_lock: bool) -> None:
+    """Preflight before a game day or a scheduled run: is the target ready for EXPERIMENT?
+
+    API reachable, login, admin role, token lifetime; Kubernetes access and, through
+    SelfSubjectAccessReview, every call the experiment makes; the namespace's Pod Security level against
+    the partition method; the agent Deployment (selector, AGENT_ID pattern, CONTROL_PLANE_URL);
+    PostgreSQL (read-only role, timezone). One line per check (ok / warn / fail) with what to do.
+    Exits 6 (as `chaosstream verdict` does for a broken setup) when a check fails, 0 otherwise.
+    """
+    import json
+
+    from chaosstream.controls.preflight import FAIL, run_checks
+
+    doc = None
+    if experiment is not None:
+        try:
+            doc = json.loads(experiment.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"Cannot read the experiment {experiment}: {exc}.") from None
+        if not isinstance(doc, dict):
+            raise click.UsageError(f"{experiment} is not a Chaos Toolkit experiment (not a JSON object).")
+    checks = run_checks(doc, lock=not no_lock)
+    for item in checks:
+        click.echo(item.line())
+    failed = [c for c in checks if c.status == FAIL]
+    click.echo(
+        f"preflight: {len(failed)} check(s) failed - fix them before running."
+        if failed
+        else "preflight: ready."
+    )
+    sys.exit(6 if failed else 0)
+
+
 @main.command("save-result")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
