@@ -78,6 +78,15 @@ def forbidden(who: Identity, a: Attributes) -> ApiError:
     return ApiError(403, "Forbidden", message, details)
 
 
+def _basic_user(a: Attributes) -> bool:
+    """What Kubernetes' system:basic-user ClusterRole grants every authenticated identity."""
+    return (
+        a.group == "authorization.k8s.io"
+        and a.resource in ("selfsubjectaccessreviews", "selfsubjectrulesreviews")
+        and a.verb == "create"
+    )
+
+
 def _rule_allows(rule: dict, a: Attributes) -> bool:
     groups = rule.get("apiGroups") or []
     if "*" not in groups and a.group not in groups:
@@ -151,7 +160,7 @@ class Rbac:
         return False
 
     def allowed(self, who: Identity | str, a: Attributes) -> bool:
-        if who == ADMIN:
+        if who == ADMIN or _basic_user(a):
             return True
         assert isinstance(who, Identity)
         crb = BY_KEY["rbac.authorization.k8s.io/clusterrolebindings"]
@@ -177,6 +186,8 @@ class Rbac:
         if who == ADMIN:
             return
         assert isinstance(who, Identity)
+        if all(_basic_user(a) for a in wanted):
+            return  # system:basic-user (every authenticated identity): not the Role's business
         seen = self.trace.setdefault(who.user, [])
         for a in wanted:
             seen.append((a.verb, f"{a.resource}.{a.group}" if a.group else a.resource, a.subresource, a.name))
