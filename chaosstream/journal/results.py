@@ -78,7 +78,7 @@ def save_result(
             data[path.name] = text
             budget -= len(raw)
     name, existing = _pick_slot(cluster.core, namespace, slots)
-    saved_at = epoch_iso(now_epoch(), "seconds")
+    saved_at = epoch_iso(now_epoch(), "microseconds")  # fine enough that the oldest is unique
     meta = client.V1ObjectMeta(
         name=name,
         labels={

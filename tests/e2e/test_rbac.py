@@ -85,7 +85,7 @@ def _run_all(sandbox, runs, tmp_path, kubeconfig):
             )
     verdict_file = tmp_path / "verdict.txt"
     verdict_file.write_text("verdict: 0 passed\n")
-    for _ in range(6):  # the ring of 5 result ConfigMaps: 5 creates, then the oldest is overwritten
+    for _ in range(10):  # the ring of 5 result ConfigMaps: 5 creates, then each oldest is overwritten
         saved = _python(
             sandbox,
             kubeconfig,
