@@ -153,6 +153,76 @@ def sandbox_restart(component: str, state_dir: Optional[Path]) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@sandbox.command("trigger-cronjob")
+@click.argument("name")
+@click.option("--namespace", default="streamspace", show_default=True)
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 3600), default=0, help="Wait this long for the Job to finish, then print its pod's log and exit with its container's exit code.")  # fmt: skip
+@_state_option
+def sandbox_trigger_cronjob(name: str, namespace: str, wait_s: float, state_dir: Optional[Path]) -> None:
+    """Run a CronJob now (as `kubectl create job --from=cronjob/NAME`): the sandbox runs its pod."""
+    import secrets as _secrets
+    import time
+
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    from chaosstream.sandbox.daemon.client import daemon_pid, default_state_dir, read_env
+
+    state = state_dir or default_state_dir()
+    if not daemon_pid(state) or not (state / "sandbox.env").exists():
+        raise click.ClickException(
+            f"No sandbox runs with state dir {state}: start one with 'chaosstream sandbox up'."
+        )
+    api = config.new_client_from_config(config_file=read_env(state)["KUBECONFIG"])
+    batch = client.BatchV1Api(api)
+    try:
+        cron = batch.read_namespaced_cron_job(name, namespace)
+    except ApiException as exc:
+        raise click.ClickException(f"CronJob {namespace}/{name}: {exc.reason} ({exc.status}).") from None
+    template = cron.spec.job_template
+    job_name = f"{name}-manual-{_secrets.token_hex(3)[:5]}"
+    meta = client.V1ObjectMeta(
+        name=job_name,
+        namespace=namespace,
+        labels=(template.metadata.labels if template.metadata else None),
+        annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+        owner_references=[
+            client.V1OwnerReference(
+                api_version="batch/v1", kind="CronJob", name=name, uid=cron.metadata.uid, controller=True
+            )
+        ],  # fmt: skip
+    )
+    batch.create_namespaced_job(
+        namespace, client.V1Job(api_version="batch/v1", kind="Job", metadata=meta, spec=template.spec)
+    )
+    click.echo(f"job.batch/{job_name} created")
+    if not wait_s:
+        return
+    deadline = time.monotonic() + wait_s
+    core = client.CoreV1Api(api)
+    while time.monotonic() < deadline:
+        job = batch.read_namespaced_job(job_name, namespace)
+        done = [
+            c
+            for c in (job.status.conditions or [])
+            if c.type in ("Complete", "Failed") and c.status == "True"
+        ]
+        if done:
+            break
+        time.sleep(0.5)
+    else:
+        raise click.ClickException(f"Job {namespace}/{job_name} did not finish within {wait_s:g}s.")
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+    code = 0 if done[0].type == "Complete" else 1
+    for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
+        click.echo(core.read_namespaced_pod_log(pod.metadata.name, namespace), nl=False)
+        for cs in pod.status.container_statuses or []:
+            if cs.state and cs.state.terminated is not None:
+                code = cs.state.terminated.exit_code
+    click.echo(f"job.batch/{job_name}: {done[0].type}{' (' + done[0].reason + ')' if done[0].reason else ''}")
+    sys.exit(code)
+
+
 @sandbox.command("faults")
 def sandbox_faults() -> None:
     """List the StreamSpace defects the sandbox can reproduce."""
