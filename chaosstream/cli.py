@@ -163,9 +163,9 @@ def sandbox_trigger_cronjob(name: str, namespace: str, wait_s: float, state_dir:
     import secrets as _secrets
     import time
 
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes import client
 
+    from chaosstream.clients.kube import Cluster, KubeError
     from chaosstream.sandbox.daemon.client import daemon_pid, default_state_dir, read_env
 
     state = state_dir or default_state_dir()
@@ -173,12 +173,12 @@ def sandbox_trigger_cronjob(name: str, namespace: str, wait_s: float, state_dir:
         raise click.ClickException(
             f"No sandbox runs with state dir {state}: start one with 'chaosstream sandbox up'."
         )
-    api = config.new_client_from_config(config_file=read_env(state)["KUBECONFIG"])
-    batch = client.BatchV1Api(api)
+    cluster = Cluster({"KUBECONFIG": read_env(state)["KUBECONFIG"]}, timeout=30)
+    batch = cluster.batch
     try:
         cron = batch.read_namespaced_cron_job(name, namespace)
-    except ApiException as exc:
-        raise click.ClickException(f"CronJob {namespace}/{name}: {exc.reason} ({exc.status}).") from None
+    except KubeError as exc:
+        raise click.ClickException(str(exc)) from None
     template = cron.spec.job_template
     job_name = f"{name}-manual-{_secrets.token_hex(3)[:5]}"
     meta = client.V1ObjectMeta(
@@ -199,7 +199,7 @@ def sandbox_trigger_cronjob(name: str, namespace: str, wait_s: float, state_dir:
     if not wait_s:
         return
     deadline = time.monotonic() + wait_s
-    core = client.CoreV1Api(api)
+    core = cluster.core
     while time.monotonic() < deadline:
         job = batch.read_namespaced_job(job_name, namespace)
         done = [
