@@ -18,9 +18,18 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from chaoslib.exceptions import InterruptExecution
 
+from chaosstream.journal.schema import PREFLIGHT_EXTENSION
 from chaosstream.settings import redact, resolve_settings
 
-__all__ = ["Check", "run_checks", "config_errors", "needed_access", "before_experiment_control"]
+__all__ = [
+    "Check",
+    "run_checks",
+    "config_errors",
+    "needed_access",
+    "configure_control",
+    "before_experiment_control",
+    "after_experiment_control",
+]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -378,14 +387,35 @@ def run_checks(
     return out
 
 
+_STATE: Dict[str, Any] = {}
+
+
+def configure_control(**_: Any) -> None:
+    """Reset the per-run state."""
+    _STATE.clear()
+
+
 def before_experiment_control(
     context: Mapping[str, Any], configuration: Any = None, secrets: Any = None, **_: Any
 ) -> None:
-    """Refuse to start the run (nothing injected) when a preflight check fails."""
+    """Refuse to start the run (nothing injected) when a preflight check fails; the refusal lands in the
+    journal (extension chaosstream-preflight) and `chaosstream verdict` reads it as 6."""
     scoped = (secrets or {}).get("streamspace") if isinstance(secrets, Mapping) else None
     checks = run_checks(context, configuration, scoped)
+    _STATE["checks"] = [c.line() for c in checks]
     failed = [c for c in checks if c.status == FAIL]
     if failed:
-        raise InterruptExecution(
-            "chaosstream preflight failed: " + " | ".join(f"{c.name}: {c.text}" for c in failed)
+        _STATE["refused"] = "chaosstream preflight failed: " + " | ".join(
+            f"{c.name}: {c.text}" for c in failed
         )
+        raise InterruptExecution(_STATE["refused"])
+
+
+def after_experiment_control(context: Any, state: Any, **_: Any) -> None:
+    """Record the checks (and a refusal) in the journal."""
+    if not isinstance(state, dict) or not _STATE:
+        return
+    extensions = state.get("extensions")
+    if not isinstance(extensions, list):
+        extensions = state["extensions"] = []
+    extensions.append({"name": PREFLIGHT_EXTENSION, **_STATE})

@@ -69,6 +69,7 @@ import click
 
 from chaosstream.journal.junit import junit_xml
 from chaosstream.journal.schema import (
+    PREFLIGHT_EXTENSION,
     SAFETY_EXTENSION,
     activity,
     activity_name,
@@ -495,6 +496,11 @@ class _Judge:
     # -- the run as a whole ------------------------------------------------------------------------------
     def safety(self) -> bool:
         """Findings from the safety control's extension; True if it explains an interrupted status."""
+        pre = extension(self.journal, PREFLIGHT_EXTENSION)
+        if pre is not None and pre.get("refused"):
+            text = pre["refused"] if isinstance(pre["refused"], str) else preview(pre["refused"])
+            self.add(CONFIG_ERROR, "run", "run", "preflight", f"refused to start: {text}")
+            return True
         ext = extension(self.journal, SAFETY_EXTENSION)
         if ext is None:
             return False

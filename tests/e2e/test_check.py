@@ -99,3 +99,21 @@ def test_baseline_pod_security_refuses_net_admin_partitions(shared_sandbox):
     assert proc.returncode == 6 and lines(proc)["pod security"] == "fail", proc.stdout
     assert "refuses NET_ADMIN" in proc.stdout and "network-policy" in proc.stdout
     assert lines(net_policy)["pod security"] == "ok", net_policy.stdout
+
+
+def test_as_a_control_a_failed_preflight_refuses_the_run_with_verdict_6(shared_sandbox, tmp_path):
+    from helpers.chaos import chaos, run_args
+
+    from chaosstream.journal.verdict import judge_file
+
+    controls = tmp_path / "preflight.yaml"
+    controls.write_text(
+        "chaosstream-preflight:\n  provider:\n    type: python\n    module: chaosstream.controls.preflight\n"
+    )
+    env = shared_sandbox.environ()
+    env.pop("STREAMSPACE_DB_DSN")
+    journal = tmp_path / "journal.json"
+    chaos(*run_args(EXPERIMENTS / "agent-heartbeat.json", journal, control_file=controls), env=env, cwd=ROOT)
+    doc, verdict = judge_file(str(journal))
+    assert doc["run"] == [] and verdict.code == 6, verdict.lines()
+    assert "STREAMSPACE_DB_DSN" in verdict.lines()[0]
