@@ -211,7 +211,14 @@ def reconcile_cronjob(emu: Cluster, namespace: str, name: str, tick: bool = Fals
     if tick and not spec.get("suspend"):
         last = _parse(status.get("lastScheduleTime"))
         try:
-            due = cron_matches(str(spec.get("schedule", "")), now) and (last is None or last < now)
+            created = _parse(cron["metadata"].get("creationTimestamp"))
+            due = (
+                cron_matches(str(spec.get("schedule", "")), now)
+                and (last is None or last < now)
+                and (
+                    created is None or created <= now
+                )  # a schedule time before the CronJob existed is not due
+            )
         except ValueError as exc:
             log.warning("CronJob %s/%s: %s", namespace, name, exc)
             due = False
