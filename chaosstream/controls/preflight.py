@@ -296,6 +296,8 @@ def _kube_checks(
         out.append(Check(status, "pod security", f"cannot read namespace {ns}'s labels ({exc.status}); "
                          + ("make sure it is not 'baseline' or 'restricted' (NET_ADMIN partitions)." if net_admin else "not needed.")))  # fmt: skip
 
+    _quota_check(cluster, ns, experiment, out)
+
     # the agent Deployment
     try:
         dep = cluster.apps.read_namespaced_deployment(settings.agent_deployment, ns)
@@ -331,6 +333,41 @@ def _kube_checks(
         out.append(
             Check(OK, "control plane url", f"{url.value or '(from ' + str(url.value_from.to_dict()) + ')'}.")
         )
+
+
+def _sessions_created(experiment: Optional[Mapping[str, Any]]) -> int:
+    total = 0
+    config = _resolved(experiment) if experiment else {}
+    for activity in _activities(experiment or {}):
+        if (activity.get("provider") or {}).get("func") == "create_sessions":
+            try:
+                total += int(_argument(activity, "count", config) or 1)
+            except (TypeError, ValueError):
+                total += 1
+    return total
+
+
+def _quota_check(cluster: Any, ns: str, experiment: Optional[Mapping[str, Any]], out: List[Check]) -> None:
+    """Pod quota headroom for the session pods the experiment creates (each session is one pod)."""
+    from chaosstream.clients.kube import KubeError
+
+    wanted = _sessions_created(experiment)
+    if not wanted:
+        return
+    try:
+        quotas = cluster.core.list_namespaced_resource_quota(ns).items
+    except KubeError as exc:
+        out.append(Check(OK, "quota", f"not visible ({exc.status}): make sure {ns} has room for {wanted} session pod(s)."))  # fmt: skip
+        return
+    for quota in quotas:
+        hard = (quota.status.hard if quota.status and quota.status.hard else None) or (quota.spec.hard or {})
+        used = (quota.status.used if quota.status and quota.status.used else None) or {}
+        if "pods" in hard:
+            room = int(hard["pods"]) - int(used.get("pods", 0))
+            if room < wanted:
+                out.append(Check(FAIL, "quota", f"ResourceQuota {quota.metadata.name} leaves room for {room} pod(s); the experiment creates {wanted} session(s): raise it or free pods."))  # fmt: skip
+                return
+    out.append(Check(OK, "quota", f"room for the {wanted} session pod(s) the experiment creates."))
 
 
 def _db_checks(settings: Any, experiment: Optional[Mapping[str, Any]], out: List[Check]) -> None:
