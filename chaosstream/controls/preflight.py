@@ -38,7 +38,10 @@ Access = Tuple[str, str, str, str, str]  # verb, group, resource, subresource, n
 _PODS = [("list", "", "pods", "", ""), ("get", "", "pods", "", "")]
 _EXEC = [("get", "", "pods", "exec", ""), ("create", "", "pods", "exec", "")]
 _POLICIES = [("create", "networking.k8s.io", "networkpolicies", "", ""), ("delete", "networking.k8s.io", "networkpolicies", "", ""), ("list", "networking.k8s.io", "networkpolicies", "", "")]  # fmt: skip
-_LEASE = [("create", "coordination.k8s.io", "leases", "", ""), ("update", "coordination.k8s.io", "leases", "", "chaosstream-run-lock")]  # fmt: skip
+_LEASE = [("create", "coordination.k8s.io", "leases", "", "")] + [
+    (verb, "coordination.k8s.io", "leases", "", "chaosstream-run-lock")
+    for verb in ("get", "update", "delete")
+]
 # the Kubernetes calls of each activity (besides the pod lookups every one makes)
 _FUNCS: Dict[str, List[Tuple[str, str, str, str, str]]] = {
     "restart_agent": [
