@@ -752,7 +752,8 @@ with CODE:
      status, a run refused by the run lock
   5  rollback failed or was not played: a fault may remain
   6  configuration, credential or permission error (SettingsError,
-     401/403/Forbidden, missing STREAMSPACE_* credentials, RBAC)
+     401/403/Forbidden, missing STREAMSPACE_* credentials, RBAC, a run
+     refused by the preflight control)
   7  no evidence: no/empty/unreadable/malformed journal, not a JSON
      object, a dry run, nothing ran or nothing was measured
   64 the command line was wrong
