@@ -274,6 +274,10 @@ class Cluster:
         return self._typed("CoordinationV1Api")
 
     @property
+    def batch(self) -> _Api:
+        return self._typed("BatchV1Api")
+
+    @property
     def auth(self) -> _Api:
         return self._typed("AuthorizationV1Api")
 

@@ -62,7 +62,15 @@ def wait_for_rollout(
             f"{timeout:g}s (last status: {last})."
         )
 
-    details, _, _ = wait_until(lambda: rollout_state(settings, secrets), timeout, interval, describe)
+    details, _, _ = wait_until(
+        lambda: rollout_state(settings, secrets),
+        timeout,
+        interval,
+        describe,
+        lambda last: (
+            f"rollout of {settings.namespace}/{settings.agent_deployment} to complete; status {last}"
+        ),
+    )
     if details is None:  # pragma: no cover - wait_until returns a value or raises
         raise ActivityFailed("rollout state unavailable")
     details["completed_at"] = iso(utcnow())

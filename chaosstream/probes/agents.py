@@ -8,7 +8,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream.arguments import seconds
 from chaosstream.clients.database import query
 from chaosstream.clients.streamspace import api_client
-from chaosstream.polling import poll_interval_of, wait_until
+from chaosstream.polling import agents_progress, poll_interval_of, wait_until
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
 
@@ -226,7 +226,9 @@ def wait_for_agent_status(
             seen = _describe_agents(last["agents"]) if last else "no answer"
             return f"Agent {who} did not reach status '{status}' within {timeout:g}s ({seen})."
 
-        found, elapsed, polls = wait_until(check, remaining, interval, describe)
+        found, elapsed, polls = wait_until(
+            check, remaining, interval, describe, agents_progress(agent_id or agent_id_prefix, status)
+        )
     total = round((utcnow() - started).total_seconds(), 3) if after_rollout else elapsed
     agent = found["agent"]
     result = {
@@ -275,7 +277,13 @@ def wait_for_agents_online(
         def describe(last):
             return f"Only {len(last or [])} agent(s) online after {timeout:g}s, {min_count} needed."
 
-        agents, elapsed, polls = wait_until(check, timeout, interval, describe)
+        agents, elapsed, polls = wait_until(
+            check,
+            timeout,
+            interval,
+            describe,
+            agents_progress(f"{min_count} x {agent_id_prefix or 'any'}", "online"),
+        )
     return {
         "online": len(agents),
         "agents": sorted(a.get("agentId") for a in agents),

@@ -12,7 +12,7 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosstream.arguments import seconds, whole
 from chaosstream.clients.database import query
-from chaosstream.polling import poll_interval_of, wait_until
+from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, parse_time, utcnow
@@ -212,7 +212,9 @@ def wait_for_commands_drained(
         shown = ", ".join(f"{r['command_id']} {r['action']} {r['status']}" for r in (last or []))
         return f"Commands still open after {timeout:g}s: {shown}."
 
-    _, elapsed, polls = wait_until(check, timeout, interval, describe)
+    _, elapsed, polls = wait_until(
+        check, timeout, interval, describe, mapping_progress("queued commands", "drained")
+    )
     return {"elapsed_s": elapsed, "polls": polls, "drained": first[0] if first else 0}
 
 
