@@ -107,6 +107,16 @@ def translate(exc: BaseException, what: str) -> KubeError:
     body = getattr(exc, "body", "") or ""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
+    reason = str(getattr(exc, "reason", "") or "")
+    if not status and reason.startswith("Handshake status "):
+        # A refused WebSocket upgrade (exec): "Handshake status 400 Bad Request -+-+- {headers} -+-+- {body}"
+        head, _, rest = reason.partition(" -+-+- ")
+        try:
+            status = int(head.split()[2])
+        except (IndexError, ValueError):
+            status = None
+        body = rest.rpartition(" -+-+- ")[2] if rest else ""
+        reason = " ".join(head.split()[3:])
     said = _status_message(body)
     if status and not _is_status_body(body):
         # A real API server answers errors with a Status object; anything else is another server
@@ -150,7 +160,6 @@ def translate(exc: BaseException, what: str) -> KubeError:
         detail = f": {said}" if said else ""
         return KubeError(f"Kubernetes rejected {what} as invalid (422{detail}).", 422, body)
     if status:
-        reason = getattr(exc, "reason", "") or ""
         detail = f": {said}" if said else ""
         return KubeError(f"Kubernetes answered {status} {reason} for {what}{detail}.", int(status), body)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -93,9 +93,13 @@ def inject(
         if method == "exec":
             record["container"] = container
             _record(cluster, ns, name, pid, record)
-            code, out, err = cluster.exec(
-                ns, name, container, ["sh", "-c", scripts.exec_script(ports, tag, seconds)]
-            )
+            try:
+                code, out, err = cluster.exec(
+                    ns, name, container, ["sh", "-c", scripts.exec_script(ports, tag, seconds)]
+                )
+            except KubeError:
+                _remove_record(cluster, ns, name, pid)  # nothing was injected: no record may outlive us
+                raise
             if code != 0:
                 _remove_record(cluster, ns, name, pid)
                 raise ActivityFailed(
