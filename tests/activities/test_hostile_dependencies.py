@@ -113,7 +113,10 @@ def test_a_bad_exec_record_does_not_block_healing_and_its_rules_still_go(harness
     )
     cluster = Cluster(sec)
     container = harness.core.read_namespaced_pod(pod, "streamspace").spec.containers[0].name
-    rules = lambda: cluster.exec("streamspace", pod, container, ["sh", "-c", "iptables -S OUTPUT"])[1]  # noqa: E731
+
+    def rules() -> str:
+        return cluster.exec("streamspace", pod, container, ["sh", "-c", "iptables -S OUTPUT"])[1]
+
     assert f"chaosstream-{pid}" in rules()
 
     healed = actions.heal_all(configuration=cfg, secrets=sec)["healed"]
@@ -138,9 +141,12 @@ def test_the_reaper_outlives_a_brief_kubernetes_outage(harness, tmp_path, monkey
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     spawn_reaper(["networkpolicy", "streamspace", name, "reaperretry", str(time.time() + 0.5)])
     time.sleep(3.0)
-    exists = lambda: (
-        name in [p.metadata.name for p in harness.net.list_namespaced_network_policy("streamspace").items]
-    )  # noqa: E731
+
+    def exists() -> bool:
+        return name in [
+            p.metadata.name for p in harness.net.list_namespaced_network_policy("streamspace").items
+        ]
+
     assert exists(), "the reaper cannot have reached the cluster yet"
     time.sleep(0.05)
     shutil.copyfile(harness.env["KUBECONFIG"], kubeconfig)  # the cluster is back
