@@ -1,21 +1,56 @@
 """Which pods a fault may hit: agent pods only, chosen by the configured selector or by agent id."""
 
-from typing import Any, List
+import re
+from typing import Any, Dict, List
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosstream.clients.kube import Cluster, pod_running
+from chaosstream.clients.streamspace import api_client
+from chaosstream.selection import remember_agents
+from chaosstream.settings import Settings
+from chaosstream.timeutil import iso, utcnow
 
-__all__ = ["agent_env_id", "agent_selector", "target_pods"]
+__all__ = ["agent_env_id", "id_is_per_pod", "agent_selector", "target_pods", "record_hit"]
+
+
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def _expand(value: str, known: Dict[str, str]) -> str:
+    """`$(VAR)` as the kubelet expands it: earlier env entries only, unknown references kept, `$$` → `$`."""
+
+    def one(match: "re.Match[str]") -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return known.get(match.group(1), match.group(0))
+
+    return _REF.sub(one, value)
 
 
 def agent_env_id(pod: Any) -> str:
-    """The fixed `AGENT_ID` of a pod's containers (static manifests), or ""."""
+    """The agent id a pod's container env gives, as the kubelet resolves it: a fixed `AGENT_ID` (static
+    manifests) or the chart's `$(AGENT_ID_PREFIX)-$(POD_NAME)` with POD_NAME from the downward API; ""
+    when the env does not say (e.g. the id comes from a ConfigMap)."""
+    fields = {"metadata.name": pod.metadata.name or "", "metadata.namespace": pod.metadata.namespace or ""}
     for container in pod.spec.containers or []:
+        known: Dict[str, str] = {}
         for env in container.env or []:
-            if env.name == "AGENT_ID" and env.value:
-                return env.value
+            if env.value is not None:
+                known[env.name] = _expand(env.value, known)
+            elif env.value_from is not None and env.value_from.field_ref is not None:
+                path = env.value_from.field_ref.field_path
+                if path in fields:
+                    known[env.name] = fields[path]
+        agent_id = known.get("AGENT_ID", "")
+        if agent_id and "$(" not in agent_id:
+            return agent_id
     return ""
+
+
+def id_is_per_pod(agent_id: str, pod_name: str) -> bool:
+    """True when the id names the pod (`<prefix>-<pod name>`, the chart's ids): a new pod is a new agent."""
+    return bool(agent_id) and agent_id.endswith("-" + pod_name)
 
 
 def agent_selector(label_selector: Any, default: str) -> str:
@@ -47,3 +82,23 @@ def target_pods(cluster: Cluster, ns: str, agent_id: str, selector: str, max_pod
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
     return pods[:max_pods]
+
+
+def record_hit(settings: Settings, action: str, pods: List[Any]) -> Dict[str, Any]:
+    """Remember in the run's memory which agents (ids and pods) `action` is about to hit, with the agent
+    ids the control plane knows now; call it just before the fault. Returns what the action reports."""
+    ids = [agent_env_id(p) for p in pods]
+    per_pod = any(id_is_per_pod(i, p.metadata.name) for i, p in zip(ids, pods, strict=True))
+    try:
+        with api_client(settings, timeout=settings.http_timeout) as api:
+            known = [str(a.get("agentId")) for a in api.list_agents()]
+    except ActivityFailed:  # the fault still runs; a replacement is then "an id not served by these pods"
+        known = [i for i in ids if i]
+    now = utcnow()
+    remember_agents(action, [p.metadata.name for p in pods], ids, per_pod, known, now)
+    return {
+        "pods": [p.metadata.name for p in pods],
+        "agent_ids": [i for i in ids if i],
+        "ids": "per-pod" if per_pod else "fixed",
+        "at": iso(now),
+    }
