@@ -200,7 +200,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         [
             *create_and_start(3),
             action("rollout-restart-the-agent", "restart_agent", wait=False),
-            wait_agent("agent-reconnect-time", "online", "${reconnect_objective}", after_rollout=True),
+            wait_agent("agent-reconnect-time", "online", "${reconnect_objective}"),
             probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
             probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),

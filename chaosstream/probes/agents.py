@@ -163,6 +163,77 @@ def agent_heartbeat_age(
     return age
 
 
+def _pending_finding(agents: List[Dict[str, Any]]) -> str:
+    """One sentence per pending agent: the finding a wait reports instead of passing or timing out."""
+    parts = [
+        f"new agent {a.get('agentId')} awaits approval since {a.get('createdAt') or 'its registration'}"
+        for a in agents
+    ]
+    return (
+        "; ".join(parts)
+        + ": StreamSpace does not let it open its WebSocket until an admin approves it (POST "
+        "/api/v1/admin/agents/<id>/approve), so it cannot serve sessions"
+    )
+
+
+def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any, secrets: Any):
+    """A check for `wait_until`: have the agents a restart/kill/scale hit come back, by identity?
+
+    Per-pod ids (`<prefix>-<pod>`): as many *new* ids (not known to the control plane at the action) with
+    the prefix, approved and online, as pods were hit. Fixed ids: the same id online with a heartbeat
+    (control-plane clock) no older than the first replacement pod, once every hit pod is gone.
+    """
+    from chaosstream.clients.kube import Cluster
+
+    known = set(hit["known_ids"]) | set(hit["agent_ids"])
+    wanted = max(1, len(hit["pods"]))
+    first_seen: Dict[str, Any] = {}
+
+    def check():
+        agents = api.list_agents()
+        state: Dict[str, Any] = {"agents": agents, "pending": []}
+        if hit["per_pod"] or not hit["agent_ids"]:
+            pfx = prefix or _common_prefix(hit)
+            new = [
+                a
+                for a in agents
+                if str(a.get("agentId")) not in known
+                and (not pfx or str(a.get("agentId", "")).startswith(pfx))
+            ]
+            state["pending"] = [a for a in new if a.get("approvalStatus") == "pending"]
+            ready = [a for a in new if a.get("approvalStatus") != "pending" and a.get("status") == "online"]
+        else:
+            pods = (
+                Cluster(secrets)
+                .core.list_namespaced_pod(settings.namespace, label_selector=settings.agent_selector)
+                .items
+            )
+            alive_hit = [p for p in pods if p.metadata.name in hit["pods"]]  # gone, not just terminating
+            fresh = [p.metadata.creation_timestamp for p in pods if p.metadata.name not in hit["pods"]]
+            since = min(fresh) if fresh else None
+            ready = []
+            for a in agents:
+                if a.get("agentId") not in hit["agent_ids"] or alive_hit or since is None:
+                    continue
+                beat = parse_time(a.get("lastHeartbeat"))
+                if a.get("status") == "online" and beat is not None and beat >= since:
+                    ready.append(a)
+        for a in ready:
+            first_seen.setdefault(str(a.get("agentId")), a)
+        state["ready"] = list(first_seen.values())
+        return len(first_seen) >= min(wanted, len(hit["agent_ids"]) or wanted), state
+
+    return check
+
+
+def _common_prefix(hit: Dict[str, Any]) -> str:
+    """The id prefix of per-pod ids (`<prefix>-<pod>` minus the pod name)."""
+    for agent_id, pod in zip(hit["agent_ids"], hit["pods"], strict=False):
+        if agent_id.endswith("-" + pod):
+            return agent_id[: -len(pod)]
+    return ""
+
+
 def wait_for_agent_status(
     status: str = "online",
     agent_id: str = None,
@@ -175,68 +246,97 @@ def wait_for_agent_status(
 ) -> Dict[str, Any]:
     """Wait until an agent reaches `status` (`online`, `offline`, `draining`); measure how long it took.
 
-    Logs in (`POST /api/v1/auth/login`, or uses the given token) and polls `GET /api/v1/admin/agents`
-    every `poll_interval` seconds (default: configuration `streamspace_poll_interval`), returning as
-    soon as the condition holds. The agent is `agent_id`, or the newest agent whose id starts with
-    `agent_id_prefix`, or any agent when neither is given.
+    Polls `GET /api/v1/admin/agents` every `poll_interval` seconds (default: configuration
+    `streamspace_poll_interval`) and returns as soon as the condition holds. Which agent:
 
-    With `after_rollout=true` the wait first lets the agent Deployment's rollout finish and then only
-    counts the agent as `online` once it has sent a heartbeat after that moment: after a restart this
-    measures the reconnection of the *new* pod, not the old pod's last heartbeats.
+    * `agent_id` if given;
+    * else the agents the run's last agent fault hit (`partition_agent`, `kill_agent_pod`, `restart_agent`,
+      `scale_agents` remember them). After a restart, kill or scale-down, `online` means *reconnected*,
+      recognised by identity: with per-pod ids (the chart's `<prefix>-<pod name>`) a new agent of a
+      replacement pod, approved and online; with a fixed id the same id heard from (control-plane
+      `lastHeartbeat`) after its replacement pod was created, once the hit pods are gone. `elapsed_s`
+      is then from the action to that heartbeat (`clock` says which clocks);
+    * else, for `online` only, the newest agent whose id starts with `agent_id_prefix` (or any agent).
+      `offline` or `draining` with neither an id nor a fault of this run is refused: every past pod leaves
+      an offline row, so "any offline agent" would read ~0 s.
 
-    Returns `{"agentId", "status", "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout, on
-    401 and when the API is unreachable.
+    A new agent awaiting approval fails the wait with a finding (it reads `online` on a real install
+    while it cannot serve sessions). `after_rollout` is accepted for compatibility; identity replaces it.
+    `agent_id_prefix` also scopes the agents to one cluster.
+
+    Returns `{"agentId", "status", "elapsed_s", "polls", "clock"}`; raises `ActivityFailed` on timeout, on
+    401, when the API is unreachable and when a new agent awaits approval.
 
     Tolerance example: `{"type": "range", "range": [0, 30], "target": "elapsed_s"}`.
     """
+    from chaosstream.selection import targeted_agents
+
     _check_status(status)
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
-    fresh_after = None
+    hit = None if agent_id else targeted_agents()
+    if not agent_id and hit is None and status != "online":
+        raise ActivityFailed(
+            f"Say which agent should become {status}: pass 'agent_id', or run partition_agent, kill_agent_pod, "
+            "restart_agent or scale_agents earlier in the same experiment."
+        )
+    reconnect = hit is not None and status == "online" and hit["action"] != "partition_agent"
     started = utcnow()
-    if after_rollout:
-        from chaosstream.clients.rollout import wait_for_rollout
-
-        rollout = wait_for_rollout(settings, secrets, timeout, interval)
-        fresh_after = parse_time(rollout["completed_at"])
-    remaining = max(0.1, timeout - (utcnow() - started).total_seconds())
 
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
+        if reconnect:
+            check = _replacement_check(api, hit, agent_id_prefix, settings, secrets)
+        else:
+            ids = [agent_id] if agent_id else list(hit["agent_ids"]) if hit else []
 
-        def check():
-            agents = api.list_agents()
-            if agent_id or agent_id_prefix:
-                candidates = [_pick(agents, agent_id, agent_id_prefix)]
-            else:
-                candidates = [a for a in agents if a.get("status") == status] or agents[:1]
-            for agent in candidates:
-                if not agent or agent.get("status") != status:
-                    continue
-                if fresh_after is not None and status == "online":
-                    beat = parse_time(agent.get("lastHeartbeat"))
-                    if beat is None or beat < fresh_after:
-                        continue
-                return True, {"agent": agent, "agents": agents}
-            return False, {"agent": candidates[0] if candidates else {}, "agents": agents}
+            def check():
+                agents = api.list_agents()
+                if ids:
+                    candidates = [a for a in agents if a.get("agentId") in ids]
+                    ok = len(candidates) == len(ids) and all(a.get("status") == status for a in candidates)
+                    return ok, {"agents": agents, "ready": candidates, "pending": []}
+                agent = _pick(agents, None, agent_id_prefix)
+                ok = bool(agent) and agent.get("status") == status
+                return ok, {"agents": agents, "ready": [agent] if agent else [], "pending": []}
 
         def describe(last):
-            who = agent_id or (f"{agent_id_prefix}*" if agent_id_prefix else "any agent")
+            if last and last.get("pending"):
+                return _pending_finding(last["pending"]) + f" (waited {timeout:g}s)."
+            if reconnect:
+                who = f"the agent(s) of the pods replacing {', '.join(hit['pods'])}"
+            elif agent_id or hit:
+                who = "Agent " + ", ".join([agent_id] if agent_id else hit["agent_ids"])
+            else:
+                who = "Agent " + (f"{agent_id_prefix}*" if agent_id_prefix else "(any)")
             seen = _describe_agents(last["agents"]) if last else "no answer"
-            return f"Agent {who} did not reach status '{status}' within {timeout:g}s ({seen})."
+            if reconnect:
+                return f"No reconnection of {who} within {timeout:g}s ({seen})."
+            return f"{who} did not reach status '{status}' within {timeout:g}s ({seen})."
 
-        found, elapsed, polls = wait_until(check, remaining, interval, describe)
-    total = round((utcnow() - started).total_seconds(), 3) if after_rollout else elapsed
-    agent = found["agent"]
-    result = {
+        found, elapsed, polls = wait_until(check, timeout, interval, describe)
+    ready = found["ready"]
+    agent = ready[-1] if ready else {}
+    result: Dict[str, Any] = {
         "agentId": agent.get("agentId"),
         "status": agent.get("status"),
-        "elapsed_s": total,
+        "elapsed_s": elapsed,
         "polls": polls,
+        "clock": "runner (from the start of this wait)",
     }
-    if fresh_after is not None:
-        result["rollout_completed_at"] = iso(fresh_after)
+    if reconnect:
+        beats = [parse_time(a.get("lastHeartbeat")) for a in ready]
+        event = max((b for b in beats if b is not None), default=None)
+        if event is not None:
+            result["elapsed_s"] = round(max(0.0, (event - hit["at"]).total_seconds()), 3)
+            result["reconnected_at"] = iso(event)
+        result["agents"] = [a.get("agentId") for a in ready]
+        result["action_at"] = iso(hit["at"])
+        result["clock"] = (
+            "from the action (runner clock) to the agent's connect heartbeat (control-plane clock)"
+        )
+        result["waited_s"] = round((utcnow() - started).total_seconds(), 3)
     return result
 
 
