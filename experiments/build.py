@@ -135,9 +135,15 @@ def no_session_on_offline_agents(name: str) -> Dict[str, Any]:
 
 
 def a_new_session_starts(name: str) -> list:
-    """Create one session and wait for it (with every session this run created) to run."""
+    """Create one session and wait for it (with every session this run created) to run.
+
+    The creation is a check of the recovered system, not a fault: it runs as a probe, so a refusal (503 No
+    agents available after the fault) is a finding (verdict 1), not "the fault was not injected" (3).
+    """
+    creation = action(name, "create_sessions", count=1, template="${session_template}", user="${session_user}")
+    creation["type"] = "probe"
     return [
-        action(name, "create_sessions", count=1, template="${session_template}", user="${session_user}"),
+        creation,
         probe(
             "new-session-start-time", "wait_for_sessions_state", state="running", timeout="${start_objective}"
         ),
