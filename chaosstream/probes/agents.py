@@ -256,9 +256,9 @@ def wait_for_agent_status(
       replacement pod, approved and online; with a fixed id the same id heard from (control-plane
       `lastHeartbeat`) after its replacement pod was created, once the hit pods are gone. `elapsed_s`
       is then from the action to that heartbeat (`clock` says which clocks);
-    * else, for `online` only, the newest agent whose id starts with `agent_id_prefix` (or any agent).
-      `offline` or `draining` with neither an id nor a fault of this run is refused: every past pod leaves
-      an offline row, so "any offline agent" would read ~0 s.
+    * else the newest agent whose id starts with `agent_id_prefix` (or any agent in `status`). `offline`
+      with neither an id nor a fault of this run is refused: every past pod leaves an offline row, so
+      "any offline agent" would read ~0 s.
 
     A new agent awaiting approval fails the wait with a finding (it reads `online` on a real install
     while it cannot serve sessions). `after_rollout` is accepted for compatibility; identity replaces it.
@@ -276,7 +276,7 @@ def wait_for_agent_status(
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     hit = None if agent_id else targeted_agents()
-    if not agent_id and hit is None and status != "online":
+    if not agent_id and hit is None and status == "offline":
         raise ActivityFailed(
             f"Say which agent should become {status}: pass 'agent_id', or run partition_agent, kill_agent_pod, "
             "restart_agent or scale_agents earlier in the same experiment."
@@ -297,7 +297,10 @@ def wait_for_agent_status(
                     candidates = [a for a in agents if a.get("agentId") in ids]
                     ok = len(candidates) == len(ids) and all(a.get("status") == status for a in candidates)
                     return ok, {"agents": agents, "ready": candidates, "pending": []}
-                agent = _pick(agents, None, agent_id_prefix)
+                if agent_id_prefix:
+                    agent = _pick(agents, None, agent_id_prefix)
+                else:  # any agent in that status
+                    agent = next((a for a in agents if a.get("status") == status), {})
                 ok = bool(agent) and agent.get("status") == status
                 return ok, {"agents": agents, "ready": [agent] if agent else [], "pending": []}
 
