@@ -236,7 +236,8 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         },
         [
             *create_and_start(2),
-            action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=1),
+            # the agents serving our two sessions (one pod with one agent; two with several agents)
+            action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=2, serving_sessions=True),
             wait_agent("agent-marked-offline", "offline", "${offline_threshold}"),
             action("terminate-sessions-while-the-agent-is-down", "terminate_sessions", ignore_missing=False),
             probe(

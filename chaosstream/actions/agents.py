@@ -9,7 +9,8 @@ from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive
 from chaosstream.clients.rollout import wait_for_rollout
 from chaosstream.faults import scaledown
-from chaosstream.faults.targets import agent_selector, record_hit
+from chaosstream.faults.targets import agent_env_id, agent_selector, record_hit
+from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
 
@@ -76,11 +77,14 @@ def kill_agent_pod(
     max_pods: int = 1,
     namespace: str = None,
     label_selector: str = None,
+    serving_sessions: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Delete agent pods (`kubectl delete pod`), at most `max_pods` (default 1), chosen at random among
-    running agent pods matching `label_selector` (default: `streamspace_agent_selector`).
+    running agent pods matching `label_selector` (default: `streamspace_agent_selector`). With
+    `serving_sessions=true` only the pods of the agents serving the sessions this run created are
+    candidates (with several agents, the sessions' own agents are the ones to hit).
 
     `grace_period=0` kills at once (SIGKILL, as a node failure would). The Deployment replaces the pods;
     no rollback is needed.
@@ -99,6 +103,14 @@ def kill_agent_pod(
         raise arguments.ArgumentError(
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
+    if serving_sessions:
+        serving = _agents_serving_created_sessions(settings)
+        alive = [p for p in alive if agent_env_id(p) in serving]
+        if not alive:
+            raise arguments.ArgumentError(
+                "No running agent pod serves the sessions this run created: run create_sessions first, or "
+                "drop 'serving_sessions'."
+            )
     victims = random.sample(alive, min(max_pods, len(alive)))
     hit = record_hit(settings, "kill_agent_pod", victims)
     killed = []
@@ -111,6 +123,17 @@ def kill_agent_pod(
             raise
         killed.append(pod.metadata.name)
     return {"namespace": ns, "killed": killed, "agent_ids": hit["agent_ids"], "grace_period": grace_period}
+
+
+def _agents_serving_created_sessions(settings: Any) -> List[str]:
+    from chaosstream.clients.database import query
+    from chaosstream.selection import created_sessions
+
+    names = created_sessions()
+    if not names:
+        return []
+    rows = query(settings, "SELECT DISTINCT agent_id FROM sessions WHERE id = ANY(%s)", (names,))
+    return [r["agent_id"] for r in rows if r["agent_id"]]
 
 
 def scale_agents(
@@ -146,6 +169,17 @@ def scale_agents(
         dep = cluster.apps.read_namespaced_deployment(name, ns)
         current = dep.spec.replicas if dep.spec.replicas is not None else 1
         restored = scaledown.restore(cluster, ns, name)
+        # The agents coming back: what a later wait for "online" watches, timed from the restore.
+        down = targeted_agents()
+        if down and down["action"] == "scale_agents":
+            remember_agents(
+                "scale_agents_restore",
+                down["pods"],
+                down["agent_ids"],
+                down["per_pod"],
+                down["known_ids"],
+                utcnow(),
+            )
         return {
             "namespace": ns,
             "deployment": name,

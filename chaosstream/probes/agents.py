@@ -9,6 +9,7 @@ from chaosstream.arguments import seconds
 from chaosstream.clients.database import query
 from chaosstream.clients.streamspace import api_client
 from chaosstream.polling import poll_interval_of, wait_until
+from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
 
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 AGENT_STATUSES = ("online", "offline", "draining")
+# Faults after which "online" means a replacement pod's agent (recognised by identity), not the same socket.
+REPLACING_ACTIONS = ("restart_agent", "kill_agent_pod", "scale_agents", "scale_agents_restore")
 
 
 def _pick(agents: List[Dict[str, Any]], agent_id: str = None, agent_id_prefix: str = None) -> Dict[str, Any]:
@@ -169,10 +172,12 @@ def _pending_finding(agents: List[Dict[str, Any]]) -> str:
         f"new agent {a.get('agentId')} awaits approval since {a.get('createdAt') or 'its registration'}"
         for a in agents
     ]
+    text = "; ".join(parts)
     return (
-        "; ".join(parts)
-        + ": StreamSpace does not let it open its WebSocket until an admin approves it (POST "
-        "/api/v1/admin/agents/<id>/approve), so it cannot serve sessions"
+        text[0].upper()
+        + text[1:]
+        + ": StreamSpace keeps it off its WebSocket until an admin approves it (approve_agents), so it cannot"
+        " serve sessions"
     )
 
 
@@ -269,8 +274,6 @@ def wait_for_agent_status(
 
     Tolerance example: `{"type": "range", "range": [0, 30], "target": "elapsed_s"}`.
     """
-    from chaosstream.selection import targeted_agents
-
     _check_status(status)
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
@@ -281,7 +284,7 @@ def wait_for_agent_status(
             f"Say which agent should become {status}: pass 'agent_id', or run partition_agent, kill_agent_pod, "
             "restart_agent or scale_agents earlier in the same experiment."
         )
-    reconnect = hit is not None and status == "online" and hit["action"] != "partition_agent"
+    reconnect = hit is not None and status == "online" and hit["action"] in REPLACING_ACTIONS
     started = utcnow()
 
     # One slow request must not outlast the wait's own timeout.
@@ -336,6 +339,15 @@ def wait_for_agent_status(
             result["reconnected_at"] = iso(event)
         result["agents"] = [a.get("agentId") for a in ready]
         result["action_at"] = iso(hit["at"])
+        # From now on the run's agents are the ones that came back: later waits watch them by status.
+        remember_agents(
+            "reconnected",
+            [],
+            [str(a.get("agentId")) for a in ready],
+            hit["per_pod"],
+            hit["known_ids"],
+            event or hit["at"],
+        )
         result["clock"] = (
             "from the action (runner clock) to the agent's connect heartbeat (control-plane clock)"
         )
