@@ -37,10 +37,12 @@ def remember_agents(
     per_pod: bool,
     known_ids: List[str],
     at: Any,
+    beats: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """What an agent fault hit: the `action` (restart, kill, partition, scale), the `pods` and the agent
     ids they served, whether those ids are per pod (`<prefix>-<pod name>`), the agent ids the control plane
-    knew at that moment (so a replacement is recognised as a *new* id) and when (runner clock, UTC)."""
+    knew at that moment (so a replacement is recognised as a *new* id), their `lastHeartbeat` then
+    (control-plane clock) and when (runner clock, UTC)."""
     record = {
         "action": action,
         "pods": list(pods),
@@ -48,6 +50,7 @@ def remember_agents(
         "per_pod": bool(per_pod),
         "known_ids": list(known_ids),
         "at": at,
+        "beats": dict(beats or {}),
     }
     with _LOCK:
         _TARGETED.append(record)

@@ -9,7 +9,7 @@ from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive
 from chaosstream.clients.rollout import wait_for_rollout
 from chaosstream.faults import scaledown
-from chaosstream.faults.targets import agent_env_id, agent_selector, record_hit
+from chaosstream.faults.targets import agent_env_id, agent_selector, record_hit, serving_pods
 from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
@@ -103,6 +103,7 @@ def kill_agent_pod(
         raise arguments.ArgumentError(
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
+    alive = serving_pods(Cluster(secrets), ns, alive)  # with HA replicas: the Lease holders, not standbys
     if serving_sessions:
         serving = _agents_serving_created_sessions(settings)
         alive = [p for p in alive if agent_env_id(p) in serving]

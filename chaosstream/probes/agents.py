@@ -191,13 +191,15 @@ def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any
     from chaosstream.clients.kube import Cluster
 
     known = set(hit["known_ids"]) | set(hit["agent_ids"])
-    wanted = max(1, len(hit["pods"]))
+    per_pod = hit["per_pod"] or not hit["agent_ids"]
+    # per-pod ids: one new agent per hit pod; fixed ids: each distinct id back (HA replicas share one)
+    wanted = max(1, len(hit["pods"])) if per_pod else len(set(hit["agent_ids"]))
     first_seen: Dict[str, Any] = {}
 
     def check():
         agents = api.list_agents()
         state: Dict[str, Any] = {"agents": agents, "pending": []}
-        if hit["per_pod"] or not hit["agent_ids"]:
+        if per_pod:
             pfx = prefix or _common_prefix(hit)
             new = [
                 a
@@ -215,18 +217,21 @@ def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any
             )
             alive_hit = [p for p in pods if p.metadata.name in hit["pods"]]  # gone, not just terminating
             fresh = [p.metadata.creation_timestamp for p in pods if p.metadata.name not in hit["pods"]]
-            since = min(fresh) if fresh else None
             ready = []
             for a in agents:
-                if a.get("agentId") not in hit["agent_ids"] or alive_hit or since is None:
+                if a.get("agentId") not in hit["agent_ids"] or alive_hit or not fresh:
                     continue
+                # heard from after the hit (both control-plane clock) and not before a replacement existed
+                before = parse_time((hit.get("beats") or {}).get(a.get("agentId")))
+                since = max([min(fresh)] + ([before] if before else []))
                 beat = parse_time(a.get("lastHeartbeat"))
-                if a.get("status") == "online" and beat is not None and beat >= since:
+                fresher = beat is not None and (beat > since if before and since == before else beat >= since)
+                if a.get("status") == "online" and fresher:
                     ready.append(a)
         for a in ready:
             first_seen.setdefault(str(a.get("agentId")), a)
         state["ready"] = list(first_seen.values())
-        return len(first_seen) >= min(wanted, len(hit["agent_ids"]) or wanted), state
+        return len(first_seen) >= wanted, state
 
     return check
 

@@ -271,13 +271,18 @@ class Sandbox:
 
     @property
     def ids_per_pod(self) -> bool:
-        """The chart's `$(AGENT_ID_PREFIX)-$(POD_NAME)` ids: as built, with the fault, or with replicas > 1
-        (replicas of one Deployment cannot share a fixed id)."""
-        return (
-            self.profile.agent_id_per_pod
-            or "agent-id-per-pod" in self.faults
-            or self.options.agent_replicas > 1
-        )
+        """The chart's `$(AGENT_ID_PREFIX)-$(POD_NAME)` ids (as built, or with the fault); else fixed ids."""
+        return self.profile.agent_id_per_pod or "agent-id-per-pod" in self.faults
+
+    @property
+    def agent_ha(self) -> bool:
+        """Replicas sharing a fixed id run HA (ENABLE_HA=true): one leader per id holds the Lease and
+        connects, the others stand by — what StreamSpace's HA procedure assumes (contract §4.6)."""
+        return not self.ids_per_pod and self.options.agent_replicas > 1
+
+    @property
+    def agents_expected_online(self) -> int:
+        return self.options.agents * (1 if self.agent_ha else self.options.agent_replicas)
 
     def agent_deployment(self, index: int) -> Dict[str, Any]:
         name = agent_deployment_name(index)
@@ -302,6 +307,8 @@ class Sandbox:
         else:
             # static manifests (agents/k8s-agent/deployments/*.yaml): one fixed id, kept across restarts
             env.append({"name": "AGENT_ID", "value": self.agent_id(index)})
+            if self.agent_ha:
+                env.append({"name": "ENABLE_HA", "value": "true"})
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -342,7 +349,7 @@ class Sandbox:
             if pending:
                 await asyncio.to_thread(self._approve, pending)
             online = [r for r in rows if r[1] == "online"]
-            if len(online) >= self.options.agents * self.options.agent_replicas:
+            if len(online) >= self.agents_expected_online:
                 return
             await asyncio.sleep(0.1)
         raise SandboxError(

@@ -24,6 +24,11 @@ class Timers:
     ws_ping_interval: float
     ws_read_deadline: float
     start_timeout: float  # agent waits this long for a Ready session pod
+    # Agent HA (ENABLE_HA, agents/k8s-agent/internal/leaderelection/leader_election.go): lease 15 s,
+    # renew deadline 10 s, retry 2 s.
+    lease_duration: float = 15.0
+    lease_renew_deadline: float = 10.0
+    lease_retry: float = 2.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -95,6 +100,9 @@ REAL = Timers(
     ws_ping_interval=54.0,
     ws_read_deadline=60.0,
     start_timeout=120.0,
+    lease_duration=15.0,
+    lease_renew_deadline=10.0,
+    lease_retry=2.0,
 )
 
 FAST = REAL.scaled(FAST_FACTOR)

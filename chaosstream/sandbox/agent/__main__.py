@@ -102,8 +102,20 @@ def main() -> int:
     _setup_logging(config.agent_id)
     if not is_hex_key(config.api_key):
         log.warning("AGENT_API_KEY is not 64 hex characters: the control plane will answer 401")
+    elector = None
+    if os.environ.get("ENABLE_HA", "").lower() == "true":
+        from chaosstream.sandbox.agent.leader import LeaderElector
+
+        elector = LeaderElector(
+            config.agent_id, config.namespace, config.pod_name or config.agent_id, config.timers,
+            os.environ.get("KUBECONFIG", ""),
+        )  # fmt: skip
+        elector.wait_until_leader()  # standbys block here (SIGTERM exits them)
+        elector.keep_renewing()
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="k8s")
     code = asyncio.run(_serve(config, executor))
+    if elector is not None:
+        elector.release()
     executor.shutdown(wait=False, cancel_futures=True)
     return code
 
