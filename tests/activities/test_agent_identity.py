@@ -70,20 +70,41 @@ def test_as_built_new_pod_awaits_approval_is_placed_on_and_approve_agents_lets_i
     h.call(actions.terminate_sessions, tag="as-built-pending")
 
 
-def test_agent_replicas_share_labels_and_a_replacement_is_recognised_by_its_new_id(sandbox_factory):
+def test_intended_agent_replicas_run_ha_and_the_lease_holder_is_the_one_hit(sandbox_factory):
     sb = sandbox_factory(agent_replicas=3)
     h = Harness(sb)
     assert h.deployment().spec.replicas == 3 and len(h.agent_pods()) == 3
-    online = {r[0] for r in h.sql("SELECT agent_id FROM agents WHERE status = 'online'")}
-    assert online == {f"k8s-sandbox-{p}" for p in h.agent_pods()}
+    # One fixed id, one leader (the Lease holder) connected, two standbys.
+    assert h.sql("SELECT agent_id FROM agents WHERE status = 'online'") == [(h.agent_id,)]
+    lease = h.coordination().read_namespaced_lease(f"streamspace-agent-{h.agent_id}", "streamspace")
+    leader = lease.spec.holder_identity
+    assert leader in h.agent_pods()
 
+    killed = h.call(actions.kill_agent_pod)
+    assert killed["killed"] == [leader] and killed["agent_ids"] == [h.agent_id]
+    h.call(probes.wait_for_agent_status, "offline", timeout=10)
+    back = h.call(probes.wait_for_agent_status, "online", timeout=15)
+    assert back["agentId"] == h.agent_id
+    # A standby took over after the lease expired (SIGKILL: nothing released it).
+    lease = h.coordination().read_namespaced_lease(f"streamspace-agent-{h.agent_id}", "streamspace")
+    assert lease.spec.holder_identity not in ("", leader)
+    assert FAST.lease_duration <= back["elapsed_s"] <= float(sb.env["STREAMSPACE_RECONNECT_OBJECTIVE"])
+
+
+def test_as_built_agent_replicas_have_one_id_per_pod_and_a_replacement_is_a_new_agent(sandbox_factory):
+    sb = sandbox_factory(agent_replicas=3, profile="as-built")
+    h = Harness(sb)
+    online = {r[0] for r in h.sql("SELECT agent_id FROM agents WHERE status = 'online'")}
+    assert online == {f"k8s-sandbox-{p}" for p in h.agent_pods()} and len(online) == 3
     killed = h.call(actions.kill_agent_pod)
     (victim,) = killed["killed"]
     assert killed["agent_ids"] == [f"k8s-sandbox-{victim}"]
     offline = h.call(probes.wait_for_agent_status, "offline", timeout=10)
     assert offline["agentId"] == f"k8s-sandbox-{victim}"
-    back = h.call(probes.wait_for_agent_status, "online", timeout=15)
-    assert back["agentId"] not in online and back["agentId"].startswith("k8s-sandbox-streamspace-k8s-agent-")
-    replacement = back["agentId"][len("k8s-sandbox-") :]
-    assert replacement in h.agent_pods()
-    assert 0 < back["elapsed_s"] <= float(sb.env["STREAMSPACE_RECONNECT_OBJECTIVE"])
+    with pytest.raises(ActivityFailed, match="awaits approval since"):
+        h.call(probes.wait_for_agent_status, "online", timeout=3)
+    approved = h.call(actions.approve_agents, timeout=20)
+    (new,) = approved["approved"]
+    assert new not in online and new[len("k8s-sandbox-") :] in h.agent_pods()
+    back = h.call(probes.wait_for_agent_status, "online", timeout=10)
+    assert back["agentId"] == new

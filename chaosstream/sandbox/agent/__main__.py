@@ -110,6 +110,9 @@ def main() -> int:
             config.agent_id, config.namespace, config.pod_name or config.agent_id, config.timers,
             os.environ.get("KUBECONFIG", ""),
         )  # fmt: skip
+        # A standby is a started process: load what serving needs now, not after winning the lease.
+        import chaosstream.sandbox.agent.workloads  # noqa: F401
+
         elector.wait_until_leader()  # standbys block here (SIGTERM exits them)
         elector.keep_renewing()
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="k8s")
