@@ -98,12 +98,14 @@ def agents_online(
     min_count: int = 1,
     agent_id_prefix: str = None,
     max_heartbeat_age: float = None,
+    region: str = None,
     timeout: float = 10.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> bool:
     """True when at least `min_count` agents are `online` (optionally with a heartbeat younger than
-    `max_heartbeat_age` seconds, and an id starting with `agent_id_prefix`).
+    `max_heartbeat_age` seconds, an id starting with `agent_id_prefix` and, when given, the agent `region`:
+    every cluster of the chart uses the same default prefix, so the region scopes the count to one cluster).
 
     Tolerance example: `true`.
     """
@@ -117,6 +119,8 @@ def agents_online(
     count = 0
     for agent in agents:
         if agent_id_prefix and not str(agent.get("agentId", "")).startswith(agent_id_prefix):
+            continue
+        if region and agent.get("region") != region:
             continue
         if agent.get("status") != "online":
             continue
@@ -363,13 +367,14 @@ def wait_for_agent_status(
 def wait_for_agents_online(
     min_count: int = 1,
     agent_id_prefix: str = None,
+    region: str = None,
     timeout: float = 60.0,
     poll_interval: float = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Wait until at least `min_count` agents (with ids starting with `agent_id_prefix`, if given) are
-    `online`; returns as soon as they are. Use it after healing one agent among several, where
+    """Wait until at least `min_count` agents (with ids starting with `agent_id_prefix` and in `region`, if
+    given: one cluster) are `online`; returns as soon as they are. Use it after healing one agent among several, where
     "an agent is online" would already hold.
 
     Returns `{"online": n, "agents": [ids], "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout.
@@ -389,6 +394,7 @@ def wait_for_agents_online(
                 for a in api.list_agents()
                 if a.get("status") == "online"
                 and (not agent_id_prefix or str(a.get("agentId", "")).startswith(agent_id_prefix))
+                and (not region or a.get("region") == region)
             ]
             return len(agents) >= min_count, agents
 

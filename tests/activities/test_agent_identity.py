@@ -108,3 +108,11 @@ def test_as_built_agent_replicas_have_one_id_per_pod_and_a_replacement_is_a_new_
     assert new not in online and new[len("k8s-sandbox-") :] in h.agent_pods()
     back = h.call(probes.wait_for_agent_status, "online", timeout=10)
     assert back["agentId"] == new
+
+
+def test_agent_counts_can_be_scoped_to_one_cluster_by_region(harness):
+    h = harness
+    assert h.call(probes.agents_online, min_count=1, agent_id_prefix="k8s-sandbox", region="sandbox") is True
+    assert h.call(probes.agents_online, min_count=1, region="eu-west-neighbour") is False
+    got = h.call(probes.wait_for_agents_online, min_count=1, region="sandbox", timeout=5)
+    assert got["agents"] == [h.agent_id]
