@@ -301,7 +301,8 @@ def wait_for_agent_status(
         if reconnect:
             check = _replacement_check(api, hit, agent_id_prefix, settings, secrets)
         else:
-            ids = [agent_id] if agent_id else list(hit["agent_ids"]) if hit else []
+            # distinct ids: HA replicas of one Deployment share one fixed id
+            ids = [agent_id] if agent_id else sorted(set(hit["agent_ids"])) if hit else []
 
             def check():
                 agents = api.list_agents()
@@ -322,7 +323,7 @@ def wait_for_agent_status(
             if reconnect:
                 who = f"the agent(s) of the pods replacing {', '.join(hit['pods'])}"
             elif agent_id or hit:
-                who = "Agent " + ", ".join([agent_id] if agent_id else hit["agent_ids"])
+                who = "Agent " + ", ".join([agent_id] if agent_id else sorted(set(hit["agent_ids"])))
             else:
                 who = "Agent " + (f"{agent_id_prefix}*" if agent_id_prefix else "(any)")
             seen = _describe_agents(last["agents"]) if last else "no answer"
