@@ -189,8 +189,9 @@ def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any
     """A check for `wait_until`: have the agents a restart/kill/scale hit come back, by identity?
 
     Per-pod ids (`<prefix>-<pod>`): as many *new* ids (not known to the control plane at the action) with
-    the prefix, approved and online, as pods were hit. Fixed ids: the same id online with a heartbeat
-    (control-plane clock) no older than the first replacement pod, once every hit pod is gone.
+    the prefix, approved and online, as pods were hit. Fixed ids: the same id online, once every hit pod is
+    gone, with a `lastHeartbeat` later than the one it had at the hit (both control-plane clock) and no
+    older than the first pod not hit (a replacement, or an HA standby that took the Lease over).
     """
     from chaosstream.clients.kube import Cluster
 
