@@ -13,7 +13,7 @@ def test_every_fast_timer_is_the_real_one_divided_by_the_factor():
         real, fast = getattr(REAL, field.name), getattr(FAST, field.name)
         if isinstance(real, tuple):
             assert len(real) == len(fast), field.name
-            for r, f in zip(real, fast):
+            for r, f in zip(real, fast, strict=True):
                 assert r / f == pytest.approx(FAST_FACTOR), field.name
         else:
             assert real / fast == pytest.approx(FAST_FACTOR), field.name
