@@ -60,6 +60,8 @@ class Timers:
             "STREAMSPACE_RECONNECT_OBJECTIVE": REAL_RECONNECT_OBJECTIVE / factor,
             "STREAMSPACE_DRAIN_OBJECTIVE": (REAL_RECONNECT_OBJECTIVE + 30.0) / factor,
             "STREAMSPACE_PARTITION_DURATION": REAL_PARTITION_DURATION / factor,
+            # a session must run within the agent's own start timeout (120 s real)
+            "STREAMSPACE_START_OBJECTIVE": REAL.start_timeout / factor,
             "STREAMSPACE_POLL_INTERVAL": 1.0 if self.is_real else 0.1,
         }
 
