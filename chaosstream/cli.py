@@ -53,7 +53,27 @@ def _start_options(func):  # type: ignore[no-untyped-def]
             click.option(
                 "--fault", "faults", multiple=True, help="Switch on a StreamSpace defect (repeatable)."
             ),
-            click.option("--timers", type=click.Choice(["fast", "real"]), default="fast", show_default=True),
+            click.option(
+                "--agent-replicas",
+                type=click.IntRange(1, 20),
+                default=1,
+                show_default=True,
+                help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
+            ),
+            click.option(
+                "--profile",
+                type=click.Choice(["intended", "as-built"]),
+                default="intended",
+                show_default=True,
+                help="intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
+            ),
+            click.option(
+                "--timers",
+                type=click.Choice(["fast", "real"]),
+                default="fast",
+                show_default=True,
+                help="fast: StreamSpace's real timers and objectives divided by 10.",
+            ),
             click.option("--db-dsn", default=None, help="Use this PostgreSQL instead of an embedded one."),
             click.option(
                 "--port", type=click.IntRange(0, 65535), default=0, help="API port (0: a free one)."
@@ -86,6 +106,8 @@ def _check_faults(faults: Tuple[str, ...]) -> None:
 def sandbox_up(
     agents: int,
     faults: Tuple[str, ...],
+    agent_replicas: int,
+    profile: str,
     timers: str,
     db_dsn: Optional[str],
     port: int,
@@ -98,12 +120,23 @@ def sandbox_up(
     _check_faults(faults)
     state = state_dir or default_state_dir()
     try:
-        env = start_daemon(state, agents, faults, timers, db_dsn, port, network)
+        env = start_daemon(
+            state,
+            agents,
+            faults,
+            timers,
+            db_dsn,
+            port,
+            network,
+            profile=profile,
+            agent_replicas=agent_replicas,
+        )
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
     env_file = state / "sandbox.env"
     click.echo(
-        f"StreamSpace sandbox is up: API {env['STREAMSPACE_API_URL']}, {agents} agent(s), timers {timers}."
+        f"StreamSpace sandbox is up: API {env['STREAMSPACE_API_URL']}, {agents} agent(s), timers {timers}, "
+        f"profile {profile}."
     )
     click.echo(f"Environment file: {env_file}")
     click.echo(f"Use it:  set -a; . {env_file}; set +a; chaos run experiments/agent-disconnect.json")
@@ -240,6 +273,8 @@ def sandbox_faults() -> None:
 def sandbox_run(
     agents: int,
     faults: Tuple[str, ...],
+    agent_replicas: int,
+    profile: str,
     timers: str,
     db_dsn: Optional[str],
     port: int,
@@ -257,7 +292,18 @@ def sandbox_run(
     code = 1
     try:
         try:
-            env = start_daemon(state, agents, faults, timers, db_dsn, port, network, parent_pid=os.getpid())
+            env = start_daemon(
+                state,
+                agents,
+                faults,
+                timers,
+                db_dsn,
+                port,
+                network,
+                parent_pid=os.getpid(),
+                profile=profile,
+                agent_replicas=agent_replicas,
+            )
         except SandboxStartError as exc:
             raise click.ClickException(str(exc)) from None
         code = _run_child(list(command), env)

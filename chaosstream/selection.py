@@ -13,11 +13,59 @@ from chaoslib.exceptions import ActivityFailed
 from chaosstream.clients.database import query
 from chaosstream.settings import Settings
 
-__all__ = ["remember_sessions", "resolve_session_ids", "created_sessions", "remember_killed", "killed_pods"]
+__all__ = [
+    "remember_sessions",
+    "resolve_session_ids",
+    "created_sessions",
+    "remember_killed",
+    "killed_pods",
+    "remember_agents",
+    "targeted_agents",
+    "forget_agents",
+]
 
 _LOCK = threading.Lock()
 _CREATED: Dict[str, List[str]] = {}
 _KILLED: Dict[str, Dict[str, Any]] = {}
+_TARGETED: List[Dict[str, Any]] = []
+
+
+def remember_agents(
+    action: str,
+    pods: List[str],
+    agent_ids: List[str],
+    per_pod: bool,
+    known_ids: List[str],
+    at: Any,
+    beats: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
+    """What an agent fault hit: the `action` (restart, kill, partition, scale), the `pods` and the agent
+    ids they served, whether those ids are per pod (`<prefix>-<pod name>`), the agent ids the control plane
+    knew at that moment (so a replacement is recognised as a *new* id), their `lastHeartbeat` then
+    (control-plane clock) and when (runner clock, UTC)."""
+    record = {
+        "action": action,
+        "pods": list(pods),
+        "agent_ids": [a for a in agent_ids if a],
+        "per_pod": bool(per_pod),
+        "known_ids": list(known_ids),
+        "at": at,
+        "beats": dict(beats or {}),
+    }
+    with _LOCK:
+        _TARGETED.append(record)
+    return record
+
+
+def targeted_agents() -> Optional[Dict[str, Any]]:
+    """The latest agent fault of this run, or None."""
+    with _LOCK:
+        return dict(_TARGETED[-1]) if _TARGETED else None
+
+
+def forget_agents() -> None:
+    with _LOCK:
+        _TARGETED.clear()
 
 
 def remember_killed(session_id: str, pod: str, claims: Dict[str, str]) -> None:

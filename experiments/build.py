@@ -135,9 +135,15 @@ def no_session_on_offline_agents(name: str) -> Dict[str, Any]:
 
 
 def a_new_session_starts(name: str) -> list:
-    """Create one session and wait for it (with every session this run created) to run."""
+    """Create one session and wait for it (with every session this run created) to run.
+
+    The creation is a check of the recovered system, not a fault: it runs as a probe, so a refusal (503 No
+    agents available after the fault) is a finding (verdict 1), not "the fault was not injected" (3).
+    """
+    creation = action(name, "create_sessions", count=1, template="${session_template}", user="${session_user}")
+    creation["type"] = "probe"
     return [
-        action(name, "create_sessions", count=1, template="${session_template}", user="${session_user}"),
+        creation,
         probe(
             "new-session-start-time", "wait_for_sessions_state", state="running", timeout="${start_objective}"
         ),
@@ -200,7 +206,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         [
             *create_and_start(3),
             action("rollout-restart-the-agent", "restart_agent", wait=False),
-            wait_agent("agent-reconnect-time", "online", "${reconnect_objective}", after_rollout=True),
+            wait_agent("agent-reconnect-time", "online", "${reconnect_objective}"),
             probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
             probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
@@ -230,7 +236,8 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         },
         [
             *create_and_start(2),
-            action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=1),
+            # the agents serving our two sessions (one pod with one agent; two with several agents)
+            action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=2, serving_sessions=True),
             wait_agent("agent-marked-offline", "offline", "${offline_threshold}"),
             action("terminate-sessions-while-the-agent-is-down", "terminate_sessions", ignore_missing=False),
             probe(

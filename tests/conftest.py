@@ -20,12 +20,24 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
     started: List[Path] = []
 
     def start(
-        agents: int = 1, faults: tuple = (), timers: str = "fast", network: str = "auto"
+        agents: int = 1,
+        faults: tuple = (),
+        timers: str = "fast",
+        network: str = "auto",
+        profile: str = "intended",
+        agent_replicas: int = 1,
     ) -> RunningSandbox:
         state = Path(tempfile.mkdtemp(prefix="css-test-"))
         started.append(state)
         env = start_daemon(
-            state, agents=agents, faults=faults, timers=timers, network=network, parent_pid=os.getpid()
+            state,
+            agents=agents,
+            faults=faults,
+            timers=timers,
+            network=network,
+            parent_pid=os.getpid(),
+            profile=profile,
+            agent_replicas=agent_replicas,
         )
         return RunningSandbox(state, env)
 

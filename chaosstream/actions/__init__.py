@@ -1,6 +1,6 @@
 """Public StreamSpace actions. Experiments reference them as `"module": "chaosstream.actions"`."""
 
-from chaosstream.actions.agents import kill_agent_pod, restart_agent, scale_agents
+from chaosstream.actions.agents import approve_agents, kill_agent_pod, restart_agent, scale_agents
 from chaosstream.actions.network import heal_agent_partition, heal_all, partition_agent
 from chaosstream.actions.sessions import (
     create_sessions,
@@ -13,6 +13,7 @@ from chaosstream.actions.sessions import (
 
 __all__ = [
     "restart_agent",
+    "approve_agents",
     "kill_agent_pod",
     "scale_agents",
     "partition_agent",

@@ -1,19 +1,20 @@
 """Actions on the agent Deployment: rollout restart, pod kills, scaling — each with its inverse."""
 
 import random
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive
-from chaosstream.clients.rollout import agent_pods, wait_for_rollout
+from chaosstream.clients.rollout import wait_for_rollout
 from chaosstream.faults import scaledown
-from chaosstream.faults.targets import agent_selector
+from chaosstream.faults.targets import agent_env_id, agent_selector, record_hit, serving_pods
+from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
 
-__all__ = ["restart_agent", "kill_agent_pod", "scale_agents"]
+__all__ = ["restart_agent", "kill_agent_pod", "scale_agents", "approve_agents"]
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 
@@ -33,25 +34,42 @@ def restart_agent(
     `streamspace_agent_deployment`; another namespace is refused. With `wait=true` it returns after the
     rollout finished (bounded by `timeout`).
 
-    Returns `{"namespace", "deployment", "restartedAt", "previous_pods": [...], "rollout": {...} | null}`.
+    Returns `{"namespace", "deployment", "restartedAt", "previous_pods": [...], "agent_ids": [...], "ids":
+    "fixed" | "per-pod", "rollout": {...} | null}`; the agents hit are remembered, so a later
+    `wait_for_agent_status` recognises their reconnection by identity.
     Its own inverse: the Deployment's controller restores the pods; nothing to roll back.
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
     name = arguments.text(deployment, "deployment", what="a Deployment name") or settings.agent_deployment
     timeout = arguments.seconds(timeout, "timeout")
-    before = [p.metadata.name for p in agent_pods(settings, secrets)]
+    cluster = Cluster(secrets, settings.kube_timeout)
+    pods = _deployment_pods(cluster, ns, name)
+    before = [p.metadata.name for p in pods]
+    hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)])
     now = iso(utcnow())
     body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
-    Cluster(secrets, settings.kube_timeout).apps.patch_namespaced_deployment(name, ns, body)
+    cluster.apps.patch_namespaced_deployment(name, ns, body)
     rollout = wait_for_rollout(settings, secrets, timeout, settings.poll_interval) if wait else None
     return {
         "namespace": ns,
         "deployment": name,
         "restartedAt": now,
         "previous_pods": before,
+        "agent_ids": hit["agent_ids"],
+        "ids": hit["ids"],
         "rollout": rollout,
     }
+
+
+def _deployment_pods(cluster: Cluster, ns: str, name: str) -> List[Any]:
+    """The pods of one Deployment (its own selector), terminating ones included."""
+    dep = cluster.apps.read_namespaced_deployment(name, ns)
+    labels = (dep.spec.selector.match_labels or {}) if dep.spec.selector else {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    if not selector:
+        return []
+    return cluster.core.list_namespaced_pod(ns, label_selector=selector).items
 
 
 def kill_agent_pod(
@@ -59,16 +77,20 @@ def kill_agent_pod(
     max_pods: int = 1,
     namespace: str = None,
     label_selector: str = None,
+    serving_sessions: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Delete agent pods (`kubectl delete pod`), at most `max_pods` (default 1), chosen at random among
-    running agent pods matching `label_selector` (default: `streamspace_agent_selector`).
+    running agent pods matching `label_selector` (default: `streamspace_agent_selector`). With
+    `serving_sessions=true` only the pods of the agents serving the sessions this run created are
+    candidates (with several agents, the sessions' own agents are the ones to hit).
 
     `grace_period=0` kills at once (SIGKILL, as a node failure would). The Deployment replaces the pods;
     no rollback is needed.
 
-    Returns `{"namespace", "killed": [pod names], "grace_period"}`.
+    Returns `{"namespace", "killed": [pod names], "agent_ids", "grace_period"}`; the agents hit are
+    remembered for later waits of the run.
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
@@ -81,7 +103,19 @@ def kill_agent_pod(
         raise arguments.ArgumentError(
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
+    alive = serving_pods(
+        Cluster(secrets, settings.kube_timeout), ns, alive
+    )  # with HA replicas: the Lease holders, not standbys
+    if serving_sessions:
+        serving = _agents_serving_created_sessions(settings)
+        alive = [p for p in alive if agent_env_id(p) in serving]
+        if not alive:
+            raise arguments.ArgumentError(
+                "No running agent pod serves the sessions this run created: run create_sessions first, or "
+                "drop 'serving_sessions'."
+            )
     victims = random.sample(alive, min(max_pods, len(alive)))
+    hit = record_hit(settings, "kill_agent_pod", victims)
     killed = []
     for pod in victims:
         try:
@@ -91,7 +125,18 @@ def kill_agent_pod(
                 continue
             raise
         killed.append(pod.metadata.name)
-    return {"namespace": ns, "killed": killed, "grace_period": grace_period}
+    return {"namespace": ns, "killed": killed, "agent_ids": hit["agent_ids"], "grace_period": grace_period}
+
+
+def _agents_serving_created_sessions(settings: Any) -> List[str]:
+    from chaosstream.clients.database import query
+    from chaosstream.selection import created_sessions
+
+    names = created_sessions()
+    if not names:
+        return []
+    rows = query(settings, "SELECT DISTINCT agent_id FROM sessions WHERE id = ANY(%s)", (names,))
+    return [r["agent_id"] for r in rows if r["agent_id"]]
 
 
 def scale_agents(
@@ -127,6 +172,17 @@ def scale_agents(
         dep = cluster.apps.read_namespaced_deployment(name, ns)
         current = dep.spec.replicas if dep.spec.replicas is not None else 1
         restored = scaledown.restore(cluster, ns, name)
+        # The agents coming back: what a later wait for "online" watches, timed from the restore.
+        down = targeted_agents()
+        if down and down["action"] == "scale_agents":
+            remember_agents(
+                "scale_agents_restore",
+                down["pods"],
+                down["agent_ids"],
+                down["per_pod"],
+                down["known_ids"],
+                utcnow(),
+            )
         return {
             "namespace": ns,
             "deployment": name,
@@ -134,11 +190,102 @@ def scale_agents(
             "replicas": current if restored < 0 else restored,
             "expires_at": None,
         }
+    hit = record_hit(
+        settings, "scale_agents", [p for p in _deployment_pods(cluster, ns, name) if pod_alive(p)]
+    )
     done = scaledown.scale_down(cluster, ns, name, replicas, duration)
     return {
         "namespace": ns,
         "deployment": name,
         "previous_replicas": done["previous_replicas"],
         "replicas": replicas,
+        "agent_ids": hit["agent_ids"],
         "expires_at": done["expires_at"],
+    }
+
+
+def approve_agents(
+    agent_ids: List[str] = None,
+    agent_id_prefix: str = None,
+    wait: bool = True,
+    timeout: float = 120.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Dict[str, Any]:
+    """Approve agents awaiting approval, as a runbook that approves new agents would
+    (`POST /api/v1/admin/agents/{id}/approve`).
+
+    The agents are `agent_ids`, else every `pending` agent whose id starts with `agent_id_prefix`, else every
+    `pending` agent that is new since the run's last agent fault (or every pending agent). With `wait=true`
+    it then waits (bounded by `timeout`) until each approved agent is online with a heartbeat after its
+    approval: the approval latency, measured separately from the reconnection (an approved agent only
+    connects at its next registration retry, 30 s in StreamSpace).
+
+    Returns `{"approved": [ids], "latency_s": {id: seconds}, "clock": ...}`; nothing pending gives
+    `{"approved": []}`. Its inverse is `DELETE /api/v1/admin/agents/{id}` by hand: no rollback needed.
+    """
+    from chaosstream.clients.streamspace import api_client
+    from chaosstream.polling import wait_until
+    from chaosstream.selection import targeted_agents
+    from chaosstream.timeutil import parse_time
+
+    settings = resolve_settings(configuration, secrets)
+    if agent_ids is not None and (
+        not isinstance(agent_ids, list) or not all(isinstance(a, str) and a for a in agent_ids)
+    ):
+        raise arguments.ArgumentError(f"Argument 'agent_ids' must be a list of agent ids, not {agent_ids!r}.")
+    prefix = arguments.text(agent_id_prefix, "agent_id_prefix", what="an agent id prefix")
+    timeout = arguments.seconds(timeout, "timeout")
+    hit = targeted_agents()
+    with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
+        agents = api.list_agents()
+        if agent_ids:
+            chosen = list(agent_ids)
+        else:
+            known = set(hit["known_ids"]) if hit and not prefix else set()
+            chosen = [
+                str(a.get("agentId"))
+                for a in agents
+                if a.get("approvalStatus") == "pending"
+                and (not prefix or str(a.get("agentId", "")).startswith(prefix))
+                and str(a.get("agentId")) not in known
+            ]
+        approved_at: Dict[str, Any] = {}
+        for agent_id in chosen:
+            response = api.call("POST", f"/api/v1/admin/agents/{agent_id}/approve", expected=(200, 404))
+            if response.status_code == 404 and agent_ids:
+                raise arguments.ArgumentError(
+                    f"Agent {agent_id} is unknown or not pending approval: check 'agent_ids'."
+                )
+            if response.status_code == 200:
+                approved_at[agent_id] = utcnow()
+        latency: Dict[str, float] = {}
+        if wait and approved_at:
+
+            def check():
+                rows = {str(a.get("agentId")): a for a in api.list_agents()}
+                for agent_id, when in approved_at.items():
+                    row = rows.get(agent_id) or {}
+                    beat = parse_time(row.get("lastHeartbeat"))
+                    approved = parse_time(row.get("approvedAt")) or when
+                    if (
+                        agent_id not in latency
+                        and row.get("status") == "online"
+                        and beat
+                        and beat >= approved
+                    ):
+                        latency[agent_id] = round((beat - approved).total_seconds(), 3)
+                return len(latency) == len(approved_at), latency
+
+            def describe(_last):
+                waiting = sorted(set(approved_at) - set(latency))
+                return (
+                    f"Approved agent(s) {', '.join(waiting)} did not connect within {timeout:g}s of approval."
+                )
+
+            wait_until(check, timeout, settings.poll_interval, describe)
+    return {
+        "approved": sorted(approved_at),
+        "latency_s": latency,
+        "clock": "control plane (approvedAt to the first lastHeartbeat after it)",
     }

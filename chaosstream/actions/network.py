@@ -9,7 +9,7 @@ from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, check_namespace
 from chaosstream.faults import ledger, partition
 from chaosstream.faults.records import RUN_ID
-from chaosstream.faults.targets import agent_selector, target_pods
+from chaosstream.faults.targets import agent_selector, record_hit, target_pods
 from chaosstream.settings import Settings, resolve_settings
 
 __all__ = ["partition_agent", "heal_agent_partition", "heal_all"]
@@ -43,7 +43,8 @@ def partition_agent(
     partition heals itself after `duration` even if the runner dies; `heal_agent_partition` (for
     rollbacks) and `heal_all` end it earlier.
 
-    Returns `{"partition_id", "method", "pods", "ports", "duration", "expires_at"}`.
+    Returns `{"partition_id", "method", "pods", "agent_ids", "ports", "duration", "expires_at"}`; the
+    agents hit are remembered, so later agent waits of the run watch them.
     """
     settings = resolve_settings(configuration, secrets)
     method = arguments.choice(method, "method", partition.METHODS)
@@ -63,9 +64,12 @@ def partition_agent(
     ports = arguments.port_list(ports if ports is not None else _api_ports(settings))
     cluster = Cluster(secrets, settings.kube_timeout)
     pods = target_pods(cluster, ns, agent_id, selector, max_pods)
-    return partition.inject(
+    hit = record_hit(settings, "partition_agent", pods)
+    result = partition.inject(
         cluster, ns, pods, method, ports, duration, settings.agent_container, image, start_timeout
     )
+    result["agent_ids"] = hit["agent_ids"]
+    return result
 
 
 def heal_agent_partition(

@@ -9,6 +9,7 @@ from chaosstream.arguments import seconds
 from chaosstream.clients.database import query
 from chaosstream.clients.streamspace import api_client
 from chaosstream.polling import agents_progress, poll_interval_of, wait_until
+from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
 
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 AGENT_STATUSES = ("online", "offline", "draining")
+# Faults after which "online" means a replacement pod's agent (recognised by identity), not the same socket.
+REPLACING_ACTIONS = ("restart_agent", "kill_agent_pod", "scale_agents", "scale_agents_restore")
 
 
 def _pick(agents: List[Dict[str, Any]], agent_id: str = None, agent_id_prefix: str = None) -> Dict[str, Any]:
@@ -95,12 +98,14 @@ def agents_online(
     min_count: int = 1,
     agent_id_prefix: str = None,
     max_heartbeat_age: float = None,
+    region: str = None,
     timeout: float = 10.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> bool:
     """True when at least `min_count` agents are `online` (optionally with a heartbeat younger than
-    `max_heartbeat_age` seconds, and an id starting with `agent_id_prefix`).
+    `max_heartbeat_age` seconds, an id starting with `agent_id_prefix` and, when given, the agent `region`:
+    every cluster of the chart uses the same default prefix, so the region scopes the count to one cluster).
 
     Tolerance example: `true`.
     """
@@ -114,6 +119,8 @@ def agents_online(
     count = 0
     for agent in agents:
         if agent_id_prefix and not str(agent.get("agentId", "")).startswith(agent_id_prefix):
+            continue
+        if region and agent.get("region") != region:
             continue
         if agent.get("status") != "online":
             continue
@@ -163,6 +170,85 @@ def agent_heartbeat_age(
     return age
 
 
+def _pending_finding(agents: List[Dict[str, Any]]) -> str:
+    """One sentence per pending agent: the finding a wait reports instead of passing or timing out."""
+    parts = [
+        f"new agent {a.get('agentId')} awaits approval since {a.get('createdAt') or 'its registration'}"
+        for a in agents
+    ]
+    text = "; ".join(parts)
+    return (
+        text[0].upper()
+        + text[1:]
+        + ": StreamSpace keeps it off its WebSocket until an admin approves it (approve_agents), so it cannot"
+        " serve sessions"
+    )
+
+
+def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any, secrets: Any):
+    """A check for `wait_until`: have the agents a restart/kill/scale hit come back, by identity?
+
+    Per-pod ids (`<prefix>-<pod>`): as many *new* ids (not known to the control plane at the action) with
+    the prefix, approved and online, as pods were hit. Fixed ids: the same id online, once every hit pod is
+    gone, with a `lastHeartbeat` later than the one it had at the hit (both control-plane clock) and no
+    older than the first pod not hit (a replacement, or an HA standby that took the Lease over).
+    """
+    from chaosstream.clients.kube import Cluster
+
+    known = set(hit["known_ids"]) | set(hit["agent_ids"])
+    per_pod = hit["per_pod"] or not hit["agent_ids"]
+    # per-pod ids: one new agent per hit pod; fixed ids: each distinct id back (HA replicas share one)
+    wanted = max(1, len(hit["pods"])) if per_pod else len(set(hit["agent_ids"]))
+    first_seen: Dict[str, Any] = {}
+
+    def check():
+        agents = api.list_agents()
+        state: Dict[str, Any] = {"agents": agents, "pending": []}
+        if per_pod:
+            pfx = prefix or _common_prefix(hit)
+            new = [
+                a
+                for a in agents
+                if str(a.get("agentId")) not in known
+                and (not pfx or str(a.get("agentId", "")).startswith(pfx))
+            ]
+            state["pending"] = [a for a in new if a.get("approvalStatus") == "pending"]
+            ready = [a for a in new if a.get("approvalStatus") != "pending" and a.get("status") == "online"]
+        else:
+            pods = (
+                Cluster(secrets, settings.kube_timeout)
+                .core.list_namespaced_pod(settings.namespace, label_selector=settings.agent_selector)
+                .items
+            )
+            alive_hit = [p for p in pods if p.metadata.name in hit["pods"]]  # gone, not just terminating
+            fresh = [p.metadata.creation_timestamp for p in pods if p.metadata.name not in hit["pods"]]
+            ready = []
+            for a in agents:
+                if a.get("agentId") not in hit["agent_ids"] or alive_hit or not fresh:
+                    continue
+                # heard from after the hit (both control-plane clock) and not before a replacement existed
+                before = parse_time((hit.get("beats") or {}).get(a.get("agentId")))
+                since = max([min(fresh)] + ([before] if before else []))
+                beat = parse_time(a.get("lastHeartbeat"))
+                fresher = beat is not None and (beat > since if before and since == before else beat >= since)
+                if a.get("status") == "online" and fresher:
+                    ready.append(a)
+        for a in ready:
+            first_seen.setdefault(str(a.get("agentId")), a)
+        state["ready"] = list(first_seen.values())
+        return len(first_seen) >= wanted, state
+
+    return check
+
+
+def _common_prefix(hit: Dict[str, Any]) -> str:
+    """The id prefix of per-pod ids (`<prefix>-<pod>` minus the pod name)."""
+    for agent_id, pod in zip(hit["agent_ids"], hit["pods"], strict=False):
+        if agent_id.endswith("-" + pod):
+            return agent_id[: -len(pod)]
+    return ""
+
+
 def wait_for_agent_status(
     status: str = "online",
     agent_id: str = None,
@@ -175,17 +261,26 @@ def wait_for_agent_status(
 ) -> Dict[str, Any]:
     """Wait until an agent reaches `status` (`online`, `offline`, `draining`); measure how long it took.
 
-    Logs in (`POST /api/v1/auth/login`, or uses the given token) and polls `GET /api/v1/admin/agents`
-    every `poll_interval` seconds (default: configuration `streamspace_poll_interval`), returning as
-    soon as the condition holds. The agent is `agent_id`, or the newest agent whose id starts with
-    `agent_id_prefix`, or any agent when neither is given.
+    Polls `GET /api/v1/admin/agents` every `poll_interval` seconds (default: configuration
+    `streamspace_poll_interval`) and returns as soon as the condition holds. Which agent:
 
-    With `after_rollout=true` the wait first lets the agent Deployment's rollout finish and then only
-    counts the agent as `online` once it has sent a heartbeat after that moment: after a restart this
-    measures the reconnection of the *new* pod, not the old pod's last heartbeats.
+    * `agent_id` if given;
+    * else the agents the run's last agent fault hit (`partition_agent`, `kill_agent_pod`, `restart_agent`,
+      `scale_agents` remember them). After a restart, kill or scale-down, `online` means *reconnected*,
+      recognised by identity: with per-pod ids (the chart's `<prefix>-<pod name>`) a new agent of a
+      replacement pod, approved and online; with a fixed id the same id heard from (control-plane
+      `lastHeartbeat`) after its replacement pod was created, once the hit pods are gone. `elapsed_s`
+      is then from the action to that heartbeat (`clock` says which clocks);
+    * else the newest agent whose id starts with `agent_id_prefix` (or any agent in `status`). `offline`
+      with neither an id nor a fault of this run is refused: every past pod leaves an offline row, so
+      "any offline agent" would read ~0 s.
 
-    Returns `{"agentId", "status", "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout, on
-    401 and when the API is unreachable.
+    A new agent awaiting approval fails the wait with a finding (it reads `online` on a real install
+    while it cannot serve sessions). `after_rollout` is accepted for compatibility; identity replaces it.
+    `agent_id_prefix` also scopes the agents to one cluster.
+
+    Returns `{"agentId", "status", "elapsed_s", "polls", "clock"}`; raises `ActivityFailed` on timeout, on
+    401, when the API is unreachable and when a new agent awaits approval.
 
     Tolerance example: `{"type": "range", "range": [0, 30], "target": "elapsed_s"}`.
     """
@@ -193,65 +288,97 @@ def wait_for_agent_status(
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
-    fresh_after = None
+    hit = None if agent_id else targeted_agents()
+    if not agent_id and hit is None and status == "offline":
+        raise ActivityFailed(
+            f"Say which agent should become {status}: pass 'agent_id', or run partition_agent, kill_agent_pod, "
+            "restart_agent or scale_agents earlier in the same experiment."
+        )
+    reconnect = hit is not None and status == "online" and hit["action"] in REPLACING_ACTIONS
     started = utcnow()
-    if after_rollout:
-        from chaosstream.clients.rollout import wait_for_rollout
-
-        rollout = wait_for_rollout(settings, secrets, timeout, interval)
-        fresh_after = parse_time(rollout["completed_at"])
-    remaining = max(0.1, timeout - (utcnow() - started).total_seconds())
 
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
+        if reconnect:
+            check = _replacement_check(api, hit, agent_id_prefix, settings, secrets)
+        else:
+            # distinct ids: HA replicas of one Deployment share one fixed id
+            ids = [agent_id] if agent_id else sorted(set(hit["agent_ids"])) if hit else []
 
-        def check():
-            agents = api.list_agents()
-            if agent_id or agent_id_prefix:
-                candidates = [_pick(agents, agent_id, agent_id_prefix)]
-            else:
-                candidates = [a for a in agents if a.get("status") == status] or agents[:1]
-            for agent in candidates:
-                if not agent or agent.get("status") != status:
-                    continue
-                if fresh_after is not None and status == "online":
-                    beat = parse_time(agent.get("lastHeartbeat"))
-                    if beat is None or beat < fresh_after:
-                        continue
-                return True, {"agent": agent, "agents": agents}
-            return False, {"agent": candidates[0] if candidates else {}, "agents": agents}
+            def check():
+                agents = api.list_agents()
+                if ids:
+                    candidates = [a for a in agents if a.get("agentId") in ids]
+                    ok = len(candidates) == len(ids) and all(a.get("status") == status for a in candidates)
+                    return ok, {"agents": agents, "ready": candidates, "pending": []}
+                if agent_id_prefix:
+                    agent = _pick(agents, None, agent_id_prefix)
+                else:  # any agent in that status
+                    agent = next((a for a in agents if a.get("status") == status), {})
+                ok = bool(agent) and agent.get("status") == status
+                return ok, {"agents": agents, "ready": [agent] if agent else [], "pending": []}
 
         def describe(last):
-            who = agent_id or (f"{agent_id_prefix}*" if agent_id_prefix else "any agent")
+            if last and last.get("pending"):
+                return _pending_finding(last["pending"]) + f" (waited {timeout:g}s)."
+            if reconnect:
+                who = f"the agent(s) of the pods replacing {', '.join(hit['pods'])}"
+            elif agent_id or hit:
+                who = "Agent " + ", ".join([agent_id] if agent_id else sorted(set(hit["agent_ids"])))
+            else:
+                who = "Agent " + (f"{agent_id_prefix}*" if agent_id_prefix else "(any)")
             seen = _describe_agents(last["agents"]) if last else "no answer"
-            return f"Agent {who} did not reach status '{status}' within {timeout:g}s ({seen})."
+            if reconnect:
+                return f"No reconnection of {who} within {timeout:g}s ({seen})."
+            return f"{who} did not reach status '{status}' within {timeout:g}s ({seen})."
 
         found, elapsed, polls = wait_until(
-            check, remaining, interval, describe, agents_progress(agent_id or agent_id_prefix, status)
+            check, timeout, interval, describe, agents_progress(agent_id or agent_id_prefix, status)
         )
-    total = round((utcnow() - started).total_seconds(), 3) if after_rollout else elapsed
-    agent = found["agent"]
-    result = {
+    ready = found["ready"]
+    agent = ready[-1] if ready else {}
+    result: Dict[str, Any] = {
         "agentId": agent.get("agentId"),
         "status": agent.get("status"),
-        "elapsed_s": total,
+        "elapsed_s": elapsed,
         "polls": polls,
+        "clock": "runner (from the start of this wait)",
     }
-    if fresh_after is not None:
-        result["rollout_completed_at"] = iso(fresh_after)
+    if reconnect:
+        beats = [parse_time(a.get("lastHeartbeat")) for a in ready]
+        event = max((b for b in beats if b is not None), default=None)
+        if event is not None:
+            result["elapsed_s"] = round(max(0.0, (event - hit["at"]).total_seconds()), 3)
+            result["reconnected_at"] = iso(event)
+        result["agents"] = [a.get("agentId") for a in ready]
+        result["action_at"] = iso(hit["at"])
+        # From now on the run's agents are the ones that came back: later waits watch them by status.
+        remember_agents(
+            "reconnected",
+            [],
+            [str(a.get("agentId")) for a in ready],
+            hit["per_pod"],
+            hit["known_ids"],
+            event or hit["at"],
+        )
+        result["clock"] = (
+            "from the action (runner clock) to the agent's connect heartbeat (control-plane clock)"
+        )
+        result["waited_s"] = round((utcnow() - started).total_seconds(), 3)
     return result
 
 
 def wait_for_agents_online(
     min_count: int = 1,
     agent_id_prefix: str = None,
+    region: str = None,
     timeout: float = 60.0,
     poll_interval: float = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Wait until at least `min_count` agents (with ids starting with `agent_id_prefix`, if given) are
-    `online`; returns as soon as they are. Use it after healing one agent among several, where
+    """Wait until at least `min_count` agents (with ids starting with `agent_id_prefix` and in `region`, if
+    given: one cluster) are `online`; returns as soon as they are. Use it after healing one agent among several, where
     "an agent is online" would already hold.
 
     Returns `{"online": n, "agents": [ids], "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout.
@@ -271,6 +398,7 @@ def wait_for_agents_online(
                 for a in api.list_agents()
                 if a.get("status") == "online"
                 and (not agent_id_prefix or str(a.get("agentId", "")).startswith(agent_id_prefix))
+                and (not region or a.get("region") == region)
             ]
             return len(agents) >= min_count, agents
 

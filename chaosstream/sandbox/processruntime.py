@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -42,13 +43,31 @@ def _uid(pod: Dict[str, Any]) -> str:
     return pod["metadata"]["uid"]
 
 
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand_refs(value: str, known: Dict[str, str]) -> str:
+    """Expand `$(VAR)` as the kubelet does: a variable defined earlier in the container's env is
+    substituted, an unknown reference stays as written, `$$` escapes to `$`."""
+
+    def one(match: "re.Match[str]") -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return known[name] if name in known else match.group(0)
+
+    return _REF.sub(one, value)
+
+
 def _env_of(pod: Dict[str, Any], container: Dict[str, Any], pod_ip: str) -> Dict[str, str]:
-    """The container env as the kubelet resolves it (values and the downward API)."""
+    """The container env as the kubelet resolves it: values (with `$(VAR)` references to earlier
+    entries expanded, so `AGENT_ID=$(AGENT_ID_PREFIX)-$(POD_NAME)` works as in the chart) and the
+    downward API."""
     meta = pod["metadata"]
     env: Dict[str, str] = {}
     for item in container.get("env") or []:
         if "value" in item:
-            env[item["name"]] = str(item["value"])
+            env[item["name"]] = expand_refs(str(item["value"]), env)
             continue
         field = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
         env[item["name"]] = {

@@ -26,6 +26,7 @@ from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
 from chaosstream.sandbox.netns import NetworkUnavailable, SandboxNetwork, network_support
 from chaosstream.sandbox.netpol import NetpolEnforcer
 from chaosstream.sandbox.processruntime import PROCESS_ANNOTATION, ProcessRuntime
+from chaosstream.sandbox.profile import Profile, profile_named
 from chaosstream.sandbox.timers import Timers, timer_set
 
 __all__ = ["SandboxOptions", "Sandbox", "SandboxError", "AGENT_ID_PREFIX", "agent_deployment_name"]
@@ -51,6 +52,9 @@ class SandboxOptions:
     agents: int = 1
     faults: FrozenSet[str] = frozenset()
     timers: str = "fast"
+    profile: str = "intended"
+    agent_replicas: int = 1
+    stale_rows: int = 2  # offline agent rows of past pods, per agent Deployment (as every real install has)
     db_dsn: Optional[str] = None
     port: int = 0
     kube_port: int = 0
@@ -92,6 +96,12 @@ class Sandbox:
         self.timers: Timers = timer_set(options.timers)
         if not 1 <= options.agents <= 20:
             raise SandboxError(f"--agents must be between 1 and 20, not {options.agents}.")
+        if not 1 <= options.agent_replicas <= 20:
+            raise SandboxError(f"--agent-replicas must be between 1 and 20, not {options.agent_replicas}.")
+        try:
+            self.profile: Profile = profile_named(options.profile)
+        except ValueError as exc:
+            raise SandboxError(f"--profile: {exc}.") from None
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
         self.instance = digest[0] % 250 + 1
         self.network: Optional[SandboxNetwork] = None
@@ -105,6 +115,7 @@ class Sandbox:
         self.bootstrap_key = secrets.token_hex(32)
         self.jwt_secret = secrets.token_hex(32)
         self.env_file = self.state_dir / "sandbox.env"
+        self.first_agent_id = self.agent_id(1)
         self._tasks: List[asyncio.Task] = []
 
     # -- start -----------------------------------------------------------------------------------------
@@ -117,6 +128,10 @@ class Sandbox:
         await self._start_control_plane()
         await self._start_kubernetes()
         await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
+        if self.ids_per_pod:
+            rows = await asyncio.to_thread(self._agent_rows)
+            online = sorted(r[0] for r in rows if r[1] == "online")
+            self.first_agent_id = online[0] if online else ""
         self._write_env_file()
         log.info("sandbox up in %.2fs", time.monotonic() - started)
 
@@ -164,6 +179,26 @@ class Sandbox:
             self.postgres = EmbeddedPostgres(pg_dir)
             self.dsn = self.postgres.start()
         apply_schema(self.dsn)
+        self._insert_stale_rows()
+
+    def _insert_stale_rows(self) -> None:
+        """Offline rows of agent pods long gone: nothing deletes them on a real install (as-built §1)."""
+        import datetime as dt
+
+        old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=3)
+        with psycopg.connect(self.dsn) as conn:
+            for index in range(1, self.options.agents + 1):
+                for n in range(self.options.stale_rows):
+                    suffix = hashlib.sha1(f"{index}-{n}".encode()).hexdigest()
+                    pod = f"{agent_deployment_name(index)}-{suffix[:9]}-{suffix[9:14]}"
+                    when = old + dt.timedelta(hours=n)
+                    conn.execute(
+                        "INSERT INTO agents (agent_id, platform, region, status, org_id, approval_status,"
+                        " approved_at, approved_by, last_heartbeat, created_at, updated_at)"
+                        " VALUES (%s, 'kubernetes', 'sandbox', 'offline', 'default-org', 'approved', %s,"
+                        " 'admin', %s, %s, %s) ON CONFLICT (agent_id) DO NOTHING",
+                        (f"{AGENT_ID_PREFIX}-{pod}", when, when, when, when),
+                    )
 
     @property
     def pod_host(self) -> str:
@@ -189,6 +224,7 @@ class Sandbox:
             bootstrap_key=self.bootstrap_key,
             timers=self.timers,
             faults=self.faults,
+            profile=self.profile,
             namespace=NAMESPACE,
         )
         app = create_app(config)
@@ -230,7 +266,23 @@ class Sandbox:
             await asyncio.sleep(interval)
 
     def agent_id(self, index: int) -> str:
+        """The fixed id of agent Deployment `index` (static manifests' shape)."""
         return f"{AGENT_ID_PREFIX}-{index}"
+
+    @property
+    def ids_per_pod(self) -> bool:
+        """The chart's `$(AGENT_ID_PREFIX)-$(POD_NAME)` ids (as built, or with the fault); else fixed ids."""
+        return self.profile.agent_id_per_pod or "agent-id-per-pod" in self.faults
+
+    @property
+    def agent_ha(self) -> bool:
+        """Replicas sharing a fixed id run HA (ENABLE_HA=true): one leader per id holds the Lease and
+        connects, the others stand by — what StreamSpace's HA procedure assumes (contract §4.6)."""
+        return not self.ids_per_pod and self.options.agent_replicas > 1
+
+    @property
+    def agents_expected_online(self) -> int:
+        return self.options.agents * (1 if self.agent_ha else self.options.agent_replicas)
 
     def agent_deployment(self, index: int) -> Dict[str, Any]:
         name = agent_deployment_name(index)
@@ -247,17 +299,22 @@ class Sandbox:
             {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
             {"name": "SANDBOX_FAULTS", "value": ",".join(sorted(self.faults))},
         ]
-        if "agent-id-per-pod" in self.faults:
-            # The chart's AGENT_ID="$(AGENT_ID_PREFIX)-$(POD_NAME)": every pod is a new agent.
-            env.append({"name": "SANDBOX_AGENT_ID_PREFIX", "value": AGENT_ID_PREFIX})
+        if self.ids_per_pod:
+            # chart/templates/k8s-agent-deployment.yaml:45-52: AGENT_ID="$(AGENT_ID_PREFIX)-$(POD_NAME)",
+            # expanded by the kubelet (processruntime.expand_refs): every pod is a new agent.
+            env.append({"name": "AGENT_ID_PREFIX", "value": AGENT_ID_PREFIX})
+            env.append({"name": "AGENT_ID", "value": "$(AGENT_ID_PREFIX)-$(POD_NAME)"})
         else:
+            # static manifests (agents/k8s-agent/deployments/*.yaml): one fixed id, kept across restarts
             env.append({"name": "AGENT_ID", "value": self.agent_id(index)})
+            if self.agent_ha:
+                env.append({"name": "ENABLE_HA", "value": "true"})
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": name, "namespace": NAMESPACE, "labels": dict(AGENT_LABELS)},
             "spec": {
-                "replicas": 1,
+                "replicas": self.options.agent_replicas,
                 "selector": {
                     "matchLabels": {
                         "app.kubernetes.io/component": "k8s-agent",
@@ -292,7 +349,7 @@ class Sandbox:
             if pending:
                 await asyncio.to_thread(self._approve, pending)
             online = [r for r in rows if r[1] == "online"]
-            if len(online) >= self.options.agents:
+            if len(online) >= self.agents_expected_online:
                 return
             await asyncio.sleep(0.1)
         raise SandboxError(
@@ -325,11 +382,14 @@ class Sandbox:
             "STREAMSPACE_DB_DSN": self.dsn,
             "KUBECONFIG": str(self.state_dir / "kubeconfig"),
             "STREAMSPACE_NAMESPACE": NAMESPACE,
-            "STREAMSPACE_AGENT_ID": self.agent_id(1),
+            "STREAMSPACE_AGENT_ID": self.first_agent_id,
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
             "STREAMSPACE_AGENTS": str(self.options.agents),
             "STREAMSPACE_SANDBOX_STATE": str(self.state_dir),
             "STREAMSPACE_SANDBOX_TIMERS": self.options.timers,
+            "STREAMSPACE_SANDBOX_PROFILE": self.profile.name,
+            "STREAMSPACE_AGENT_REPLICAS": str(self.options.agent_replicas),
+            "STREAMSPACE_AGENT_IDS": "per-pod" if self.ids_per_pod else "fixed",
             "STREAMSPACE_SANDBOX_FAULTS": ",".join(sorted(self.faults)),
             "STREAMSPACE_SANDBOX_NETWORK": "on" if self.network else "off",
         }

@@ -1,8 +1,8 @@
 """Timer sets of the sandbox: StreamSpace's real values and a compressed set for fast runs.
 
-The real values are StreamSpace's own (docs/streamspace.md#34-timers). The fast set keeps the
-same ratios where they matter (the stale threshold is a few heartbeats, the selector window is wider
-than the stale threshold) so that every experiment exercises the same logic in seconds.
+The real values are StreamSpace's own (docs/streamspace.md#34-timers). The fast set is the real set
+divided by one factor (`FAST_FACTOR`), objectives included, so every ratio is the real one and a timing
+bug shows at fast speed too.
 """
 
 import dataclasses
@@ -24,6 +24,11 @@ class Timers:
     ws_ping_interval: float
     ws_read_deadline: float
     start_timeout: float  # agent waits this long for a Ready session pod
+    # Agent HA (ENABLE_HA, agents/k8s-agent/internal/leaderelection/leader_election.go): lease 15 s,
+    # renew deadline 10 s, retry 2 s.
+    lease_duration: float = 15.0
+    lease_renew_deadline: float = 10.0
+    lease_retry: float = 2.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -40,26 +45,49 @@ class Timers:
         return self.heartbeat_interval >= 30.0
 
     def objectives(self) -> Dict[str, float]:
-        """Objectives the experiments check, exported in the env file.
+        """Objectives the experiments check, exported in the env file — scaled with the timers.
 
         Offline detection: StreamSpace's heartbeat test allows 2 missed heartbeats. Reconnect: the seed
-        target of integration test 3.1 (30 s) with real timers; 5 s with fast timers, still well below the
-        slow-reconnect fault (the whole backoff list). Drain: reconnect plus the 30 s test 3.2 waits.
+        target of integration test 3.1 (30 s). Drain: reconnect plus the 30 s test 3.2 waits. Partition:
+        long enough for offline detection and recovery. Every objective is the real one divided by the same
+        factor as the timers (`self.factor`), so every ratio (heartbeat : stale : objective) is the real one.
+        The poll interval is a measurement resolution, not a StreamSpace timer: it is not scaled.
         """
-        real = self.is_real
-        reconnect = REAL_RECONNECT_OBJECTIVE if real else 5.0
+        factor = self.factor
         return {
             "STREAMSPACE_HEARTBEAT_INTERVAL": self.heartbeat_interval,
             "STREAMSPACE_OFFLINE_THRESHOLD": 2 * self.heartbeat_interval,
-            "STREAMSPACE_RECONNECT_OBJECTIVE": reconnect,
-            "STREAMSPACE_DRAIN_OBJECTIVE": reconnect + (30.0 if real else 10.0),
-            "STREAMSPACE_PARTITION_DURATION": 120.0 if real else 20.0,
-            "STREAMSPACE_POLL_INTERVAL": 1.0 if real else 0.1,
+            "STREAMSPACE_RECONNECT_OBJECTIVE": REAL_RECONNECT_OBJECTIVE / factor,
+            "STREAMSPACE_DRAIN_OBJECTIVE": (REAL_RECONNECT_OBJECTIVE + 30.0) / factor,
+            "STREAMSPACE_PARTITION_DURATION": REAL_PARTITION_DURATION / factor,
+            # a session must run within the agent's own start timeout (120 s real)
+            "STREAMSPACE_START_OBJECTIVE": REAL.start_timeout / factor,
+            "STREAMSPACE_POLL_INTERVAL": 1.0 if self.is_real else 0.1,
         }
+
+    @property
+    def factor(self) -> float:
+        """How many times faster than StreamSpace's own timers this set runs (1 for the real set)."""
+        return REAL.heartbeat_interval / self.heartbeat_interval
+
+    def scaled(self, factor: float) -> "Timers":
+        """This set with every timer divided by `factor`."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, tuple):
+                values[field.name] = tuple(round(v / factor, 6) for v in value)
+            else:
+                values[field.name] = round(value / factor, 6)
+        return Timers(**values)
 
 
 # The seed target of StreamSpace's integration test 3.1 (reconnect < 30 s).
 REAL_RECONNECT_OBJECTIVE = 30.0
+# How long a partition lasts with real timers: several heartbeats, past the 45 s stale threshold.
+REAL_PARTITION_DURATION = 120.0
+# `--timers fast` = StreamSpace's real timers divided by this one factor (objectives included).
+FAST_FACTOR = 10.0
 
 REAL = Timers(
     heartbeat_interval=30.0,
@@ -74,22 +102,12 @@ REAL = Timers(
     ws_ping_interval=54.0,
     ws_read_deadline=60.0,
     start_timeout=120.0,
+    lease_duration=15.0,
+    lease_renew_deadline=10.0,
+    lease_retry=2.0,
 )
 
-FAST = Timers(
-    heartbeat_interval=2.0,
-    stale_threshold=3.0,
-    sweep_interval=0.25,
-    selector_window=6.0,
-    reconnect_backoff=(0.5, 1.0, 2.0, 4.0, 8.0),
-    approval_retry=2.0,
-    reconciler_interval=2.0,
-    reconciler_stuck=10.0,
-    reconciler_force=20.0,
-    ws_ping_interval=3.6,
-    ws_read_deadline=4.0,
-    start_timeout=20.0,
-)
+FAST = REAL.scaled(FAST_FACTOR)
 
 TIMER_SETS: Dict[str, Timers] = {"fast": FAST, "real": REAL}
 

@@ -22,6 +22,9 @@ class Harness:
         self.apps = client.AppsV1Api(self._api)
         self.net = client.NetworkingV1Api(self._api)
 
+    def coordination(self) -> Any:
+        return client.CoordinationV1Api(self._api)
+
     # -- calling activities ----------------------------------------------------------------------------
     def configuration(self, **extra: Any) -> Dict[str, Any]:
         return self.sandbox.configuration(**extra)

@@ -2,7 +2,8 @@
 
 Run it with ``python -m chaosstream.sandbox.agent``; it is configured from the environment exactly like
 the real agent (``AGENT_ID``, ``CONTROL_PLANE_URL``, ``AGENT_API_KEY``, ``NAMESPACE``, ``KUBECONFIG``,
-``HEALTH_CHECK_INTERVAL``, …) plus the sandbox extras ``SANDBOX_TIMERS``, ``SANDBOX_FAULTS`` and
+``HEALTH_CHECK_INTERVAL``, ``ENABLE_HA`` (Lease leader election, see leader.py), …; ``AGENT_ID`` may be the
+chart's ``$(AGENT_ID_PREFIX)-$(POD_NAME)``, which the emulated kubelet expands) plus the sandbox extras ``SANDBOX_TIMERS``, ``SANDBOX_FAULTS`` and
 ``SANDBOX_AGENT_ID_PREFIX``. See docs/streamspace.md#3-agent-and-control-plane-protocol and
 docs/streamspace.md#4-the-agent-on-kubernetes.
 

@@ -10,7 +10,8 @@ import logging
 import os
 import signal
 import sys
-from typing import Optional
+import threading
+from typing import Any, Optional
 
 from chaosstream.sandbox.agent.config import AgentConfig, ConfigError, is_hex_key, load_config
 from chaosstream.sandbox.agent.mainloop import Agent, StartupError
@@ -37,17 +38,52 @@ def _setup_logging(agent_id: str) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-async def _serve(config: AgentConfig, executor: concurrent.futures.Executor) -> int:
-    from chaosstream.sandbox.agent.workloads import Workloads  # imports kubernetes, after env is read
+class _WorkloadsWhenReady:
+    """The Kubernetes client, built in a worker thread while the agent registers and dials.
 
-    try:
-        workloads = Workloads(config.kubeconfig)
-    except Exception as exc:
-        log.error("Failed to create agent: Kubernetes client: %s", exc)
-        return 1
+    Importing `kubernetes` costs the Python agent up to seconds on a loaded machine — a start-up cost the Go
+    agent does not have — so it is taken off the reconnection path. Calls (made in executor threads) wait
+    for the client; a client that cannot be built stops the agent with the real agent's error.
+    """
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.real: Any = None
+        self.error: Optional[BaseException] = None
+
+    def build(self, kubeconfig: str) -> None:
+        try:
+            from chaosstream.sandbox.agent.workloads import Workloads  # imports kubernetes
+
+            self.real = Workloads(kubeconfig)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.ready.set()
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.ready.wait()
+            if self.real is None:
+                raise RuntimeError(f"Kubernetes client: {self.error}")
+            return getattr(self.real, name)(*args, **kwargs)
+
+        return call
+
+
+async def _serve(config: AgentConfig, executor: concurrent.futures.Executor) -> int:
     loop = asyncio.get_running_loop()
+    workloads = _WorkloadsWhenReady()
+    built = loop.run_in_executor(executor, workloads.build, config.kubeconfig)
     stop = asyncio.Event()
     received: list = []
+
+    async def watch_client() -> None:
+        await built
+        if workloads.error is not None:
+            log.error("Failed to create agent: Kubernetes client: %s", workloads.error)
+            received.append("client-error")
+            stop.set()
 
     def on_signal(sig: signal.Signals) -> None:
         received.append(sig.name)
@@ -56,7 +92,8 @@ async def _serve(config: AgentConfig, executor: concurrent.futures.Executor) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
-    agent = Agent(config, workloads, executor)
+    agent = Agent(config, workloads, executor)  # type: ignore[arg-type]
+    client_task = asyncio.create_task(watch_client(), name="agent-client")
     run_task = asyncio.create_task(agent.run(), name="agent-run")
     stop_task = asyncio.create_task(stop.wait(), name="agent-stop")
     await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -78,6 +115,9 @@ async def _serve(config: AgentConfig, executor: concurrent.futures.Executor) -> 
             await agent.shutdown()
     except TimeoutError:
         log.warning("Graceful shutdown took longer than %.1fs; exiting anyway", SHUTDOWN_BUDGET)
+    client_task.cancel()
+    if received == ["client-error"]:
+        return 1
     if code == 0:
         log.info("Agent stopped")
     return code
@@ -102,8 +142,23 @@ def main() -> int:
     _setup_logging(config.agent_id)
     if not is_hex_key(config.api_key):
         log.warning("AGENT_API_KEY is not 64 hex characters: the control plane will answer 401")
+    elector = None
+    if os.environ.get("ENABLE_HA", "").lower() == "true":
+        from chaosstream.sandbox.agent.leader import LeaderElector
+
+        elector = LeaderElector(
+            config.agent_id, config.namespace, config.pod_name or config.agent_id, config.timers,
+            os.environ.get("KUBECONFIG", ""),
+        )  # fmt: skip
+        # A standby is a started process: load what serving needs now, not after winning the lease.
+        import chaosstream.sandbox.agent.workloads  # noqa: F401
+
+        elector.wait_until_leader()  # standbys block here (SIGTERM exits them)
+        elector.keep_renewing()
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="k8s")
     code = asyncio.run(_serve(config, executor))
+    if elector is not None:
+        elector.release()
     executor.shutdown(wait=False, cancel_futures=True)
     return code
 

@@ -88,8 +88,11 @@ async def register_agent(request: web.Request) -> web.Response:
     region = body.get("region") or None
     existing = await cp.db.fetchrow("SELECT approval_status FROM agents WHERE agent_id = %s", (agent_id,))
     if existing is None:
+        # as built every new agent lands pending (api/internal/handlers/agents.go:134-160)
         approved = agent_id in cp.config.preapproved_agents or (
-            cp.config.auto_approve and not cp.config.fault("agent-id-per-pod")
+            cp.config.auto_approve
+            and not cp.config.fault("agent-id-per-pod")
+            and not cp.config.profile.approval_required
         )
         row = await cp.db.fetchrow(
             "INSERT INTO agents (agent_id, platform, region, status, capacity, metadata, org_id, approval_status,"
@@ -105,7 +108,7 @@ async def register_agent(request: web.Request) -> web.Response:
         return json_error(403, "Agent registration rejected", approvalStatus="rejected", agentId=agent_id)
     else:
         # re-registration marks the agent online before its WebSocket exists, even while pending
-        # (docs/streamspace.md#13-status-values-and-who-writes-them)
+        # (api/internal/handlers/agents.go:186-193; docs/streamspace.md#13-status-values-and-who-writes-them)
         row = await cp.db.fetchrow(
             "UPDATE agents SET platform = %s, region = %s, capacity = COALESCE(%s, capacity),"
             " metadata = COALESCE(%s, metadata), status = 'online', last_heartbeat = %s, updated_at = %s"

@@ -5,6 +5,7 @@ import re
 from typing import FrozenSet
 
 from chaosstream.sandbox.faults import validate_faults
+from chaosstream.sandbox.profile import INTENDED, Profile
 from chaosstream.sandbox.timers import FAST, Timers
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -16,7 +17,9 @@ class ControlPlaneConfig:
 
     ``auto_approve`` / ``preapproved_agents`` are sandbox conveniences: the real feature branch puts every
     new agent in ``pending`` approval. ``preapproved_agents`` always wins; ``auto_approve`` is ignored
-    while the ``agent-id-per-pod`` fault is on, so new ids land ``pending`` as on a real install.
+    while the ``agent-id-per-pod`` fault is on or the profile requires approval (``as-built``), so new ids
+    land ``pending`` as on a real install. ``profile`` (see chaosstream/sandbox/profile.py) is what the
+    handlers consult for intended-vs-as-built behaviour.
     """
 
     dsn: str
@@ -25,6 +28,7 @@ class ControlPlaneConfig:
     bootstrap_key: str
     timers: Timers = FAST
     faults: FrozenSet[str] = frozenset()
+    profile: Profile = INTENDED
     admin_username: str = "admin"
     namespace: str = "streamspace"
     platform: str = "kubernetes"

@@ -104,6 +104,11 @@ class AgentHub:
         if old is not None:
             log.info("agent %s reconnected: closing older socket %s", conn.agent_id, old.id)
             await old.close(code=1000, message=b"replaced by a newer connection")
+            if self.config.fault("orphan-sessions-on-agent-restart"):
+                # the old connection went away: its sessions lose their agent, whichever pod connects first
+                await self.db.execute(
+                    "UPDATE sessions SET agent_id = NULL WHERE agent_id = %s", (conn.agent_id,)
+                )
         now = utcnow()
         await self.db.execute(
             "UPDATE agents SET status = 'online', last_heartbeat = %s, updated_at = %s WHERE agent_id = %s",

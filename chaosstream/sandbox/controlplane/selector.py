@@ -3,7 +3,8 @@
 Baseline: approved agents with ``status='online'`` and ``last_heartbeat`` within ``timers.selector_window``
 on the configured platform; fewest sessions in ``running/hibernated/pending`` wins, ties go to the most
 recent heartbeat. Fault ``place-on-stale-agents``: status, freshness and approval are ignored (only
-rejected agents are skipped), so sessions land on agents that are gone.
+rejected agents are skipped), so sessions land on agents that are gone. Profile ``as-built``: approval is
+ignored (a pending, unconnected agent that re-registered reads online and gets sessions).
 """
 
 import datetime as dt
@@ -30,6 +31,9 @@ async def select_agent(db: Database, config: ControlPlaneConfig) -> Optional[str
     """The agent_id a new session goes to, or None (→ 503 ``No agents available``)."""
     if config.fault("place-on-stale-agents"):
         filters = "COALESCE(a.approval_status, 'approved') <> 'rejected'"
+    elif config.profile.selector_ignores_approval:
+        # as built: only status and freshness count (api/internal/services/agent_selector.go:163-173)
+        filters = "a.status = 'online' AND a.last_heartbeat > %(cutoff)s"
     else:
         filters = "a.status = 'online' AND a.last_heartbeat > %(cutoff)s AND a.approval_status = 'approved'"
     cutoff = utcnow() - dt.timedelta(seconds=config.timers.selector_window)

@@ -61,6 +61,8 @@ def start_daemon(
     network: str = "auto",
     parent_pid: Optional[int] = None,
     timeout: float = 120.0,
+    profile: str = "intended",
+    agent_replicas: int = 1,
 ) -> Dict[str, str]:
     """Start the sandbox in a background process and return its environment once it is ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,8 @@ def start_daemon(
         "agents": agents,
         "faults": sorted(faults),
         "timers": timers,
+        "profile": profile,
+        "agent_replicas": agent_replicas,
         "db_dsn": db_dsn,
         "port": port,
         "network": network,

@@ -26,6 +26,8 @@ async def _main(state_dir: Path, options: dict) -> int:
         agents=options.get("agents", 1),
         faults=frozenset(options.get("faults", ())),
         timers=options.get("timers", "fast"),
+        profile=options.get("profile", "intended"),
+        agent_replicas=options.get("agent_replicas", 1),
         db_dsn=options.get("db_dsn"),
         port=options.get("port", 0),
         kube_port=options.get("kube_port", 0),

@@ -1,0 +1,54 @@
+"""Sandbox profiles: how the control plane and the agents behave.
+
+`intended` behaves as StreamSpace's ADRs and test plans promise; `as-built` as the v2 code on branch
+`feature/streamspace-v2-agent-refactor` does (`streamspace-as-built.md` §2). The control plane, the agent
+Deployments and the start-up consult the flags below, never the profile's name, so a later as-built
+behaviour is one more flag. Each flag cites the upstream code it reproduces.
+"""
+
+import dataclasses
+from typing import Dict
+
+__all__ = ["Profile", "INTENDED", "AS_BUILT", "PROFILES", "profile_named"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    # New agents register as `pending` (202, row status offline) and need an admin's approval before they
+    # open their WebSocket; the agent re-POSTs its registration meanwhile.
+    # api/internal/handlers/agents.go:134-160,244-250; agents/k8s-agent/main.go:551-610
+    approval_required: bool
+    # Agent ids are `$(AGENT_ID_PREFIX)-$(POD_NAME)`: every new pod is a new agent.
+    # chart/templates/k8s-agent-deployment.yaml:45-52 (static manifests use a fixed AGENT_ID instead)
+    agent_id_per_pod: bool
+    # Placement ignores approval: `status='online' AND last_heartbeat > NOW()-90s`, fewest sessions wins.
+    # api/internal/services/agent_selector.go:163-173
+    selector_ignores_approval: bool
+    # Re-registration of an existing row sets status='online', last_heartbeat=now regardless of approval
+    # (api/internal/handlers/agents.go:186-193). Both profiles do this: the test plans say nothing else.
+    reregistration_marks_online: bool = True
+
+
+INTENDED = Profile(
+    name="intended",
+    approval_required=False,
+    agent_id_per_pod=False,
+    selector_ignores_approval=False,
+)
+
+AS_BUILT = Profile(
+    name="as-built",
+    approval_required=True,
+    agent_id_per_pod=True,
+    selector_ignores_approval=True,
+)
+
+PROFILES: Dict[str, Profile] = {p.name: p for p in (INTENDED, AS_BUILT)}
+
+
+def profile_named(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}") from None
