@@ -64,6 +64,28 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 show_default=True,
                 help="Per-pod network namespaces (root only; 'auto' uses them when possible).",
             ),
+            click.option(
+                "--agent-replicas",
+                type=click.IntRange(1, 20),
+                default=1,
+                show_default=True,
+                help="Replicas of each agent Deployment (the chart's shape: N pods sharing their labels).",
+            ),
+            click.option(
+                "--cni",
+                type=click.Choice(["enforcing", "ignore-endport", "new-connections-only", "none"]),
+                default="enforcing",
+                show_default=True,
+                help="How the sandbox's CNI enforces NetworkPolicies.",
+            ),
+            click.option(
+                "--service-route",
+                type=click.Choice(["kube-proxy", "socket-lb"]),
+                default="kube-proxy",
+                show_default=True,
+                help="Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
+                "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
+            ),
         ]
     ):
         func = option(func)
@@ -89,6 +111,9 @@ def sandbox_up(
     db_dsn: Optional[str],
     port: int,
     network: str,
+    agent_replicas: int,
+    cni: str,
+    service_route: str,
     state_dir: Optional[Path],
 ) -> None:
     """Start the sandbox in the background and print how to use it."""
@@ -97,7 +122,16 @@ def sandbox_up(
     _check_faults(faults)
     state = state_dir or default_state_dir()
     try:
-        env = start_daemon(state, agents, faults, timers, db_dsn, port, network)
+        env = start_daemon(
+            state,
+            agents,
+            faults,
+            timers,
+            db_dsn,
+            port,
+            network,
+            extra={"agent_replicas": agent_replicas, "cni": cni, "service_route": service_route},
+        )
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
     env_file = state / "sandbox.env"
@@ -173,6 +207,9 @@ def sandbox_run(
     db_dsn: Optional[str],
     port: int,
     network: str,
+    agent_replicas: int,
+    cni: str,
+    service_route: str,
     command: Tuple[str, ...],
 ) -> None:
     """Start a throw-away sandbox, run COMMAND with its environment, then remove the sandbox.
@@ -186,7 +223,17 @@ def sandbox_run(
     code = 1
     try:
         try:
-            env = start_daemon(state, agents, faults, timers, db_dsn, port, network, parent_pid=os.getpid())
+            env = start_daemon(
+                state,
+                agents,
+                faults,
+                timers,
+                db_dsn,
+                port,
+                network,
+                parent_pid=os.getpid(),
+                extra={"agent_replicas": agent_replicas, "cni": cni, "service_route": service_route},
+            )
         except SandboxStartError as exc:
             raise click.ClickException(str(exc)) from None
         code = _run_child(list(command), env)

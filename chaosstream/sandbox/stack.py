@@ -55,6 +55,13 @@ class SandboxOptions:
     port: int = 0
     kube_port: int = 0
     network: str = "auto"  # auto | on | off
+    agent_replicas: int = 1
+    cni: str = "enforcing"  # enforcing | ignore-endport | new-connections-only | none
+    service_route: str = "kube-proxy"  # kube-proxy | socket-lb
+
+
+API_SERVICE = "streamspace-api"
+API_SERVICE_PORT = 8000
 
 
 def agent_deployment_name(index: int) -> str:
@@ -92,6 +99,12 @@ class Sandbox:
         self.timers: Timers = timer_set(options.timers)
         if not 1 <= options.agents <= 20:
             raise SandboxError(f"--agents must be between 1 and 20, not {options.agents}.")
+        if not 1 <= options.agent_replicas <= 20:
+            raise SandboxError(f"--agent-replicas must be between 1 and 20, not {options.agent_replicas}.")
+        if options.cni not in ("enforcing", "ignore-endport", "new-connections-only", "none"):
+            raise SandboxError(f"Unknown --cni {options.cni!r}.")
+        if options.service_route not in ("kube-proxy", "socket-lb"):
+            raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
         self.instance = digest[0] % 250 + 1
         self.network: Optional[SandboxNetwork] = None
@@ -100,12 +113,14 @@ class Sandbox:
         self.runner: Optional[web.AppRunner] = None
         self.emulator: Optional[KubeEmulator] = None
         self.runtime: Optional[ProcessRuntime] = None
-        self.api_port = 0
+        self.api_port = 0  # the SRE's front port (a port-forward or an ingress in a cluster)
+        self.backend_port = 0  # the control plane's targetPort, behind the in-cluster Service
         self.admin_password = secrets.token_urlsafe(12)
         self.bootstrap_key = secrets.token_hex(32)
         self.jwt_secret = secrets.token_hex(32)
         self.env_file = self.state_dir / "sandbox.env"
         self._tasks: List[asyncio.Task] = []
+        self.enforcer: Optional[NetpolEnforcer] = None
 
     # -- start -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,6 +156,7 @@ class Sandbox:
             log.warning("network namespaces disabled: %s; network faults will be refused", reason)
             return
         self.network = SandboxNetwork(self.instance)
+        self.network.service_route = self.options.service_route
         try:
             self.network.setup()
         except (NetworkUnavailable, OSError) as exc:
@@ -172,7 +188,10 @@ class Sandbox:
 
     async def _start_control_plane(self, port: int = 0) -> None:
         """Serve the control plane; `port` is the one to keep on a restart (no free-port check then:
-        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows)."""
+        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows).
+
+        The SRE reaches it on 127.0.0.1:<front port>; with pod networking, pods reach it only through the
+        Service `streamspace-api:8000` (ClusterIP, DNATed to <API address>:<backend port>)."""
         from chaosstream.sandbox.controlplane import ControlPlaneConfig, create_app
 
         if not port:
@@ -194,9 +213,11 @@ class Sandbox:
         app = create_app(config)
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
-        hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
-        for host in hosts:
-            await web.TCPSite(self.runner, host, port).start()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        if self.network is not None:
+            if not self.backend_port:
+                self.backend_port = _free_port()
+            await web.TCPSite(self.runner, self.network.api_address, self.backend_port).start()
 
     async def _start_kubernetes(self) -> None:
         self.runtime = ProcessRuntime(self.state_dir, self.network)
@@ -209,6 +230,8 @@ class Sandbox:
         self.emulator.create_object(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         )
+        if self.network is not None:
+            self._create_services()
         for index in range(1, self.options.agents + 1):
             self.emulator.create_object(self.agent_deployment(index))
         if self.network is not None:
@@ -216,10 +239,71 @@ class Sandbox:
                 self.emulator,
                 self.runtime,
                 NAMESPACE,
-                [self.api_port, self.emulator.port],
-                self.network.gateway,
+                [
+                    (self.network.api_address, self.backend_port),
+                    (self.network.gateway, self.emulator.port),
+                ],
+                self.options.cni,
+                self.instance,
             )
+            self.enforcer = enforcer
             self._tasks.append(asyncio.create_task(self._every(0.2, enforcer.reconcile)))
+
+    def _create_services(self) -> None:
+        """The API Service and the `kubernetes` Service, with their Endpoints, as a cluster has them."""
+        assert self.network is not None and self.emulator is not None
+        net = self.network
+        api_ip, kube_ip = net.cluster_ip(10), net.cluster_ip(1)
+        net.add_service(
+            [API_SERVICE, f"{API_SERVICE}.{NAMESPACE}", f"{API_SERVICE}.{NAMESPACE}.svc.cluster.local"],
+            api_ip,
+            API_SERVICE_PORT,
+            net.api_address,
+            self.backend_port,
+        )
+        net.add_service(
+            ["kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+            kube_ip,
+            443,
+            net.gateway,
+            self.emulator.port,
+        )
+        for ns, name, ip, port, target, address, target_port in (
+            (NAMESPACE, API_SERVICE, api_ip, API_SERVICE_PORT, "http", net.api_address, self.backend_port),
+            ("default", "kubernetes", kube_ip, 443, "https", net.gateway, self.emulator.port),
+        ):
+            if ns != NAMESPACE:
+                with contextlib.suppress(Exception):
+                    self.emulator.create_object(
+                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                    )
+            self.emulator.create_object(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {
+                        "type": "ClusterIP",
+                        "clusterIP": ip,
+                        "clusterIPs": [ip],
+                        "ipFamilies": ["IPv4"],
+                        "ports": [{"name": target, "port": port, "targetPort": target, "protocol": "TCP"}],
+                    },
+                }
+            )
+            self.emulator.create_object(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns},
+                    "subsets": [
+                        {
+                            "addresses": [{"ip": address}],
+                            "ports": [{"name": target, "port": target_port, "protocol": "TCP"}],
+                        }
+                    ],
+                }
+            )
 
     async def _every(self, interval: float, func: Any) -> None:
         while True:
@@ -229,6 +313,14 @@ class Sandbox:
                 log.exception("periodic task failed")
             await asyncio.sleep(interval)
 
+    @property
+    def control_plane_url(self) -> str:
+        """What the agents dial: the in-cluster Service (the chart's ws://<release>-api:8000) when pods have
+        their own network, else the API's own port."""
+        if self.network is not None:
+            return f"ws://{API_SERVICE}:{API_SERVICE_PORT}"
+        return f"ws://127.0.0.1:{self.api_port}"
+
     def agent_id(self, index: int) -> str:
         return f"{AGENT_ID_PREFIX}-{index}"
 
@@ -237,7 +329,7 @@ class Sandbox:
         labels = dict(AGENT_LABELS, **{"sandbox.streamspace.io/agent": str(index)})
         env: List[Dict[str, Any]] = [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "CONTROL_PLANE_URL", "value": f"ws://{self.pod_host}:{self.api_port}"},
+            {"name": "CONTROL_PLANE_URL", "value": self.control_plane_url},
             {"name": "AGENT_API_KEY", "value": self.bootstrap_key},
             {"name": "PLATFORM", "value": "kubernetes"},
             {"name": "REGION", "value": "sandbox"},
@@ -247,7 +339,7 @@ class Sandbox:
             {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
             {"name": "SANDBOX_FAULTS", "value": ",".join(sorted(self.faults))},
         ]
-        if "agent-id-per-pod" in self.faults:
+        if "agent-id-per-pod" in self.faults or self.options.agent_replicas > 1:
             # The chart's AGENT_ID="$(AGENT_ID_PREFIX)-$(POD_NAME)": every pod is a new agent.
             env.append({"name": "SANDBOX_AGENT_ID_PREFIX", "value": AGENT_ID_PREFIX})
         else:
@@ -257,7 +349,7 @@ class Sandbox:
             "kind": "Deployment",
             "metadata": {"name": name, "namespace": NAMESPACE, "labels": dict(AGENT_LABELS)},
             "spec": {
-                "replicas": 1,
+                "replicas": self.options.agent_replicas,
                 "selector": {
                     "matchLabels": {
                         "app.kubernetes.io/component": "k8s-agent",
@@ -292,12 +384,19 @@ class Sandbox:
             if pending:
                 await asyncio.to_thread(self._approve, pending)
             online = [r for r in rows if r[1] == "online"]
-            if len(online) >= self.options.agents:
+            if len(online) >= self.expected_agents:
                 return
             await asyncio.sleep(0.1)
         raise SandboxError(
             f"Agents did not come online within {timeout:g}s (seen: {last}); see the pod logs in {self.state_dir / 'logs'}."
         )
+
+    @property
+    def expected_agents(self) -> int:
+        """Agents that register: one per Deployment with a fixed AGENT_ID, one per pod with per-pod ids."""
+        if "agent-id-per-pod" in self.faults or self.options.agent_replicas > 1:
+            return self.options.agents * self.options.agent_replicas
+        return self.options.agents
 
     def _agent_rows(self) -> List[Any]:
         with psycopg.connect(self.dsn) as conn:
@@ -402,6 +501,9 @@ class Sandbox:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.postgres.stop)
         self.kill_leftover_processes()
+        if self.enforcer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.enforcer.teardown)
         if self.network is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.network.teardown)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional
 
 __all__ = [
     "default_state_dir",
@@ -61,6 +61,7 @@ def start_daemon(
     network: str = "auto",
     parent_pid: Optional[int] = None,
     timeout: float = 120.0,
+    extra: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, str]:
     """Start the sandbox in a background process and return its environment once it is ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,7 @@ def start_daemon(
         "port": port,
         "network": network,
         "parent_pid": parent_pid,
+        **(extra or {}),
     }
     log = open(state_dir / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
     try:

@@ -30,6 +30,9 @@ async def _main(state_dir: Path, options: dict) -> int:
         port=options.get("port", 0),
         kube_port=options.get("kube_port", 0),
         network=options.get("network", "auto"),
+        agent_replicas=options.get("agent_replicas", 1),
+        cni=options.get("cni", "enforcing"),
+        service_route=options.get("service_route", "kube-proxy"),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
