@@ -18,6 +18,7 @@ from chaosstream.clients.kube import Cluster, pod_running
 __all__ = [
     "AGENT_ENV",
     "agent_env_id",
+    "agent_id_of",
     "agent_selector",
     "is_agent_container",
     "agent_container_of",
@@ -39,6 +40,23 @@ def agent_env_id(pod: Any) -> str:
             if env.name == "AGENT_ID" and env.value:
                 return env.value
     return ""
+
+
+def agent_id_of(pod: Any, default_prefix: str) -> str:
+    """The agent id a pod registers with: its `AGENT_ID` (with `$(VAR)` references expanded from the
+    container env and the pod name, as the kubelet does), else `<AGENT_ID_PREFIX>-<pod name>`."""
+    for container in pod.spec.containers or []:
+        env = {e.name: e.value for e in container.env or [] if e.value is not None}
+        env.setdefault("POD_NAME", pod.metadata.name)
+        raw = env.get("AGENT_ID")
+        if raw:
+            return re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m, env=env: env.get(m.group(1), m.group(0)), raw
+            )
+        prefix = env.get("AGENT_ID_PREFIX") or env.get("SANDBOX_AGENT_ID_PREFIX")
+        if prefix:
+            return f"{prefix}-{pod.metadata.name}"
+    return f"{default_prefix}-{pod.metadata.name}"
 
 
 def _positive_terms(selector: str) -> List[str]:
