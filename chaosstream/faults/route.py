@@ -110,7 +110,7 @@ def resolve_route(cluster: Cluster, ns: str, url: str) -> Dict[str, Any]:
             f"Service {svc_ns}/{name} has no port {port} (the agent's CONTROL_PLANE_URL {url}): check the agent's "
             "configuration or give 'destinations'."
         )
-    cluster_ips = [ip for ip in (spec.cluster_i_ps or [spec.cluster_ip] or []) if ip and ip != "None"]
+    cluster_ips = [ip for ip in (spec.cluster_ips or [spec.cluster_ip] or []) if ip and ip != "None"]
     pre = [[ip, port] for ip in cluster_ips]
     post: List[List[Any]] = []
     target = svc_port.target_port if svc_port.target_port is not None else port
@@ -179,5 +179,5 @@ def kube_api_destinations(cluster: Cluster) -> List[List[Any]]:
     except KubeError:
         return []
     port = next((p.port for p in service.spec.ports or []), 443)
-    ips = service.spec.cluster_i_ps or [service.spec.cluster_ip]
+    ips = service.spec.cluster_ips or [service.spec.cluster_ip]
     return [[ip, port] for ip in ips if ip and ip != "None"]
