@@ -86,6 +86,13 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
                 "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
             ),
+            click.option(
+                "--image-pull",
+                default="fast",
+                show_default=True,
+                help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
+                "back-off, then success).",
+            ),
         ]
     ):
         func = option(func)
@@ -114,6 +121,7 @@ def sandbox_up(
     agent_replicas: int,
     cni: str,
     service_route: str,
+    image_pull: str,
     state_dir: Optional[Path],
 ) -> None:
     """Start the sandbox in the background and print how to use it."""
@@ -130,7 +138,12 @@ def sandbox_up(
             db_dsn,
             port,
             network,
-            extra={"agent_replicas": agent_replicas, "cni": cni, "service_route": service_route},
+            extra={
+                "agent_replicas": agent_replicas,
+                "cni": cni,
+                "service_route": service_route,
+                "image_pull": image_pull,
+            },
         )
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
@@ -210,6 +223,7 @@ def sandbox_run(
     agent_replicas: int,
     cni: str,
     service_route: str,
+    image_pull: str,
     command: Tuple[str, ...],
 ) -> None:
     """Start a throw-away sandbox, run COMMAND with its environment, then remove the sandbox.
@@ -232,7 +246,12 @@ def sandbox_run(
                 port,
                 network,
                 parent_pid=os.getpid(),
-                extra={"agent_replicas": agent_replicas, "cni": cni, "service_route": service_route},
+                extra={
+                    "agent_replicas": agent_replicas,
+                    "cni": cni,
+                    "service_route": service_route,
+                    "image_pull": image_pull,
+                },
             )
         except SandboxStartError as exc:
             raise click.ClickException(str(exc)) from None

@@ -20,12 +20,19 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
     started: List[Path] = []
 
     def start(
-        agents: int = 1, faults: tuple = (), timers: str = "fast", network: str = "auto"
+        agents: int = 1, faults: tuple = (), timers: str = "fast", network: str = "auto", **extra: object
     ) -> RunningSandbox:
+        """`extra`: agent_replicas, cni, service_route, image_pull (as the sandbox's command-line flags)."""
         state = Path(tempfile.mkdtemp(prefix="css-test-"))
         started.append(state)
         env = start_daemon(
-            state, agents=agents, faults=faults, timers=timers, network=network, parent_pid=os.getpid()
+            state,
+            agents=agents,
+            faults=faults,
+            timers=timers,
+            network=network,
+            parent_pid=os.getpid(),
+            extra=extra,
         )
         return RunningSandbox(state, env)
 

@@ -56,8 +56,15 @@ def _env_of(pod: Dict[str, Any], container: Dict[str, Any], pod_ip: str) -> Dict
 class ProcessRuntime(ContainerRuntime):
     """Runs agent pods as processes; see the module docstring."""
 
-    def __init__(self, state_dir: Path, network: Optional[SandboxNetwork], ready_delay: float = 0.3) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        network: Optional[SandboxNetwork],
+        ready_delay: float = 0.3,
+        image_pull: str = "fast",
+    ) -> None:
         self.ready_delay = ready_delay
+        self.image_pull = image_pull  # fast | slow:SECONDS | backoff:SECONDS (fails, then succeeds)
         self.state_dir = state_dir
         self.network = network
         self.logs = state_dir / "logs"
@@ -171,6 +178,22 @@ class ProcessRuntime(ContainerRuntime):
             out, err = await proc.communicate()
             return out, err + b"exec timed out\n", 124
         return out, err, proc.returncode or 0
+
+    async def pull_image(self, pod: Dict[str, Any], container: Dict[str, Any], waiting: Any) -> None:
+        """Emulate the node's image pull for an ephemeral container (`--image-pull`)."""
+        mode, _, seconds = self.image_pull.partition(":")
+        delay = float(seconds or 0)
+        if mode == "fast" or delay <= 0:
+            return
+        image = container.get("image", "")
+        if mode == "backoff":
+            waiting("ErrImagePull", f'failed to pull image "{image}": 429 Too Many Requests')
+            await asyncio.sleep(delay / 2)
+            waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
+            await asyncio.sleep(delay / 2)
+        else:
+            waiting("ContainerCreating", f'Pulling image "{image}"')
+            await asyncio.sleep(delay)
 
     async def start_ephemeral_container(self, pod: Dict[str, Any], container: Dict[str, Any]) -> None:
         argv = list(container.get("command") or []) + list(container.get("args") or [])

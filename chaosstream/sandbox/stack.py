@@ -58,6 +58,7 @@ class SandboxOptions:
     agent_replicas: int = 1
     cni: str = "enforcing"  # enforcing | ignore-endport | new-connections-only | none
     service_route: str = "kube-proxy"  # kube-proxy | socket-lb
+    image_pull: str = "fast"  # fast | slow:SECONDS | backoff:SECONDS
 
 
 API_SERVICE = "streamspace-api"
@@ -103,6 +104,11 @@ class Sandbox:
             raise SandboxError(f"--agent-replicas must be between 1 and 20, not {options.agent_replicas}.")
         if options.cni not in ("enforcing", "ignore-endport", "new-connections-only", "none"):
             raise SandboxError(f"Unknown --cni {options.cni!r}.")
+        mode, _, delay = options.image_pull.partition(":")
+        if mode not in ("fast", "slow", "backoff") or (delay and not delay.replace(".", "", 1).isdigit()):
+            raise SandboxError(
+                f"--image-pull must be fast, slow:SECONDS or backoff:SECONDS, not {options.image_pull!r}."
+            )
         if options.service_route not in ("kube-proxy", "socket-lb"):
             raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
@@ -220,7 +226,7 @@ class Sandbox:
             await web.TCPSite(self.runner, self.network.api_address, self.backend_port).start()
 
     async def _start_kubernetes(self) -> None:
-        self.runtime = ProcessRuntime(self.state_dir, self.network)
+        self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
         hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
         self.emulator = KubeEmulator(runtime=self.runtime, hosts=hosts, port=self.options.kube_port)
         await self.emulator.start()

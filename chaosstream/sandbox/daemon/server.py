@@ -33,6 +33,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         agent_replicas=options.get("agent_replicas", 1),
         cni=options.get("cni", "enforcing"),
         service_route=options.get("service_route", "kube-proxy"),
+        image_pull=options.get("image_pull", "fast"),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
