@@ -3,6 +3,7 @@
 import os
 from typing import Any, Dict, List
 
+from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream import arguments
@@ -101,22 +102,29 @@ def partition_agent(
         raise arguments.ArgumentError("Argument 'destinations' must not be empty.")
     cluster = Cluster(secrets)
     pods = target_pods(cluster, ns, agent_id, selector, max_pods, settings.agent_container, allow_non_agent)
+    container = agent_container_of(pods[0], settings.agent_container) or settings.agent_container
+    url = route.control_plane_url(cluster, ns, pods[0], container, settings.agent_deployment)
+    real: List[List[Any]] = []
     if dest_override is not None:
         resolved = {
-            "url": None,
+            "url": url or None,
             "service": None,
             "destinations": dest_override,
             "forms": {"override": dest_override},
         }
+        if url:
+            try:
+                real = route.resolve_route(cluster, ns, url)["destinations"]
+            except ActivityFailed:
+                real = []
     else:
-        container = agent_container_of(pods[0], settings.agent_container) or settings.agent_container
-        url = route.control_plane_url(cluster, ns, pods[0], container, settings.agent_deployment)
         if not url:
             raise arguments.ArgumentError(
                 f"Pod {ns}/{pods[0].metadata.name} has no CONTROL_PLANE_URL (nor does Deployment "
                 f"{settings.agent_deployment}): give the route as 'destinations'."
             )
         resolved = route.resolve_route(cluster, ns, url)
+        real = list(resolved["destinations"])
         if port_override is not None:
             addresses = sorted({a for a, _ in resolved["destinations"]})
             resolved["destinations"] = [[a, p] for a in addresses for p in port_override]
@@ -140,6 +148,7 @@ def partition_agent(
         image,
         start_timeout,
         kube_api=kube_api,
+        probe_route=real,
         heartbeat=heartbeat,
         heartbeat_interval=settings.heartbeat_interval,
         verify=verify,

@@ -174,6 +174,7 @@ def inject(
     image: str,
     start_timeout: float,
     kube_api: Optional[List[List[Any]]] = None,
+    probe_route: Optional[List[List[Any]]] = None,
     heartbeat: Optional[HeartbeatReader] = None,
     heartbeat_interval: float = 30.0,
     verify: bool = True,
@@ -186,6 +187,10 @@ def inject(
     expires = int(utcnow().timestamp()) + seconds
     expires_at = iso(datetime.datetime.fromtimestamp(expires, tz=datetime.UTC))
     keep = list(kube_api or [])
+    # Probe what was asked to be cut and the agent's real route (when an override replaced it).
+    must_cut = destinations + [
+        [str(a), int(p)] for a, p in probe_route or [] if [str(a), int(p)] not in destinations
+    ]
     done: List[str] = []
     verifications: List[Dict[str, Any]] = []
     for pod in pods:
@@ -210,7 +215,7 @@ def inject(
                 )
             injected_at = utcnow()
             check = (
-                _verify_by_probe(cluster, ns, name, container, tag, destinations, keep, 5.0)
+                _verify_by_probe(cluster, ns, name, container, tag, must_cut, keep, 5.0)
                 if verify
                 else {"verified": None}
             )
@@ -249,7 +254,7 @@ def inject(
             _wait_ephemeral_running(cluster, ns, name, ephemeral, start_timeout)
             injected_at = utcnow()
             check = (
-                _verify_by_probe(cluster, ns, name, ephemeral, tag, destinations, keep, 5.0)
+                _verify_by_probe(cluster, ns, name, ephemeral, tag, must_cut, keep, 5.0)
                 if verify
                 else {"verified": None}
             )
