@@ -93,6 +93,13 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
                 "back-off, then success).",
             ),
+            click.option(
+                "--pod-security",
+                type=click.Choice(["privileged", "baseline", "restricted"]),
+                default="privileged",
+                show_default=True,
+                help="The namespace's Pod Security level, enforced on pods and ephemeral containers.",
+            ),
         ]
     ):
         func = option(func)
@@ -122,6 +129,7 @@ def sandbox_up(
     cni: str,
     service_route: str,
     image_pull: str,
+    pod_security: str,
     state_dir: Optional[Path],
 ) -> None:
     """Start the sandbox in the background and print how to use it."""
@@ -143,6 +151,7 @@ def sandbox_up(
                 "cni": cni,
                 "service_route": service_route,
                 "image_pull": image_pull,
+                "pod_security": pod_security,
             },
         )
     except SandboxStartError as exc:
@@ -224,6 +233,7 @@ def sandbox_run(
     cni: str,
     service_route: str,
     image_pull: str,
+    pod_security: str,
     command: Tuple[str, ...],
 ) -> None:
     """Start a throw-away sandbox, run COMMAND with its environment, then remove the sandbox.
@@ -251,6 +261,7 @@ def sandbox_run(
                     "cni": cni,
                     "service_route": service_route,
                     "image_pull": image_pull,
+                    "pod_security": pod_security,
                 },
             )
         except SandboxStartError as exc:

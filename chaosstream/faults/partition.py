@@ -241,13 +241,10 @@ def inject(
             body = {"spec": {"ephemeralContainers": [{"name": c["name"]} for c in existing] + [spec]}}
             try:
                 cluster.core.patch_namespaced_pod_ephemeralcontainers(name, ns, body)
-            except KubeError as exc:
+            except KubeError:
+                # Admission refusals (Pod Security, webhooks) carry the API server's own message.
                 _remove_record(cluster, ns, name, pid)
-                raise ActivityFailed(
-                    f"The API server refused the partition container in {ns}/{name}: {exc}"
-                    if exc.status in (400, 403, 422)
-                    else str(exc)
-                ) from None
+                raise
             # The partition starts when the container runs (after an image pull on a real node): measure
             # detection from then, not from the API call. A container that never starts stays recorded:
             # its deadline makes a late start a no-op, and heals keep the record until then.

@@ -59,6 +59,7 @@ class SandboxOptions:
     cni: str = "enforcing"  # enforcing | ignore-endport | new-connections-only | none
     service_route: str = "kube-proxy"  # kube-proxy | socket-lb
     image_pull: str = "fast"  # fast | slow:SECONDS | backoff:SECONDS
+    pod_security: str = "privileged"  # privileged | baseline | restricted (the namespace's enforce label)
 
 
 API_SERVICE = "streamspace-api"
@@ -109,6 +110,8 @@ class Sandbox:
             raise SandboxError(
                 f"--image-pull must be fast, slow:SECONDS or backoff:SECONDS, not {options.image_pull!r}."
             )
+        if options.pod_security not in ("privileged", "baseline", "restricted"):
+            raise SandboxError(f"Unknown --pod-security {options.pod_security!r}.")
         if options.service_route not in ("kube-proxy", "socket-lb"):
             raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
@@ -234,7 +237,14 @@ class Sandbox:
         pod_url = f"http://{self.pod_host}:{self.emulator.port}"
         write_kubeconfig(str(self.state_dir / "kubeconfig-pods"), pod_url, NAMESPACE)
         self.emulator.create_object(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": NAMESPACE,
+                    "labels": {"pod-security.kubernetes.io/enforce": self.options.pod_security},
+                },
+            }
         )
         if self.network is not None:
             self._create_services()
@@ -367,11 +377,20 @@ class Sandbox:
                     "spec": {
                         "serviceAccountName": "streamspace-agent",
                         "terminationGracePeriodSeconds": 30,
+                        # Compliant with the `restricted` Pod Security level, as a hardened install is.
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "k8s-agent",
                                 "image": "ghcr.io/streamspace-dev/streamspace-k8s-agent:sandbox",
                                 "env": env,
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
                             }
                         ],
                     },

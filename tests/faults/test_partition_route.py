@@ -163,3 +163,23 @@ def test_a_late_image_pull_partitions_nothing(sandbox_factory):
         time.sleep(0.3)
     assert h.call(actions.heal_all)["healed"] == []
     _nothing_left(h)
+
+
+def test_pod_security_baseline_refusal_reaches_the_user_and_leaves_nothing(sandbox_factory):
+    sandbox = sandbox_factory(pod_security="baseline")
+    h = Harness(sandbox)
+    (pod,) = h.agent_pods().values()
+    with pytest.raises(ActivityFailed) as info:
+        h.call(actions.partition_agent, method="ephemeral", duration=30)
+    message = str(info.value)
+    assert_one_sentence(message, "admission refused")
+    assert (
+        f'pods "{pod.metadata.name}" is forbidden: violates PodSecurity "baseline:latest": non-default capabilities '
+        '(container "chaosstream-partition-' in message
+    )
+    assert 'must not include "NET_ADMIN" in securityContext.capabilities.add)' in message
+    from chaosstream.journal.verdict import is_config_error
+
+    assert not is_config_error(message), "an admission refusal is 'fault not injected', not a config error"
+    assert not h.core.read_namespaced_pod(pod.metadata.name, "streamspace").spec.ephemeral_containers
+    _nothing_left(h)

@@ -34,6 +34,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         cni=options.get("cni", "enforcing"),
         service_route=options.get("service_route", "kube-proxy"),
         image_pull=options.get("image_pull", "fast"),
+        pod_security=options.get("pod_security", "privileged"),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
