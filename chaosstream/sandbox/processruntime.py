@@ -6,7 +6,7 @@ when pods start, stop and restart, and writes their status.
 Pods whose template carries the annotation `sandbox.streamspace.io/process: agent` run the sandbox
 agent (`python -m chaosstream.sandbox.agent`) with the container's env; other pods (session pods) are
 simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then SIGKILL after the
-grace period. `exec` and ephemeral containers run their command inside the pod's network namespace, so
+grace period, floored at 2 s as a kubelet does. `exec` and ephemeral containers run their command inside the pod's network namespace, so
 `iptables ... -j DROP` really cuts that pod off and nothing else.
 """
 
@@ -28,6 +28,9 @@ log = logging.getLogger("chaosstream.sandbox")
 
 PROCESS_ANNOTATION = "sandbox.streamspace.io/process"
 EXEC_TIMEOUT = 60.0
+# A kubelet floors a deletion's grace period at 2 s (minimumGracePeriodInSeconds) and sends SIGTERM first:
+# `kubectl delete pod --grace-period=0` is not a SIGKILL.
+MINIMUM_GRACE_PERIOD = 2.0
 
 
 def _uid(pod: Dict[str, Any]) -> str:
@@ -136,7 +139,7 @@ class ProcessRuntime(ContainerRuntime):
                 proc.send_signal(signal.SIGTERM)
         for proc in procs:
             try:
-                await asyncio.wait_for(proc.wait(), timeout=max(grace_period, 0.0) or 0.01)
+                await asyncio.wait_for(proc.wait(), timeout=max(grace_period, MINIMUM_GRACE_PERIOD))
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
