@@ -1,5 +1,6 @@
 """Actions on the agent Deployment: rollout restart, pod kills, scaling — each with its inverse."""
 
+import os
 import random
 from typing import Any, Dict
 
@@ -8,8 +9,13 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive
 from chaosstream.clients.rollout import agent_pods, wait_for_rollout
-from chaosstream.faults import scaledown
-from chaosstream.faults.targets import agent_selector, check_agent_deployment, check_agent_pods
+from chaosstream.faults import process, scaledown
+from chaosstream.faults.targets import (
+    agent_container_of,
+    agent_selector,
+    check_agent_deployment,
+    check_agent_pods,
+)
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
 
@@ -65,18 +71,34 @@ def kill_agent_pod(
     namespace: str = None,
     label_selector: str = None,
     allow_non_agent: bool = False,
+    mode: str = "delete",
+    duration: float = 60.0,
+    image: str = None,
+    start_timeout: float = 120.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Delete agent pods (`kubectl delete pod`), at most `max_pods` (default 1), chosen at random among
-    running agent pods matching `label_selector` (default: `streamspace_agent_selector`).
+    """Take agent pods down, at most `max_pods` (default 1), chosen at random among running agent pods
+    matching `label_selector` (default: `streamspace_agent_selector`), by `mode`:
 
-    This is an API deletion: the kubelet sends SIGTERM first and floors the grace period at 2 s (so
-    `grace_period=0` still lets the agent close its WebSocket cleanly; it is not a crash). Pods that
-    are not StreamSpace agents are refused unless `allow_non_agent=true`. The Deployment replaces the
-    pods; no rollback is needed.
+    - `delete` (default): an API deletion (`kubectl delete pod`). The kubelet sends SIGTERM first and
+      floors the grace period at 2 s, so even `grace_period=0` lets the agent close its WebSocket cleanly:
+      StreamSpace sees a goodbye, not a crash. The Deployment replaces the pod (a new pod, a new agent id
+      with the chart's per-pod ids).
+    - `crash`: the agent process is killed inside its pod (SIGKILL; SIGQUIT when it is its container's
+      PID 1) by an ephemeral container sharing its process namespace: no goodbye; the kubelet restarts the
+      container in the same pod. Verified by the restart.
+    - `hang`: the agent process is frozen (SIGSTOP) for `duration` seconds, then thawed: the socket stays
+      open and silent, so only heartbeat-timeout detection notices. Self-expiring and recorded;
+      `heal_agent_partition` / `heal_all` / `chaosstream heal` thaw it early. Needs the agent not to be
+      its container's PID 1 (an init such as tini, or `shareProcessNamespace`): the kernel ignores SIGSTOP
+      sent to a namespace's init from inside, and the action then fails saying so.
 
-    Returns `{"namespace", "killed": [pod names], "grace_period"}`.
+    `crash` and `hang` use `image` (default `STREAMSPACE_PARTITION_IMAGE`, else nicolaka/netshoot:v0.13),
+    pulled `IfNotPresent` within `start_timeout`. Pods that are not StreamSpace agents are refused unless
+    `allow_non_agent=true`.
+
+    Returns `{"namespace", "killed": [pod names], "grace_period", "mode", "details": [...]}`.
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
@@ -84,7 +106,15 @@ def kill_agent_pod(
     max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
     grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
     allow_non_agent = arguments.flag(allow_non_agent, "allow_non_agent")
-    core = Cluster(secrets).core
+    mode = arguments.choice(mode, "mode", ("delete", "crash", "hang"))
+    start_timeout = arguments.seconds(start_timeout, "start_timeout")
+    if mode == "hang":
+        duration = arguments.seconds(duration, "duration")
+    if image is None:
+        image = os.environ.get("STREAMSPACE_PARTITION_IMAGE") or "nicolaka/netshoot:v0.13"
+    image = arguments.text(image, "image", required=True, what="a container image with sh")
+    cluster = Cluster(secrets)
+    core = cluster.core
     alive = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if pod_alive(p)]
     if not alive:
         raise arguments.ArgumentError(
@@ -92,16 +122,22 @@ def kill_agent_pod(
         )
     check_agent_pods(alive, ns, settings.agent_container, allow_non_agent)
     victims = random.sample(alive, min(max_pods, len(alive)))
-    killed = []
+    killed, details = [], []
     for pod in victims:
-        try:
-            core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace_period)
-        except KubeError as exc:
-            if exc.status == 404:
-                continue
-            raise
+        container = agent_container_of(pod, settings.agent_container) or settings.agent_container
+        if mode == "crash":
+            details.append(process.crash(cluster, ns, pod, container, image, start_timeout))
+        elif mode == "hang":
+            details.append(process.hang(cluster, ns, pod, container, image, duration, start_timeout))
+        else:
+            try:
+                core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace_period)
+            except KubeError as exc:
+                if exc.status == 404:
+                    continue
+                raise
         killed.append(pod.metadata.name)
-    return {"namespace": ns, "killed": killed, "grace_period": grace_period}
+    return {"namespace": ns, "killed": killed, "grace_period": grace_period, "mode": mode, "details": details}
 
 
 def scale_agents(

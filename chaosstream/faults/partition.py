@@ -392,8 +392,19 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
             live = _heal_rules(cluster, ns, name, record["container"], tag)
         elif (state is None or state.terminated is None) and not fault.expired():
             return f"ephemeral partition {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
+    elif method == "hang":
+        from chaosstream.faults.process import thaw
+
+        statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
+        status = statuses.get(record.get("container"))
+        state = status.state if status is not None else None
+        if state is not None and state.running is not None:
+            live = thaw(cluster, ns, name, record["container"], tag)
+        elif (state is None or state.terminated is None) and not fault.expired():
+            return f"hang {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
     elif method == "network-policy":
         if record.get("policy"):
             live = delete_policy(cluster, ns, record["policy"])
     _remove_record(cluster, ns, name, pid, label=method == "network-policy")
-    return f"{method} partition {pid} on pod {ns}/{name}" if live else ""
+    what = "hang" if method == "hang" else f"{method} partition"
+    return f"{what} {pid} on pod {ns}/{name}" if live else ""

@@ -21,6 +21,10 @@ __all__ = [
     "count_and_heal_script",
     "count_script",
     "probe_script",
+    "crash_script",
+    "hang_script",
+    "hang_state_script",
+    "thaw_script",
 ]
 
 RULE_TAG = "chaosstream-"
@@ -160,3 +164,54 @@ def probe_script(tag: str, cut: Sequence[Destination], reachable: Sequence[Desti
             )
     lines.append("wait")
     return "\n".join(lines)
+
+
+# The agent process, seen from a container sharing its PID namespace (an ephemeral container targeting the
+# agent container): PID 1, unless PID 1 is an init (tini, a shared namespace's pause), then its oldest child.
+_FIND_AGENT = (
+    "t=$(for d in /proc/[0-9]*; do p=${d#/proc/}; "
+    '[ "$(awk \'/^PPid:/{print $2}\' "$d/status" 2>/dev/null)" = 1 ] && echo "$p"; done | sort -n | head -1); '
+    '[ -n "$t" ] || t=1'
+)
+
+
+def crash_script() -> str:
+    """Kill the agent process with no chance to say goodbye: SIGKILL, or SIGQUIT when it is PID 1 (the
+    kernel ignores SIGKILL sent to a namespace's init from inside; a Go program dies on SIGQUIT)."""
+    return (
+        f"{_FIND_AGENT}; "
+        'if [ "$t" = 1 ]; then kill -s QUIT 1; else kill -s KILL "$t"; fi && echo "crashed $t"'
+    )
+
+
+def hang_script(tag: str, deadline: int) -> str:
+    """Freeze the agent process (SIGSTOP) until `deadline`, then thaw it (SIGCONT); healed early by
+    SIGTERM to this script (its pid is /tmp/<tag>.pid). Started after `deadline`, it does nothing."""
+    thaw = f'kill -s CONT "$t" 2>/dev/null; rm -f /tmp/{tag}.target /tmp/{tag}.pid'
+    return (
+        f"{_deadline_guard(deadline)}; {_FIND_AGENT}; "
+        'if [ "$t" = 1 ]; then echo "the agent is PID 1 in its container: the kernel ignores SIGSTOP sent to it '
+        'from inside the pod (run it under an init such as tini, or set shareProcessNamespace)" >&2; exit 4; fi; '
+        f'echo "$t" > /tmp/{tag}.target; echo $$ > /tmp/{tag}.pid; '
+        f"trap {quote(thaw + '; kill $s 2>/dev/null; exit 0')} TERM INT; "
+        f'kill -s STOP "$t"; sleep "$left" & s=$!; wait $s; {thaw}'
+    )
+
+
+def hang_state_script(tag: str, wait: float) -> str:
+    """Print `frozen <pid>` when the hang is in place (the process is stopped), else `not-frozen`."""
+    return (
+        f"i=0; while [ ! -f /tmp/{tag}.target ] && [ $i -lt {max(1, int(wait * 10))} ]; do sleep 0.1; i=$((i + 1)); done; "
+        f"t=$(cat /tmp/{tag}.target 2>/dev/null); "
+        "s=$(awk '/^State:/{print $2}' /proc/$t/status 2>/dev/null); "
+        'if [ -n "$t" ] && [ "$s" = T ]; then echo "frozen $t"; else echo "not-frozen $t $s"; fi'
+    )
+
+
+def thaw_script(tag: str) -> str:
+    """End a hang early: print 1 if it was in place (0 otherwise) and stop its timer (whose trap thaws)."""
+    return (
+        f"if [ -f /tmp/{tag}.pid ]; then echo 1; t=$(cat /tmp/{tag}.target 2>/dev/null); "
+        f'kill -s TERM "$(cat /tmp/{tag}.pid)" 2>/dev/null; [ -n "$t" ] && kill -s CONT "$t" 2>/dev/null; '
+        "else echo 0; fi; true"
+    )

@@ -4,10 +4,12 @@ It is the emulator's ``ContainerRuntime`` plug-in (the CRI side of a node); the 
 when pods start, stop and restart, and writes their status.
 
 Pods whose template carries the annotation `sandbox.streamspace.io/process: agent` run the sandbox
-agent (`python -m chaosstream.sandbox.agent`) with the container's env; other pods (session pods) are
-simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then SIGKILL after the
-grace period, floored at 2 s as a kubelet does. `exec` and ephemeral containers run their command inside the pod's network namespace, so
-`iptables ... -j DROP` really cuts that pod off and nothing else.
+agent (`python -m chaosstream.sandbox.agent`) with the container's env, in the pod's network namespace and
+in its own PID and mount namespaces (`pidinit`: an init as PID 1, the agent as PID 2, as with `tini` or a
+shared process namespace); other pods (session pods) are simulated: they become Ready after `ready_delay`.
+Deleting a pod sends SIGTERM, then SIGKILL after the grace period, floored at 2 s as a kubelet does.
+`exec` and ephemeral containers enter the container's namespaces, so `iptables ... -j DROP` really cuts
+that pod off and nothing else, and `kill` reaches the pod's processes only.
 """
 
 import asyncio
@@ -88,6 +90,25 @@ class ProcessRuntime(ContainerRuntime):
             return self.network.wrap(_uid(pod), argv)
         return argv
 
+    def _init_pid(self, pod: Dict[str, Any]) -> Optional[int]:
+        """The host pid of the pod's PID-namespace init (see `pidinit`), or None."""
+        proc = self._procs.get(_uid(pod))
+        if proc is None or proc.returncode is not None:
+            return None
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def _enter(self, pod: Dict[str, Any], argv: List[str]) -> List[str]:
+        """argv run inside the container's namespaces (PID, mount, network), as exec and ephemeral
+        containers targeting it are: `kill` and /proc there see the pod's processes only."""
+        init = self._init_pid(pod)
+        if init is None:
+            raise RuntimeError("the container is not running")
+        return ["nsenter", "-t", str(init), "-p", "-m", "-n", "--", *argv]
+
     # -- ContainerRuntime hooks ------------------------------------------------------------------------
     async def start_pod(self, pod: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if not self.is_process_pod(pod):
@@ -104,7 +125,11 @@ class ProcessRuntime(ContainerRuntime):
         logfile = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._wrap(pod, [sys.executable, "-m", "chaosstream.sandbox.agent"]),
+                *self._wrap(
+                    pod,
+                    [sys.executable, "-m", "chaosstream.sandbox.pidinit", "--"]
+                    + [sys.executable, "-m", "chaosstream.sandbox.agent"],
+                ),
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logfile,
@@ -165,8 +190,12 @@ class ProcessRuntime(ContainerRuntime):
                 126,
             )
         try:
+            argv = self._enter(pod, command)
+        except RuntimeError as exc:
+            return b"", f"{exc}\n".encode(), 126
+        try:
             proc = await asyncio.create_subprocess_exec(
-                *self._wrap(pod, command),
+                *argv,
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -208,7 +237,7 @@ class ProcessRuntime(ContainerRuntime):
         logfile = open(self.logs / f"{name}.{container.get('name')}.log", "ab")  # noqa: SIM115
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._wrap(pod, argv),
+                *self._enter(pod, argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logfile,
                 stderr=logfile,
