@@ -149,12 +149,21 @@ def _verify_by_heartbeats(read: HeartbeatReader, pod: Any, interval: float, grac
     while time.monotonic() < deadline:
         time.sleep(max(0.2, interval / 4))
         current = read(pod)
+        if baseline is None:
+            baseline = current
+            continue
         if current is not None and baseline is not None and current != baseline:
             return {
                 "verified": False,
                 "cause": "the agent's heartbeats still reach the API (the CNI does not enforce NetworkPolicies, or "
                 "enforces them only for new connections)",
             }
+    if baseline is None:
+        return {
+            "verified": False,
+            "cause": "the agent's heartbeats could not be read from the StreamSpace API (check the credentials and "
+            "STREAMSPACE_AGENT_ID_PREFIX), so the cut could not be verified",
+        }
     return {
         "verified": True,
         "how": "no heartbeat reached the API",
