@@ -129,7 +129,7 @@ def _verify_by_probe(
     if keep_closed:
         return {
             "verified": False,
-            "cause": f"the kube-apiserver ({_fmt(keep_closed)}) became unreachable from {where} too",
+            "cause": f"the kube-apiserver or cluster DNS ({_fmt(keep_closed)}) became unreachable from {where} too",
         }
     return {
         "verified": True,

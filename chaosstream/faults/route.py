@@ -172,12 +172,19 @@ def parse_destinations(values: List[Any]) -> List[List[Any]]:
     return out
 
 
-def kube_api_destinations(cluster: Cluster) -> List[List[Any]]:
-    """The kube-apiserver as pods reach it (Service default/kubernetes); [] when it cannot be read."""
+def _service_destinations(cluster: Cluster, ns: str, name: str, default_port: int) -> List[List[Any]]:
     try:
-        service = cluster.core.read_namespaced_service("kubernetes", "default")
+        service = cluster.core.read_namespaced_service(name, ns)
     except KubeError:
         return []
-    port = next((p.port for p in service.spec.ports or []), 443)
+    ports = [p.port for p in service.spec.ports or [] if (p.protocol or "TCP") == "TCP"] or [default_port]
     ips = service.spec.cluster_ips or [service.spec.cluster_ip]
-    return [[ip, port] for ip in ips if ip and ip != "None"]
+    return [[ip, ports[0]] for ip in ips if ip and ip != "None"]
+
+
+def kube_api_destinations(cluster: Cluster) -> List[List[Any]]:
+    """What must stay reachable from the pod, as pods reach it: the kube-apiserver (Service
+    default/kubernetes) and cluster DNS over TCP (kube-system/kube-dns); what cannot be read is skipped."""
+    return _service_destinations(cluster, "default", "kubernetes", 443) + _service_destinations(
+        cluster, "kube-system", "kube-dns", 53
+    )
