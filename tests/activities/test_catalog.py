@@ -256,7 +256,13 @@ def test_kill_agent_pod_and_restart_agent_replace_the_agent_process(harness):
     h = harness
     (old,) = h.agent_pods()
     killed = h.call(actions.kill_agent_pod)
-    assert killed == {"namespace": "streamspace", "killed": [old], "grace_period": 0, "mode": "delete", "details": []}
+    assert killed == {
+        "namespace": "streamspace",
+        "killed": [old],
+        "grace_period": 0,
+        "mode": "delete",
+        "details": [],
+    }
     (new,) = wait_for(
         lambda: [n for n in h.agent_pods() if n != old], timeout=20, what="replacement agent pod"
     )
