@@ -235,6 +235,10 @@ class Cluster:
         return self._typed("NetworkingV1Api")
 
     @property
+    def discovery(self) -> _Api:
+        return self._typed("DiscoveryV1Api")
+
+    @property
     def coordination(self) -> _Api:
         return self._typed("CoordinationV1Api")
 

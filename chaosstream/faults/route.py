@@ -121,6 +121,28 @@ def resolve_route(cluster: Cluster, ns: str, url: str) -> Dict[str, Any]:
         if exc.status != 404:
             raise
         subsets = []
+    try:
+        # EndpointSlices carry every family (v1 Endpoints list the primary family only).
+        slices = cluster.discovery.list_namespaced_endpoint_slice(
+            svc_ns, label_selector=f"kubernetes.io/service-name={name}"
+        ).items
+    except KubeError:
+        slices = []
+    for item in slices:
+        ports = item.ports or []
+        match = next(
+            (
+                p.port
+                for p in ports
+                if (svc_port.name and p.name == svc_port.name) or (not svc_port.name and len(ports) == 1)
+            ),
+            target if isinstance(target, int) else None,
+        )
+        if match is None:
+            continue
+        for endpoint in item.endpoints or []:
+            for address in endpoint.addresses or []:
+                post.append([address, match])
     for subset in subsets:
         ports = subset.ports or []
         match: Optional[int] = None

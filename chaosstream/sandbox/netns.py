@@ -10,6 +10,9 @@ the pod's OUTPUT sees ClusterIP:port), or, with `service_route="socket-lb"`, in 
 before its filter OUTPUT (as a socket-LB dataplane rewrites connect(): the pod sees endpoint:targetPort).
 Service names resolve through a per-namespace hosts file (`/etc/netns/<ns>/hosts`, which `ip netns exec`
 binds over /etc/hosts).
+
+Dual stack where the kernel allows: pods also get fd00:c55:<k>::<n>/64 and Services an IPv6 ClusterIP
+(fd00:c55:<k>:96::<n>) DNATed with ip6tables; when any IPv6 step fails the sandbox stays IPv4-only.
 """
 
 import hashlib
@@ -56,6 +59,9 @@ class SandboxNetwork:
         self.service_route = "kube-proxy"
         self.hosts: Dict[str, str] = {}  # service name -> ClusterIP
         self.services: List[Tuple[str, int, str, int]] = []  # (clusterIP, port, endpoint, targetPort)
+        self.v6 = False
+        self.gateway6 = f"fd00:c55:{instance:x}::1"
+        self.api_address6 = f"fd00:c55:{instance:x}::fa"
 
     @property
     def svc_chain(self) -> str:
@@ -64,16 +70,24 @@ class SandboxNetwork:
     def cluster_ip(self, index: int) -> str:
         return f"10.96.{self.instance}.{index}"
 
+    def cluster_ip6(self, index: int) -> str:
+        return f"fd00:c55:{self.instance:x}:96::{index:x}"
+
+    @staticmethod
+    def _tool(address: str) -> str:
+        return "ip6tables" if ":" in address else "iptables"
+
     def add_service(
         self, names: List[str], cluster_ip: str, port: int, endpoint: str, target_port: int
     ) -> None:
         """Route ClusterIP:port to endpoint:targetPort and make `names` resolve to the ClusterIP in pods."""
-        for name in names:
-            self.hosts[name] = cluster_ip
+        if "." in cluster_ip:
+            for name in names:
+                self.hosts[name] = cluster_ip
         self.services.append((cluster_ip, port, endpoint, target_port))
         if self.service_route == "kube-proxy":
             _run(
-                "iptables",
+                self._tool(cluster_ip),
                 "-t",
                 "nat",
                 "-A",
@@ -93,7 +107,7 @@ class SandboxNetwork:
             "-j",
             "DNAT",
             "--to-destination",
-            f"{endpoint}:{target_port}",
+            f"[{endpoint}]:{target_port}" if ":" in endpoint else f"{endpoint}:{target_port}",
         ]
 
     @property
@@ -111,6 +125,32 @@ class SandboxNetwork:
         _run("ip", "link", "set", self.bridge, "up")
         _run("iptables", "-t", "nat", "-N", self.svc_chain)
         _run("iptables", "-t", "nat", "-I", "PREROUTING", "-j", self.svc_chain)
+        self._setup_v6()
+
+    def _setup_v6(self) -> None:
+        """Dual stack when the kernel and ip6tables allow it; otherwise IPv4 only, cleanly."""
+        if shutil.which("ip6tables") is None:
+            return
+        try:
+            _run("ip", "-6", "addr", "add", f"{self.gateway6}/64", "dev", self.bridge, "nodad")
+            _run("ip", "-6", "addr", "add", f"{self.api_address6}/128", "dev", self.bridge, "nodad")
+            _run("ip6tables", "-t", "nat", "-N", self.svc_chain)
+            _run("ip6tables", "-t", "nat", "-I", "PREROUTING", "-j", self.svc_chain)
+        except (subprocess.CalledProcessError, OSError):
+            self._cleanup_v6_nat()
+            return
+        self.v6 = True
+
+    def _cleanup_v6_nat(self) -> None:
+        if shutil.which("ip6tables") is None:
+            return
+        while (
+            _run("ip6tables", "-t", "nat", "-D", "PREROUTING", "-j", self.svc_chain, check=False).returncode
+            == 0
+        ):
+            pass
+        if _run("ip6tables", "-t", "nat", "-F", self.svc_chain, check=False).returncode == 0:
+            _run("ip6tables", "-t", "nat", "-X", self.svc_chain, check=False)
 
     def cleanup_leftovers(self) -> List[str]:
         """Remove this instance's namespaces and bridge, whoever left them."""
@@ -129,6 +169,7 @@ class SandboxNetwork:
         if _run("iptables", "-t", "nat", "-F", self.svc_chain, check=False).returncode == 0:
             _run("iptables", "-t", "nat", "-X", self.svc_chain, check=False)
             removed.append(self.svc_chain)
+        self._cleanup_v6_nat()
         for stale in Path("/etc/netns").glob(f"{self.prefix}*"):
             shutil.rmtree(stale, ignore_errors=True)
         if _run("ip", "link", "show", self.bridge, check=False).returncode == 0:
@@ -156,6 +197,10 @@ class SandboxNetwork:
             _run("ip", "-n", ns, "link", "set", "eth0", "up")
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "route", "add", "default", "via", self.gateway)
+            if self.v6:
+                ip6 = f"fd00:c55:{self.instance:x}::{self._next - 1:x}"
+                _run("ip", "-n", ns, "-6", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
+                _run("ip", "-n", ns, "-6", "route", "add", "default", "via", self.gateway6)
             if self.service_route == "socket-lb":
                 for cluster_ip, port, endpoint, target_port in self.services:
                     _run(
@@ -163,7 +208,7 @@ class SandboxNetwork:
                         "netns",
                         "exec",
                         ns,
-                        "iptables",
+                        self._tool(cluster_ip),
                         "-t",
                         "nat",
                         "-A",

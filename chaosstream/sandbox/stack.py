@@ -227,6 +227,8 @@ class Sandbox:
             if not self.backend_port:
                 self.backend_port = _free_port()
             await web.TCPSite(self.runner, self.network.api_address, self.backend_port).start()
+            if self.network.v6:
+                await web.TCPSite(self.runner, self.network.api_address6, self.backend_port).start()
 
     async def _start_kubernetes(self) -> None:
         self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
@@ -284,10 +286,18 @@ class Sandbox:
             net.gateway,
             self.emulator.port,
         )
+        v6 = {}
+        if net.v6:
+            # Dual stack: an IPv6 ClusterIP per Service too (v1 Endpoints list the primary family only).
+            # (`kubernetes` stays single-stack, as on a real cluster: the primary family only.)
+            v6 = {API_SERVICE: net.cluster_ip6(10)}
+            net.add_service([], v6[API_SERVICE], API_SERVICE_PORT, net.api_address6, self.backend_port)
         for ns, name, ip, port, target, address, target_port in (
             (NAMESPACE, API_SERVICE, api_ip, API_SERVICE_PORT, "http", net.api_address, self.backend_port),
             ("default", "kubernetes", kube_ip, 443, "https", net.gateway, self.emulator.port),
         ):
+            families = ["IPv4", "IPv6"] if name in v6 else ["IPv4"]
+            cluster_ips = [ip, v6[name]] if name in v6 else [ip]
             if ns != NAMESPACE:
                 with contextlib.suppress(Exception):
                     self.emulator.create_object(
@@ -301,12 +311,29 @@ class Sandbox:
                     "spec": {
                         "type": "ClusterIP",
                         "clusterIP": ip,
-                        "clusterIPs": [ip],
-                        "ipFamilies": ["IPv4"],
+                        "clusterIPs": cluster_ips,
+                        "ipFamilies": families,
+                        "ipFamilyPolicy": "PreferDualStack" if len(families) > 1 else "SingleStack",
                         "ports": [{"name": target, "port": port, "targetPort": target, "protocol": "TCP"}],
                     },
                 }
             )
+            slices = [("IPv4", address)] + ([("IPv6", net.api_address6)] if name in v6 else [])
+            for family, slice_address in slices:
+                self.emulator.create_object(
+                    {
+                        "apiVersion": "discovery.k8s.io/v1",
+                        "kind": "EndpointSlice",
+                        "metadata": {
+                            "name": f"{name}-{family.lower()}",
+                            "namespace": ns,
+                            "labels": {"kubernetes.io/service-name": name},
+                        },
+                        "addressType": family,
+                        "endpoints": [{"addresses": [slice_address], "conditions": {"ready": True}}],
+                        "ports": [{"name": target, "port": target_port, "protocol": "TCP"}],
+                    }
+                )
             self.emulator.create_object(
                 {
                     "apiVersion": "v1",
@@ -456,6 +483,7 @@ class Sandbox:
             "STREAMSPACE_SANDBOX_TIMERS": self.options.timers,
             "STREAMSPACE_SANDBOX_FAULTS": ",".join(sorted(self.faults)),
             "STREAMSPACE_SANDBOX_NETWORK": "on" if self.network else "off",
+            "STREAMSPACE_SANDBOX_IPV6": "on" if self.network and self.network.v6 else "off",
         }
         values.update({k: f"{v:g}" for k, v in self.timers.objectives().items()})
         return values

@@ -38,10 +38,24 @@ def _netns_of(pod) -> str:
 
 
 def _our_rules(pod) -> str:
-    out = subprocess.run(
-        ["ip", "netns", "exec", _netns_of(pod), "iptables", "-S"], capture_output=True, text=True
-    ).stdout
+    out = ""
+    for tool in ("iptables", "ip6tables"):
+        out += subprocess.run(
+            ["ip", "netns", "exec", _netns_of(pod), tool, "-S"], capture_output=True, text=True
+        ).stdout
     return "\n".join(line for line in out.splitlines() if "chaosstream-" in line)
+
+
+def _connects(pod, dest) -> bool:
+    code = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()"
+    return (
+        subprocess.run(
+            ["ip", "netns", "exec", _netns_of(pod), "python3", "-c", code, dest[0], str(dest[1])],
+            capture_output=True,
+            timeout=10,
+        ).returncode
+        == 0
+    )
 
 
 def _nothing_left(h: Harness) -> None:
@@ -74,10 +88,20 @@ def test_exec_partition_cuts_the_agents_service_route_not_the_sres_port(sandbox_
     _nothing_left(h)
     assert _status(h)[h.agent_id] == "online"
 
+    v6 = [[ip, 8000] for ip in svc.spec.cluster_ips if ":" in ip]
+    (pod,) = h.agent_pods().values()
+    if sandbox.env.get("STREAMSPACE_SANDBOX_IPV6") == "on":
+        assert v6, "a dual-stack sandbox gives the Service an IPv6 ClusterIP"
+        if service_route == "kube-proxy":
+            assert _connects(pod, v6[0]), "the IPv6 ClusterIP must answer before the partition"
+
     out = h.call(actions.partition_agent, method="exec", duration=30)
     injected = time.monotonic()
     assert out["verified"] is True, out
     assert cluster_form in out["destinations"] and endpoint_form in out["destinations"]
+    for dest in v6:  # both families are cut, with ip6tables for IPv6
+        assert dest in out["destinations"] and dest in out["verification"][0]["cut"]
+        assert not _connects(pod, dest)
     assert all(port != sre_port for _, port in out["destinations"])
     check = out["verification"][0]
     assert check["still_reachable"], "the kube-apiserver reachability was not checked"
