@@ -156,3 +156,46 @@ def test_probe_sees_the_cut_and_what_stays_reachable(ns):
         assert "keep 127.0.0.1 18443 open" in out
     finally:
         server.kill()
+
+
+@needs_netns
+@pytest.mark.skipif(
+    not shutil.which("unshare") or not shutil.which("nsenter"), reason="needs unshare and nsenter"
+)
+def test_hang_refuses_a_pid_1_agent_and_freezes_a_child_one():
+    """SIGSTOP from inside a PID namespace cannot reach its init: the hang script says so (exit 4) rather
+    than report a freeze that did not happen; under an init (tini, pause) it freezes the agent."""
+    from chaosstream.faults.scripts import hang_script, thaw_script
+
+    def state(pid: str) -> str:
+        return next(line.split()[1] for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
+
+    for shape in ("pid1", "init"):
+        argv = ["sleep", "30"] if shape == "pid1" else ["sh", "-c", "sleep 30 & wait"]
+        agent = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", *argv])
+        try:
+            time.sleep(0.5)
+            init = open(f"/proc/{agent.pid}/task/{agent.pid}/children").read().split()[0]
+            tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
+            enter = ["nsenter", "-t", init, "-p", "-m", "--", "sh", "-c"]
+            script = hang_script(tag, int(time.time()) + 20)
+            if shape == "pid1":
+                proc = subprocess.run(enter + [script], capture_output=True, text=True, timeout=10)
+                assert proc.returncode == 4 and "PID 1" in proc.stderr
+                assert state(init) != "T"
+                continue
+            hang = subprocess.Popen(enter + [script])
+            frozen = open(f"/proc/{init}/task/{init}/children").read().split()[0]
+            deadline = time.monotonic() + 5
+            while state(frozen) != "T" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert state(frozen) == "T"
+            out = subprocess.run(
+                enter + [thaw_script(tag)], capture_output=True, text=True, timeout=10
+            ).stdout
+            assert out.strip().startswith("1")
+            hang.wait(timeout=5)
+            assert state(frozen) != "T"
+        finally:
+            agent.kill()
+            agent.wait()

@@ -34,6 +34,7 @@ def _add_container(
         "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", script],
         "targetContainerName": target,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     existing = [c.to_dict() if hasattr(c, "to_dict") else c for c in (pod.spec.ephemeral_containers or [])]
     body = {"spec": {"ephemeralContainers": [{"name": c["name"]} for c in existing] + [spec]}}
@@ -119,6 +120,12 @@ def hang(
     def running():
         state = _state(cluster, ns, name, helper)
         if state is not None and state.terminated is not None:
+            cluster.core.patch_namespaced_pod(name, ns, {"metadata": {"annotations": {key: None}}})
+            if state.terminated.exit_code == 4:
+                raise ActivityFailed(
+                    f"Cannot hang the agent in {ns}/{name}: it is PID 1 in its container and the kernel ignores SIGSTOP "
+                    "sent to it from inside the pod (run it under an init such as tini, or set shareProcessNamespace)."
+                )
             raise ActivityFailed(
                 f"The hang helper in {ns}/{name} exited at once (exit {state.terminated.exit_code}"
                 f"{': ' + state.terminated.message.strip() if state.terminated.message else ''}); the agent is not frozen."
