@@ -85,6 +85,35 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 show_default=True,
                 help="Per-pod network namespaces (root only; 'auto' uses them when possible).",
             ),
+            click.option(
+                "--cni",
+                type=click.Choice(["enforcing", "ignore-endport", "new-connections-only", "none"]),
+                default="enforcing",
+                show_default=True,
+                help="How the sandbox's CNI enforces NetworkPolicies.",
+            ),
+            click.option(
+                "--service-route",
+                type=click.Choice(["kube-proxy", "socket-lb"]),
+                default="kube-proxy",
+                show_default=True,
+                help="Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
+                "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
+            ),
+            click.option(
+                "--image-pull",
+                default="fast",
+                show_default=True,
+                help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
+                "back-off, then success).",
+            ),
+            click.option(
+                "--pod-security",
+                type=click.Choice(["privileged", "baseline", "restricted"]),
+                default="privileged",
+                show_default=True,
+                help="The namespace's Pod Security level, enforced on pods and ephemeral containers.",
+            ),
         ]
     ):
         func = option(func)
@@ -112,6 +141,10 @@ def sandbox_up(
     db_dsn: Optional[str],
     port: int,
     network: str,
+    cni: str,
+    service_route: str,
+    image_pull: str,
+    pod_security: str,
     state_dir: Optional[Path],
 ) -> None:
     """Start the sandbox in the background and print how to use it."""
@@ -130,6 +163,12 @@ def sandbox_up(
             network,
             profile=profile,
             agent_replicas=agent_replicas,
+            extra={
+                "cni": cni,
+                "service_route": service_route,
+                "image_pull": image_pull,
+                "pod_security": pod_security,
+            },
         )
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
@@ -279,6 +318,10 @@ def sandbox_run(
     db_dsn: Optional[str],
     port: int,
     network: str,
+    cni: str,
+    service_route: str,
+    image_pull: str,
+    pod_security: str,
     command: Tuple[str, ...],
 ) -> None:
     """Start a throw-away sandbox, run COMMAND with its environment, then remove the sandbox.
@@ -303,6 +346,12 @@ def sandbox_run(
                 parent_pid=os.getpid(),
                 profile=profile,
                 agent_replicas=agent_replicas,
+                extra={
+                    "cni": cni,
+                    "service_route": service_route,
+                    "image_pull": image_pull,
+                    "pod_security": pod_security,
+                },
             )
         except SandboxStartError as exc:
             raise click.ClickException(str(exc)) from None

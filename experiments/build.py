@@ -140,7 +140,9 @@ def a_new_session_starts(name: str) -> list:
     The creation is a check of the recovered system, not a fault: it runs as a probe, so a refusal (503 No
     agents available after the fault) is a finding (verdict 1), not "the fault was not injected" (3).
     """
-    creation = action(name, "create_sessions", count=1, template="${session_template}", user="${session_user}")
+    creation = action(
+        name, "create_sessions", count=1, template="${session_template}", user="${session_user}"
+    )
     creation["type"] = "probe"
     return [
         creation,

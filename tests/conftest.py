@@ -26,7 +26,9 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
         network: str = "auto",
         profile: str = "intended",
         agent_replicas: int = 1,
+        **extra: object,
     ) -> RunningSandbox:
+        """`extra`: agent_replicas, cni, service_route, image_pull (as the sandbox's command-line flags)."""
         state = Path(tempfile.mkdtemp(prefix="css-test-"))
         started.append(state)
         env = start_daemon(
@@ -38,6 +40,7 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
             parent_pid=os.getpid(),
             profile=profile,
             agent_replicas=agent_replicas,
+            extra=extra,
         )
         return RunningSandbox(state, env)
 

@@ -42,6 +42,9 @@ EXPECTED_RULES: Dict[Tuple[str, str, Tuple[str, ...]], Set[str]] = {
     ("coordination.k8s.io", "leases", ("chaosstream-run-lock",)): {"get", "update", "delete"},
     ("", "configmaps", ()): {"create"},
     ("", "configmaps", tuple(f"chaosstream-result-{i}" for i in range(1, 6))): {"get", "update"},
+    ("", "services", ()): {"get"},
+    ("", "endpoints", ()): {"get"},
+    ("discovery.k8s.io", "endpointslices", ()): {"list"},
 }
 LOCK_TTL_S = 600  # chaosstream.controls.safety default ttl, also the bound on fault durations
 

@@ -1,5 +1,6 @@
 """Actions on the agent Deployment: rollout restart, pod kills, scaling — each with its inverse."""
 
+import os
 import random
 from typing import Any, Dict, List
 
@@ -8,8 +9,16 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive
 from chaosstream.clients.rollout import wait_for_rollout
-from chaosstream.faults import scaledown
-from chaosstream.faults.targets import agent_env_id, agent_selector, record_hit, serving_pods
+from chaosstream.faults import process, scaledown
+from chaosstream.faults.targets import (
+    agent_container_of,
+    agent_env_id,
+    agent_selector,
+    check_agent_deployment,
+    check_agent_pods,
+    record_hit,
+    serving_pods,
+)
 from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
@@ -24,6 +33,7 @@ def restart_agent(
     deployment: str = None,
     wait: bool = False,
     timeout: float = 120.0,
+    allow_non_agent: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -32,7 +42,8 @@ def restart_agent(
     Sets the pod-template annotation `kubectl.kubernetes.io/restartedAt` to now, so Kubernetes replaces
     every agent pod. `namespace` and `deployment` default to the configured `streamspace_namespace` and
     `streamspace_agent_deployment`; another namespace is refused. With `wait=true` it returns after the
-    rollout finished (bounded by `timeout`).
+    rollout finished (bounded by `timeout`). A Deployment whose pods are not StreamSpace agents is refused
+    unless `allow_non_agent=true`.
 
     Returns `{"namespace", "deployment", "restartedAt", "previous_pods": [...], "agent_ids": [...], "ids":
     "fixed" | "per-pod", "rollout": {...} | null}`; the agents hit are remembered, so a later
@@ -43,7 +54,9 @@ def restart_agent(
     ns = check_namespace(namespace, settings.namespace)
     name = arguments.text(deployment, "deployment", what="a Deployment name") or settings.agent_deployment
     timeout = arguments.seconds(timeout, "timeout")
+    allow_non_agent = arguments.flag(allow_non_agent, "allow_non_agent")
     cluster = Cluster(secrets, settings.kube_timeout)
+    check_agent_deployment(cluster, ns, name, settings.agent_container, allow_non_agent)
     pods = _deployment_pods(cluster, ns, name)
     before = [p.metadata.name for p in pods]
     hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)])
@@ -78,34 +91,61 @@ def kill_agent_pod(
     namespace: str = None,
     label_selector: str = None,
     serving_sessions: bool = False,
+    allow_non_agent: bool = False,
+    mode: str = "delete",
+    duration: float = 60.0,
+    image: str = None,
+    start_timeout: float = 120.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Delete agent pods (`kubectl delete pod`), at most `max_pods` (default 1), chosen at random among
-    running agent pods matching `label_selector` (default: `streamspace_agent_selector`). With
+    """Take agent pods down, at most `max_pods` (default 1), chosen at random among running agent pods
+    matching `label_selector` (default: `streamspace_agent_selector`), by `mode`. With
     `serving_sessions=true` only the pods of the agents serving the sessions this run created are
     candidates (with several agents, the sessions' own agents are the ones to hit).
 
-    `grace_period=0` kills at once (SIGKILL, as a node failure would). The Deployment replaces the pods;
-    no rollback is needed.
+    - `delete` (default): an API deletion (`kubectl delete pod`). The kubelet sends SIGTERM first and
+      floors the grace period at 2 s, so even `grace_period=0` lets the agent close its WebSocket cleanly:
+      StreamSpace sees a goodbye, not a crash. The Deployment replaces the pod (a new pod, a new agent id
+      with the chart's per-pod ids).
+    - `crash`: the agent process is killed inside its pod (SIGKILL; SIGQUIT when it is its container's
+      PID 1) by an ephemeral container sharing its process namespace: no goodbye; the kubelet restarts the
+      container in the same pod. Verified by the restart.
+    - `hang`: the agent process is frozen (SIGSTOP) for `duration` seconds, then thawed: the socket stays
+      open and silent, so only heartbeat-timeout detection notices. Self-expiring and recorded;
+      `heal_agent_partition` / `heal_all` / `chaosstream heal` thaw it early. Needs the agent not to be
+      its container's PID 1 (an init such as tini, or `shareProcessNamespace`): the kernel ignores SIGSTOP
+      sent to a namespace's init from inside, and the action then fails saying so.
 
-    Returns `{"namespace", "killed": [pod names], "agent_ids", "grace_period"}`; the agents hit are
-    remembered for later waits of the run.
+    `crash` and `hang` use `image` (default `STREAMSPACE_PARTITION_IMAGE`, else nicolaka/netshoot:v0.13),
+    pulled `IfNotPresent` within `start_timeout`. Pods that are not StreamSpace agents are refused unless
+    `allow_non_agent=true`.
+
+    Returns `{"namespace", "killed": [pod names], "agent_ids", "grace_period", "mode", "details": [...]}`;
+    the agents hit are remembered for later waits of the run.
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
     selector = agent_selector(label_selector, settings.agent_selector)
     max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
     grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
-    core = Cluster(secrets, settings.kube_timeout).core
+    allow_non_agent = arguments.flag(allow_non_agent, "allow_non_agent")
+    mode = arguments.choice(mode, "mode", ("delete", "crash", "hang"))
+    start_timeout = arguments.seconds(start_timeout, "start_timeout")
+    if mode == "hang":
+        duration = arguments.seconds(duration, "duration")
+    if image is None:
+        image = os.environ.get("STREAMSPACE_PARTITION_IMAGE") or "nicolaka/netshoot:v0.13"
+    image = arguments.text(image, "image", required=True, what="a container image with sh")
+    cluster = Cluster(secrets, settings.kube_timeout)
+    core = cluster.core
     alive = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if pod_alive(p)]
     if not alive:
         raise arguments.ArgumentError(
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
-    alive = serving_pods(
-        Cluster(secrets, settings.kube_timeout), ns, alive
-    )  # with HA replicas: the Lease holders, not standbys
+    check_agent_pods(alive, ns, settings.agent_container, allow_non_agent)
+    alive = serving_pods(cluster, ns, alive)  # with HA replicas: the Lease holders, not standbys
     if serving_sessions:
         serving = _agents_serving_created_sessions(settings)
         alive = [p for p in alive if agent_env_id(p) in serving]
@@ -116,16 +156,29 @@ def kill_agent_pod(
             )
     victims = random.sample(alive, min(max_pods, len(alive)))
     hit = record_hit(settings, "kill_agent_pod", victims)
-    killed = []
+    killed, details = [], []
     for pod in victims:
-        try:
-            core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace_period)
-        except KubeError as exc:
-            if exc.status == 404:
-                continue
-            raise
+        container = agent_container_of(pod, settings.agent_container) or settings.agent_container
+        if mode == "crash":
+            details.append(process.crash(cluster, ns, pod, container, image, start_timeout))
+        elif mode == "hang":
+            details.append(process.hang(cluster, ns, pod, container, image, duration, start_timeout))
+        else:
+            try:
+                core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=grace_period)
+            except KubeError as exc:
+                if exc.status == 404:
+                    continue
+                raise
         killed.append(pod.metadata.name)
-    return {"namespace": ns, "killed": killed, "agent_ids": hit["agent_ids"], "grace_period": grace_period}
+    return {
+        "namespace": ns,
+        "killed": killed,
+        "agent_ids": hit["agent_ids"],
+        "grace_period": grace_period,
+        "mode": mode,
+        "details": details,
+    }
 
 
 def _agents_serving_created_sessions(settings: Any) -> List[str]:
@@ -145,6 +198,7 @@ def scale_agents(
     deployment: str = None,
     max_replicas: int = 10,
     duration: float = 600.0,
+    allow_non_agent: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -153,7 +207,8 @@ def scale_agents(
     The previous replica count is stored in the annotation `chaosstream.io/previous-replicas` and the
     fault's end in `chaosstream.io/expires-at`: `scale_agents(-1)` (the rollback), `chaosstream heal` and
     a detached reaper started here restore it — the reaper after `duration` seconds even if the runner
-    was killed. `max_replicas` bounds the blast radius upwards.
+    was killed. `max_replicas` bounds the blast radius upwards; a Deployment whose pods are not
+    StreamSpace agents is refused unless `allow_non_agent=true`.
 
     Returns `{"namespace", "deployment", "previous_replicas", "replicas", "expires_at"}`.
     """
@@ -167,7 +222,10 @@ def scale_agents(
             f"Argument 'replicas' ({replicas}) exceeds 'max_replicas' ({max_replicas}): raise it."
         )
     duration = arguments.seconds(duration, "duration")
+    allow_non_agent = arguments.flag(allow_non_agent, "allow_non_agent")
     cluster = Cluster(secrets, settings.kube_timeout)
+    if replicas != -1:
+        check_agent_deployment(cluster, ns, name, settings.agent_container, allow_non_agent)
     if replicas == -1:
         dep = cluster.apps.read_namespaced_deployment(name, ns)
         current = dep.spec.replicas if dep.spec.replicas is not None else 1

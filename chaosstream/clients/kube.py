@@ -142,7 +142,7 @@ def translate(exc: BaseException, what: str) -> KubeError:
         detail = f": {said}" if said else ""
         if "PodSecurity" in said or "admission webhook" in said or "denied the request" in said:
             return KubeError(
-                f"Kubernetes admission refused {what} (403{detail}); use a method the namespace's policy allows.",
+                f"Kubernetes admission refused {what}{detail}; use a method the namespace's policy allows.",
                 403,
                 body,
             )
@@ -277,6 +277,10 @@ class Cluster:
     @property
     def networking(self) -> _Api:
         return self._typed("NetworkingV1Api")
+
+    @property
+    def discovery(self) -> _Api:
+        return self._typed("DiscoveryV1Api")
 
     @property
     def coordination(self) -> _Api:

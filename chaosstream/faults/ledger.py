@@ -11,6 +11,7 @@ Undo is per record: one failure is reported and the others are still undone.
 """
 
 import json
+import time
 from typing import List, Optional
 
 from chaoslib.exceptions import ActivityFailed
@@ -122,7 +123,17 @@ def heal(
     what was not, after trying them all."""
     healed: List[str] = []
     failed: List[str] = []
-    for fault in list_faults(cluster, namespace, fault_id):
+    for attempt in range(3):
+        # A heal is often a rollback played right after an interrupt: ride out one transport hiccup
+        # rather than leave a fault behind until it expires.
+        try:
+            faults = list_faults(cluster, namespace, fault_id)
+            break
+        except KubeError as exc:
+            if exc.status not in (None, 0) or attempt == 2:
+                raise
+            time.sleep(0.5)
+    for fault in faults:
         if fault.kind not in kinds or (expired_only and not fault.expired()):
             continue
         if owner is not None and fault.owner != owner:

@@ -1,22 +1,30 @@
-"""Partition an agent pod from the control plane: inject, record, undo.
+"""Partition an agent pod from the control plane: inject, verify, record, undo.
 
-Three methods:
+Every method drops exactly the agent's route (see `faults.route`: the Service's ClusterIP:port and its
+endpoints' address:targetPort, IPv4 and IPv6, both directions), never a bare port:
 - `ephemeral` (works on a stock deployment): an ephemeral container with NET_ADMIN shares the agent
-  pod's network namespace and inserts iptables DROP rules; its main process is the dead-man timer, so
-  the partition ends after `duration` even if the runner dies.
+  pod's network namespace and inserts iptables DROP rules; its main process is the dead-man timer, and
+  its script carries an absolute deadline, so a late start (slow image pull) changes nothing.
 - `exec`: the same rules through pods/exec into the agent container (needs iptables and NET_ADMIN
-  there, which the stock agent image lacks); a detached `sleep` in the pod heals after `duration`.
-- `network-policy`: a NetworkPolicy that allows every egress port but the control plane's (needs a
-  policy-enforcing CNI); it carries `chaosstream.io/expires-at` and a detached reaper deletes it.
+  there, which the stock agent image lacks); a detached `sleep` in the pod heals at the deadline.
+- `network-policy`: a unique label is patched on the target pod alone and a NetworkPolicy selecting
+  that label allows all egress except to the route's addresses (ipBlock `except`, no `endPort`); it
+  carries `chaosstream.io/expires-at` and a detached reaper deletes it.
+Every injection is verified before the action returns: for iptables methods a TCP connect from the pod's
+network namespace to each route destination must fail while the kube-apiserver stays reachable; for
+NetworkPolicies the agent's heartbeats must stop reaching the API. Otherwise the fault is undone and the
+action fails with one sentence naming the likely cause.
 The record (a pod annotation) is written before anything is injected: a rollback must know even if
 the runner dies in between.
 """
 
 import datetime
+import ipaddress
 import json
 import math
 import secrets as pysecrets
-from typing import Any, Dict, List
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from chaoslib.exceptions import ActivityFailed
 
@@ -29,28 +37,35 @@ from chaosstream.faults.records import (
     PARTITION_ANNOTATION_PREFIX,
     PARTITION_LABEL,
     RUN_ID,
+    TARGET_LABEL,
     Fault,
 )
 from chaosstream.polling import wait_until
 from chaosstream.timeutil import iso, utcnow
 
-__all__ = ["METHODS", "DEFAULT_IMAGE", "inject", "undo_record", "delete_policy"]
+__all__ = ["METHODS", "DEFAULT_IMAGE", "inject", "undo_record", "delete_policy", "HeartbeatReader"]
 
 METHODS = ("ephemeral", "exec", "network-policy")
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 
+# Reads an agent pod's last heartbeat as the API reports it (any comparable value), None if unknown.
+HeartbeatReader = Callable[[Any], Any]
 
-def _allow_all_but(ports: List[int]) -> List[Dict[str, Any]]:
-    """Egress port ranges that cover every TCP port except `ports` (NetworkPolicy is an allow-list)."""
-    ranges, start = [], 1
-    for port in ports:
-        if port > start:
-            ranges.append({"protocol": "TCP", "port": start, "endPort": port - 1})
-        start = port + 1
-    if start <= 65535:
-        ranges.append({"protocol": "TCP", "port": start, "endPort": 65535})
-    ranges.append({"protocol": "UDP", "port": 1, "endPort": 65535})
-    return ranges
+
+def _egress_except(destinations: List[List[Any]]) -> List[Dict[str, Any]]:
+    """Egress rules that allow everything but the route's addresses (no `endPort`: some CNIs ignore it)."""
+    v4 = sorted({a for a, _ in destinations if ipaddress.ip_address(a).version == 4})
+    v6 = sorted({a for a, _ in destinations if ipaddress.ip_address(a).version == 6})
+    peers = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [f"{a}/32" for a in v4]}}]
+    peers.append(
+        {"ipBlock": {"cidr": "::/0", "except": [f"{a}/128" for a in v6]}}
+        if v6
+        else {"ipBlock": {"cidr": "::/0"}}
+    )
+    for peer in peers:
+        if not peer["ipBlock"].get("except"):
+            peer["ipBlock"].pop("except", None)
+    return [{"to": peers}]
 
 
 def _record(cluster: Cluster, ns: str, pod: str, pid: str, record: Dict[str, Any]) -> None:
@@ -60,8 +75,10 @@ def _record(cluster: Cluster, ns: str, pod: str, pid: str, record: Dict[str, Any
     cluster.core.patch_namespaced_pod(pod, ns, body)
 
 
-def _remove_record(cluster: Cluster, ns: str, pod: str, pid: str) -> None:
-    body = {"metadata": {"annotations": {PARTITION_ANNOTATION_PREFIX + pid: None}}}
+def _remove_record(cluster: Cluster, ns: str, pod: str, pid: str, label: bool = False) -> None:
+    body: Dict[str, Any] = {"metadata": {"annotations": {PARTITION_ANNOTATION_PREFIX + pid: None}}}
+    if label:
+        body["metadata"]["labels"] = {TARGET_LABEL: None}
     try:
         cluster.core.patch_namespaced_pod(pod, ns, body)
     except KubeError as exc:
@@ -69,33 +86,142 @@ def _remove_record(cluster: Cluster, ns: str, pod: str, pid: str) -> None:
             raise
 
 
+def _fmt(dests: List[List[Any]]) -> str:
+    return ", ".join(f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in dests)
+
+
+def _verify_by_probe(
+    cluster: Cluster,
+    ns: str,
+    pod: str,
+    container: str,
+    tag: str,
+    destinations: List[List[Any]],
+    keep: List[List[Any]],
+    wait: float,
+) -> Dict[str, Any]:
+    """Connect from the pod's network namespace: the route must be cut, the kube-apiserver reachable."""
+    script = scripts.probe_script(tag, [tuple(d) for d in destinations], [tuple(d) for d in keep], wait)
+    code, out, err = cluster.exec(ns, pod, container, ["sh", "-c", script])
+    rules, cut_open, keep_closed, seen = 0, [], [], 0
+    for line in (out or "").splitlines():
+        words = line.split()
+        if words[:1] == ["rules"] and len(words) > 1 and words[1].isdigit():
+            rules = int(words[1])
+        elif len(words) == 4 and words[0] in ("cut", "keep"):
+            seen += 1
+            if words[0] == "cut" and words[3] == "open":
+                cut_open.append([words[1], int(words[2])])
+            if words[0] == "keep" and words[3] == "closed":
+                keep_closed.append([words[1], int(words[2])])
+    where = f"{ns}/{pod}"
+    if code != 0 or seen < len(destinations) + len(keep):
+        detail = (err or out or "").strip().splitlines()[-1:] or [f"exit {code}"]
+        return {
+            "verified": False,
+            "cause": f"the verification probe could not run in {where} ({detail[0][:160]})",
+        }
+    if rules == 0:
+        return {"verified": False, "cause": f"the partition's rules never appeared in {where}"}
+    if cut_open:
+        return {
+            "verified": False,
+            "cause": f"{_fmt(cut_open)} stayed reachable from {where} (wrong route: pass 'destinations')",
+        }
+    if keep_closed:
+        return {
+            "verified": False,
+            "cause": f"the kube-apiserver or cluster DNS ({_fmt(keep_closed)}) became unreachable from {where} too",
+        }
+    return {
+        "verified": True,
+        "how": "tcp-connect from the pod's network namespace",
+        "cut": destinations,
+        "still_reachable": keep,
+        "rules": rules,
+    }
+
+
+def _verify_by_heartbeats(read: HeartbeatReader, pod: Any, interval: float, grace: float) -> Dict[str, Any]:
+    """The agent's heartbeats must stop reaching the API: no new heartbeat within 2 intervals after
+    `grace` (the time a CNI takes to apply a policy)."""
+    time.sleep(grace)
+    baseline = read(pod)
+    deadline = time.monotonic() + 2 * interval + 0.5
+    while time.monotonic() < deadline:
+        time.sleep(max(0.2, interval / 4))
+        current = read(pod)
+        if baseline is None:
+            baseline = current
+            continue
+        if current is not None and baseline is not None and current != baseline:
+            return {
+                "verified": False,
+                "cause": "the agent's heartbeats still reach the API (the CNI does not enforce NetworkPolicies, or "
+                "enforces them only for new connections)",
+            }
+    if baseline is None:
+        return {
+            "verified": False,
+            "cause": "the agent's heartbeats could not be read from the StreamSpace API (check the credentials and "
+            "STREAMSPACE_AGENT_ID_PREFIX), so the cut could not be verified",
+        }
+    return {
+        "verified": True,
+        "how": "no heartbeat reached the API",
+        "window_s": round(2 * interval + 0.5 + grace, 3),
+        "last_heartbeat": baseline,
+    }
+
+
 def inject(
     cluster: Cluster,
     ns: str,
     pods: List[Any],
     method: str,
-    ports: List[int],
+    route: Dict[str, Any],
     duration: float,
     container: str,
     image: str,
     start_timeout: float,
+    kube_api: Optional[List[List[Any]]] = None,
+    probe_route: Optional[List[List[Any]]] = None,
+    heartbeat: Optional[HeartbeatReader] = None,
+    heartbeat_interval: float = 30.0,
+    verify: bool = True,
 ) -> Dict[str, Any]:
-    """Partition each of `pods`; returns the action's summary."""
+    """Partition each of `pods` on `route["destinations"]`, verify the cut; returns the action's summary."""
+    destinations = [[str(a), int(p)] for a, p in route["destinations"]]
     pid = pysecrets.token_hex(4)
     tag = scripts.RULE_TAG + pid
     seconds = int(math.ceil(duration))
-    expires = utcnow().timestamp() + seconds
+    expires = int(utcnow().timestamp()) + seconds
     expires_at = iso(datetime.datetime.fromtimestamp(expires, tz=datetime.UTC))
+    keep = list(kube_api or [])
+    # Probe what was asked to be cut and the agent's real route (when an override replaced it).
+    must_cut = destinations + [
+        [str(a), int(p)] for a, p in probe_route or [] if [str(a), int(p)] not in destinations
+    ]
     done: List[str] = []
+    verifications: List[Dict[str, Any]] = []
     for pod in pods:
         name = pod.metadata.name
-        record: Dict[str, Any] = {"method": method, "ports": ports, "expires_at": expires_at, "owner": RUN_ID}
+        record: Dict[str, Any] = {
+            "method": method,
+            "destinations": destinations,
+            "expires_at": expires_at,
+            "owner": RUN_ID,
+        }
+        injected_at = utcnow()
         if method == "exec":
             record["container"] = container
             _record(cluster, ns, name, pid, record)
             try:
                 code, out, err = cluster.exec(
-                    ns, name, container, ["sh", "-c", scripts.exec_script(ports, tag, seconds)]
+                    ns,
+                    name,
+                    container,
+                    ["sh", "-c", scripts.exec_script([tuple(d) for d in destinations], tag, expires)],
                 )
             except KubeError:
                 _remove_record(cluster, ns, name, pid)  # nothing was injected: no record may outlive us
@@ -107,6 +233,12 @@ def inject(
                     f"{(err or out).strip()[:200]}); the stock agent image has no iptables and no NET_ADMIN: "
                     "use method 'ephemeral'."
                 )
+            injected_at = utcnow()
+            check = (
+                _verify_by_probe(cluster, ns, name, container, tag, must_cut, keep, 5.0)
+                if verify
+                else {"verified": None}
+            )
         elif method == "ephemeral":
             ephemeral = f"chaosstream-partition-{pid}"
             record["container"] = ephemeral
@@ -114,7 +246,12 @@ def inject(
             spec = {
                 "name": ephemeral,
                 "image": image,
-                "command": ["sh", "-c", scripts.ephemeral_script(ports, tag, seconds)],
+                "imagePullPolicy": "IfNotPresent",
+                "command": [
+                    "sh",
+                    "-c",
+                    scripts.ephemeral_script([tuple(d) for d in destinations], tag, expires),
+                ],
                 "targetContainerName": container,
                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
             }
@@ -125,16 +262,28 @@ def inject(
             try:
                 cluster.core.patch_namespaced_pod_ephemeralcontainers(name, ns, body)
             except KubeError:
+                # Admission refusals (Pod Security, webhooks) carry the API server's own message.
                 _remove_record(cluster, ns, name, pid)
                 raise
             # The partition starts when the container runs (after an image pull on a real node): measure
-            # detection from then, not from the API call.
+            # detection from then, not from the API call. A container that never starts stays recorded:
+            # its deadline makes a late start a no-op, and heals keep the record until then.
             _wait_ephemeral_running(cluster, ns, name, ephemeral, start_timeout)
+            injected_at = utcnow()
+            check = (
+                _verify_by_probe(cluster, ns, name, ephemeral, tag, must_cut, keep, 5.0)
+                if verify
+                else {"verified": None}
+            )
         else:
             policy_name = f"chaosstream-partition-{pid}-{len(done)}"
             record["policy"] = policy_name
+            record["label"] = TARGET_LABEL
             _record(cluster, ns, name, pid, record)
-            labels = {k: v for k, v in (pod.metadata.labels or {}).items() if k != "pod-template-hash"}
+            selector_value = f"{pid}-{len(done)}"
+            cluster.core.patch_namespaced_pod(
+                name, ns, {"metadata": {"labels": {TARGET_LABEL: selector_value}}}
+            )
             policy = {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
@@ -149,27 +298,50 @@ def inject(
                     },
                 },
                 "spec": {
-                    "podSelector": {"matchLabels": labels},
+                    "podSelector": {"matchLabels": {TARGET_LABEL: selector_value}},
                     "policyTypes": ["Egress"],
-                    "egress": [{"ports": _allow_all_but(ports)}],
+                    "egress": _egress_except(destinations),
                 },
             }
             try:
                 cluster.networking.create_namespaced_network_policy(ns, policy)
             except KubeError:
-                _remove_record(cluster, ns, name, pid)
+                _remove_record(cluster, ns, name, pid, label=True)
                 raise
             from chaosstream.faults.deadman import spawn_reaper
 
             spawn_reaper(["networkpolicy", ns, policy_name, pid, str(expires)])
+            injected_at = utcnow()
+            if verify and heartbeat is not None:
+                check = _verify_by_heartbeats(heartbeat, pod, heartbeat_interval, 1.0)
+            else:
+                check = {"verified": None, "how": "not checked (no StreamSpace API access)"}
+        check["pod"] = name
+        check["injected_at"] = iso(injected_at)
+        check["verified_at"] = iso(utcnow())
+        verifications.append(check)
         done.append(name)
+        if check.get("verified") is False:
+            fault = Fault(
+                "partition", ns, name, pid, expires_at, record, cluster.core.read_namespaced_pod(name, ns)
+            )
+            try:
+                undo_record(cluster, fault)
+            except (KubeError, ActivityFailed):
+                pass
+            raise ActivityFailed(
+                f"The {method} partition of {ns}/{name} did not cut the agent off and was undone: {check['cause']}."
+            )
     return {
         "partition_id": pid,
         "method": method,
         "pods": done,
-        "ports": ports,
+        "route": route,
+        "destinations": destinations,
         "duration": seconds,
         "expires_at": expires_at,
+        "verified": all(v.get("verified") for v in verifications),
+        "verification": verifications,
     }
 
 
@@ -188,7 +360,10 @@ def _wait_ephemeral_running(cluster: Cluster, ns: str, pod: str, container: str,
                         "check that its image has iptables and that NET_ADMIN is allowed in the namespace."
                     )
                 if status.state.waiting is not None:
-                    return False, status.state.waiting.reason or "waiting"
+                    waiting = status.state.waiting
+                    return False, (waiting.reason or "waiting") + (
+                        f": {waiting.message}" if waiting.message else ""
+                    )
         return False, "not started"
 
     wait_until(
@@ -196,7 +371,9 @@ def _wait_ephemeral_running(cluster: Cluster, ns: str, pod: str, container: str,
         timeout,
         0.05,
         lambda last: (
-            f"The partition container {container} in {ns}/{pod} is not running after {timeout:g}s ({last})."
+            f"The partition container {container} in {ns}/{pod} is not running after {timeout:g}s ({last}); it stays "
+            "recorded and does nothing if it starts after its deadline: pin a reachable image with "
+            "STREAMSPACE_PARTITION_IMAGE."
         ),
     )
 
@@ -233,7 +410,11 @@ def delete_policy(cluster: Cluster, ns: str, name: str) -> bool:
 
 
 def undo_record(cluster: Cluster, fault: Fault) -> str:
-    """Revert one partition record on its pod and drop the record; "" when it had already ended."""
+    """Revert one partition record on its pod and drop the record; "" when it had already ended.
+
+    Liveness is decided from the rules, not the container's state: a running container is asked to count
+    and remove them. An ephemeral container that has not started yet cannot be removed (Kubernetes never
+    removes ephemeral containers): its record stays until its deadline, after which a start is a no-op."""
     ns, name, pid, record = fault.namespace, fault.target, fault.fault_id, fault.record
     method = record.get("method")
     tag = scripts.RULE_TAG + pid
@@ -243,9 +424,24 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
     elif method == "ephemeral":
         statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
         status = statuses.get(record.get("container"))
-        if status is not None and status.state is not None and status.state.running is not None:
+        state = status.state if status is not None else None
+        if state is not None and state.running is not None:
             live = _heal_rules(cluster, ns, name, record["container"], tag)
-    elif method == "network-policy" and record.get("policy"):
-        live = delete_policy(cluster, ns, record["policy"])
-    _remove_record(cluster, ns, name, pid)
-    return f"{method} partition {pid} on pod {ns}/{name}" if live else ""
+        elif (state is None or state.terminated is None) and not fault.expired():
+            return f"ephemeral partition {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
+    elif method == "hang":
+        from chaosstream.faults.process import thaw
+
+        statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
+        status = statuses.get(record.get("container"))
+        state = status.state if status is not None else None
+        if state is not None and state.running is not None:
+            live = thaw(cluster, ns, name, record["container"], tag)
+        elif (state is None or state.terminated is None) and not fault.expired():
+            return f"hang {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
+    elif method == "network-policy":
+        if record.get("policy"):
+            live = delete_policy(cluster, ns, record["policy"])
+    _remove_record(cluster, ns, name, pid, label=method == "network-policy")
+    what = "hang" if method == "hang" else f"{method} partition"
+    return f"{what} {pid} on pod {ns}/{name}" if live else ""

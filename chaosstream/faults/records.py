@@ -13,6 +13,7 @@ __all__ = [
     "MANAGED_BY_SELECTOR",
     "PARTITION_ANNOTATION_PREFIX",
     "PARTITION_LABEL",
+    "TARGET_LABEL",
     "EXPIRES_ANNOTATION",
     "PREVIOUS_REPLICAS_ANNOTATION",
     "OWNER_ANNOTATION",
@@ -24,6 +25,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "chaosstream"}
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=chaosstream"
 PARTITION_ANNOTATION_PREFIX = "chaosstream.io/partition-"
 PARTITION_LABEL = "chaosstream.io/partition"
+TARGET_LABEL = "chaosstream.io/partition-target"  # on the one pod a NetworkPolicy partition selects
 EXPIRES_ANNOTATION = "chaosstream.io/expires-at"
 PREVIOUS_REPLICAS_ANNOTATION = "chaosstream.io/previous-replicas"
 OWNER_ANNOTATION = "chaosstream.io/owner"

@@ -206,8 +206,15 @@ _STOPWORDS = {
 }  # fmt: skip
 
 
+# Admission refusals (Pod Security, webhooks) are 403s, but the fault's method cannot run in that namespace:
+# the fault was not injected (3), the setup of the runner is fine.
+_ADMISSION_RE = re.compile(r"\badmission refused\b|\bviolates PodSecurity\b|\badmission webhook\b")
+
+
 def is_config_error(text: str) -> bool:
     """Whether an error sentence is a configuration, credential or permission error."""
+    if _ADMISSION_RE.search(text[:4000]):
+        return False
     return bool(_CONFIG_RE.search(text[:4000]))
 
 

@@ -3,13 +3,24 @@
 Each sandbox instance owns one bridge `cssbr<k>` with 169.254.<k>.1/24 (link-local, never routed) and
 one namespace `css<k>-<pod hash>` per running pod, linked by a veth pair. Everything carries the
 instance number, so a second `up` after a crash can find and remove exactly its own leftovers.
+
+Services as a cluster has them: ClusterIPs in 10.96.<k>.0/24, reached through the pod's default route,
+DNATed to their endpoints in the host namespace as kube-proxy does (chain `CSS<k>-SVC` in nat PREROUTING:
+the pod's OUTPUT sees ClusterIP:port), or, with `service_route="socket-lb"`, in the pod's own nat OUTPUT
+before its filter OUTPUT (as a socket-LB dataplane rewrites connect(): the pod sees endpoint:targetPort).
+Service names resolve through a per-namespace hosts file (`/etc/netns/<ns>/hosts`, which `ip netns exec`
+binds over /etc/hosts).
+
+Dual stack where the kernel allows: pods also get fd00:c55:<k>::<n>/64 and Services an IPv6 ClusterIP
+(fd00:c55:<k>:96::<n>) DNATed with ip6tables; when any IPv6 step fails the sandbox stays IPv4-only.
 """
 
 import hashlib
 import os
 import shutil
 import subprocess
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 __all__ = ["NetworkUnavailable", "SandboxNetwork", "network_support"]
 
@@ -44,6 +55,60 @@ class SandboxNetwork:
         self._next = 2
         self._pods: Dict[str, str] = {}  # pod uid -> namespace name
         self._ips: Dict[str, str] = {}
+        self.api_address = f"169.254.{instance}.250"  # the control plane's "pod IP" (its endpoint)
+        self.service_route = "kube-proxy"
+        self.hosts: Dict[str, str] = {}  # service name -> ClusterIP
+        self.services: List[Tuple[str, int, str, int]] = []  # (clusterIP, port, endpoint, targetPort)
+        self.v6 = False
+        self.gateway6 = f"fd00:c55:{instance:x}::1"
+        self.api_address6 = f"fd00:c55:{instance:x}::fa"
+
+    @property
+    def svc_chain(self) -> str:
+        return f"CSS{self.instance}-SVC"
+
+    def cluster_ip(self, index: int) -> str:
+        return f"10.96.{self.instance}.{index}"
+
+    def cluster_ip6(self, index: int) -> str:
+        return f"fd00:c55:{self.instance:x}:96::{index:x}"
+
+    @staticmethod
+    def _tool(address: str) -> str:
+        return "ip6tables" if ":" in address else "iptables"
+
+    def add_service(
+        self, names: List[str], cluster_ip: str, port: int, endpoint: str, target_port: int
+    ) -> None:
+        """Route ClusterIP:port to endpoint:targetPort and make `names` resolve to the ClusterIP in pods."""
+        if "." in cluster_ip:
+            for name in names:
+                self.hosts[name] = cluster_ip
+        self.services.append((cluster_ip, port, endpoint, target_port))
+        if self.service_route == "kube-proxy":
+            _run(
+                self._tool(cluster_ip),
+                "-t",
+                "nat",
+                "-A",
+                self.svc_chain,
+                *self._dnat(cluster_ip, port, endpoint, target_port),
+            )
+
+    @staticmethod
+    def _dnat(cluster_ip: str, port: int, endpoint: str, target_port: int) -> List[str]:
+        return [
+            "-d",
+            cluster_ip,
+            "-p",
+            "tcp",
+            "--dport",
+            str(port),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            f"[{endpoint}]:{target_port}" if ":" in endpoint else f"{endpoint}:{target_port}",
+        ]
 
     @property
     def prefix(self) -> str:
@@ -56,7 +121,36 @@ class SandboxNetwork:
         self.cleanup_leftovers()
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _run("ip", "addr", "add", f"{self.api_address}/32", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
+        _run("iptables", "-t", "nat", "-N", self.svc_chain)
+        _run("iptables", "-t", "nat", "-I", "PREROUTING", "-j", self.svc_chain)
+        self._setup_v6()
+
+    def _setup_v6(self) -> None:
+        """Dual stack when the kernel and ip6tables allow it; otherwise IPv4 only, cleanly."""
+        if shutil.which("ip6tables") is None:
+            return
+        try:
+            _run("ip", "-6", "addr", "add", f"{self.gateway6}/64", "dev", self.bridge, "nodad")
+            _run("ip", "-6", "addr", "add", f"{self.api_address6}/128", "dev", self.bridge, "nodad")
+            _run("ip6tables", "-t", "nat", "-N", self.svc_chain)
+            _run("ip6tables", "-t", "nat", "-I", "PREROUTING", "-j", self.svc_chain)
+        except (subprocess.CalledProcessError, OSError):
+            self._cleanup_v6_nat()
+            return
+        self.v6 = True
+
+    def _cleanup_v6_nat(self) -> None:
+        if shutil.which("ip6tables") is None:
+            return
+        while (
+            _run("ip6tables", "-t", "nat", "-D", "PREROUTING", "-j", self.svc_chain, check=False).returncode
+            == 0
+        ):
+            pass
+        if _run("ip6tables", "-t", "nat", "-F", self.svc_chain, check=False).returncode == 0:
+            _run("ip6tables", "-t", "nat", "-X", self.svc_chain, check=False)
 
     def cleanup_leftovers(self) -> List[str]:
         """Remove this instance's namespaces and bridge, whoever left them."""
@@ -67,6 +161,17 @@ class SandboxNetwork:
             if name.startswith(self.prefix):
                 _run("ip", "netns", "del", name, check=False)
                 removed.append(name)
+        while (
+            _run("iptables", "-t", "nat", "-D", "PREROUTING", "-j", self.svc_chain, check=False).returncode
+            == 0
+        ):
+            pass
+        if _run("iptables", "-t", "nat", "-F", self.svc_chain, check=False).returncode == 0:
+            _run("iptables", "-t", "nat", "-X", self.svc_chain, check=False)
+            removed.append(self.svc_chain)
+        self._cleanup_v6_nat()
+        for stale in Path("/etc/netns").glob(f"{self.prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
         if _run("ip", "link", "show", self.bridge, check=False).returncode == 0:
             _run("ip", "link", "del", self.bridge, check=False)
             removed.append(self.bridge)
@@ -91,12 +196,40 @@ class SandboxNetwork:
             _run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
             _run("ip", "-n", ns, "link", "set", "eth0", "up")
             _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("ip", "-n", ns, "route", "add", "default", "via", self.gateway)
+            if self.v6:
+                ip6 = f"fd00:c55:{self.instance:x}::{self._next - 1:x}"
+                _run("ip", "-n", ns, "-6", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
+                _run("ip", "-n", ns, "-6", "route", "add", "default", "via", self.gateway6)
+            if self.service_route == "socket-lb":
+                for cluster_ip, port, endpoint, target_port in self.services:
+                    _run(
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        self._tool(cluster_ip),
+                        "-t",
+                        "nat",
+                        "-A",
+                        "OUTPUT",
+                        *self._dnat(cluster_ip, port, endpoint, target_port),
+                    )
+            etc = Path("/etc/netns") / ns
+            etc.mkdir(parents=True, exist_ok=True)
+            lines = ["127.0.0.1 localhost"]
+            lines += [f"{addr} {name}" for name, addr in sorted(self.hosts.items())]
+            (etc / "hosts").write_text("\n".join(lines) + "\n")
         except subprocess.CalledProcessError:
+            shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
             _run("ip", "netns", "del", ns, check=False)
             raise
         self._pods[pod_uid] = ns
         self._ips[pod_uid] = ip
         return ip
+
+    def ip_of(self, pod_uid: str) -> Optional[str]:
+        return self._ips.get(pod_uid)
 
     def namespace_of(self, pod_uid: str) -> Optional[str]:
         return self._pods.get(pod_uid)
@@ -107,6 +240,7 @@ class SandboxNetwork:
         if ns:
             # Deleting the namespace destroys its veth end, its iptables rules and its sockets.
             _run("ip", "netns", "del", ns, check=False)
+            shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
 
     def wrap(self, pod_uid: str, argv: List[str]) -> List[str]:
         """argv that runs a command inside the pod's namespace."""

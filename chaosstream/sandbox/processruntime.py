@@ -4,16 +4,19 @@ It is the emulator's ``ContainerRuntime`` plug-in (the CRI side of a node); the 
 when pods start, stop and restart, and writes their status.
 
 Pods whose template carries the annotation `sandbox.streamspace.io/process: agent` run the sandbox
-agent (`python -m chaosstream.sandbox.agent`) with the container's env. Pods of the runner image
-(`RUNNER_IMAGE`, the CronJobs of deploy/kubernetes) run their container's command and args as a process
-of this environment (its `chaos` and `chaosstream`), as root in a private mount namespace where the pod's
-volumes are bind-mounted at their mountPaths (configMap volumes as files, emptyDirs, the ServiceAccount
-token, ca.crt and namespace at /var/run/secrets/kubernetes.io/serviceaccount); env comes from env
-(value, fieldRef, configMapKeyRef, secretKeyRef) and envFrom, plus KUBERNETES_SERVICE_HOST/PORT pointing
-at the emulator's TLS port, so the real client's in-cluster configuration works unchanged. Its log is
-served by `pods/log`. Other pods (session pods) are simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then SIGKILL after the
-grace period. `exec` and ephemeral containers run their command inside the pod's network namespace, so
-`iptables ... -j DROP` really cuts that pod off and nothing else.
+agent (`python -m chaosstream.sandbox.agent`) with the container's env, in the pod's network namespace and
+in its own PID and mount namespaces (`pidinit`: an init as PID 1, the agent as PID 2, as with `tini` or a
+shared process namespace). Pods of the runner image (`RUNNER_IMAGE`, the CronJobs of deploy/kubernetes) run
+their container's command and args as a process of this environment (its `chaos` and `chaosstream`), as
+root in a private mount namespace where the pod's volumes are bind-mounted at their mountPaths (configMap
+volumes as files, emptyDirs, the ServiceAccount token, ca.crt and namespace at
+/var/run/secrets/kubernetes.io/serviceaccount); env comes from env (value, fieldRef, configMapKeyRef,
+secretKeyRef) and envFrom, plus KUBERNETES_SERVICE_HOST/PORT pointing at the emulator's TLS port, so the
+real client's in-cluster configuration works unchanged. Its log is served by `pods/log`. Other pods
+(session pods) are simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then
+SIGKILL after the grace period, floored at 2 s as a kubelet does. `exec` and ephemeral containers enter the
+container's namespaces, so `iptables ... -j DROP` really cuts that pod off and nothing else, and `kill`
+reaches the pod's processes only.
 """
 
 import asyncio
@@ -37,6 +40,9 @@ PROCESS_ANNOTATION = "sandbox.streamspace.io/process"
 RUNNER_IMAGE = "chaostoolkit-streamspace"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXEC_TIMEOUT = 60.0
+# A kubelet floors a deletion's grace period at 2 s (minimumGracePeriodInSeconds) and sends SIGTERM first:
+# `kubectl delete pod --grace-period=0` is not a SIGKILL.
+MINIMUM_GRACE_PERIOD = 2.0
 
 
 def _uid(pod: Dict[str, Any]) -> str:
@@ -83,8 +89,15 @@ def _env_of(pod: Dict[str, Any], container: Dict[str, Any], pod_ip: str) -> Dict
 class ProcessRuntime(ContainerRuntime):
     """Runs agent pods as processes; see the module docstring."""
 
-    def __init__(self, state_dir: Path, network: Optional[SandboxNetwork], ready_delay: float = 0.3) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        network: Optional[SandboxNetwork],
+        ready_delay: float = 0.3,
+        image_pull: str = "fast",
+    ) -> None:
         self.ready_delay = ready_delay
+        self.image_pull = image_pull  # fast | slow:SECONDS | backoff:SECONDS (fails, then succeeds)
         self.state_dir = state_dir
         self.network = network
         self.logs = state_dir / "logs"
@@ -234,6 +247,25 @@ class ProcessRuntime(ContainerRuntime):
             return self.network.wrap(_uid(pod), argv)
         return argv
 
+    def _init_pid(self, pod: Dict[str, Any]) -> Optional[int]:
+        """The host pid of the pod's PID-namespace init (see `pidinit`), or None."""
+        proc = self._procs.get(_uid(pod))
+        if proc is None or proc.returncode is not None:
+            return None
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def _enter(self, pod: Dict[str, Any], argv: List[str]) -> List[str]:
+        """argv run inside the container's namespaces (PID, mount, network), as exec and ephemeral
+        containers targeting it are: `kill` and /proc there see the pod's processes only."""
+        init = self._init_pid(pod)
+        if init is None:
+            raise RuntimeError("the container is not running")
+        return ["nsenter", "-t", str(init), "-p", "-m", "-n", "--", *argv]
+
     # -- ContainerRuntime hooks ------------------------------------------------------------------------
     async def start_pod(self, pod: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if self.is_runner_pod(pod) and os.geteuid() == 0:
@@ -252,7 +284,11 @@ class ProcessRuntime(ContainerRuntime):
         logfile = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._wrap(pod, [sys.executable, "-m", "chaosstream.sandbox.agent"]),
+                *self._wrap(
+                    pod,
+                    [sys.executable, "-m", "chaosstream.sandbox.pidinit", "--"]
+                    + [sys.executable, "-m", "chaosstream.sandbox.agent"],
+                ),
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logfile,
@@ -287,7 +323,7 @@ class ProcessRuntime(ContainerRuntime):
                 proc.send_signal(signal.SIGTERM)
         for proc in procs:
             try:
-                await asyncio.wait_for(proc.wait(), timeout=max(grace_period, 0.0) or 0.01)
+                await asyncio.wait_for(proc.wait(), timeout=max(grace_period, MINIMUM_GRACE_PERIOD))
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
@@ -313,8 +349,12 @@ class ProcessRuntime(ContainerRuntime):
                 126,
             )
         try:
+            argv = self._enter(pod, command)
+        except RuntimeError as exc:
+            return b"", f"{exc}\n".encode(), 126
+        try:
             proc = await asyncio.create_subprocess_exec(
-                *self._wrap(pod, command),
+                *argv,
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -330,6 +370,22 @@ class ProcessRuntime(ContainerRuntime):
             return out, err + b"exec timed out\n", 124
         return out, err, proc.returncode or 0
 
+    async def pull_image(self, pod: Dict[str, Any], container: Dict[str, Any], waiting: Any) -> None:
+        """Emulate the node's image pull for an ephemeral container (`--image-pull`)."""
+        mode, _, seconds = self.image_pull.partition(":")
+        delay = float(seconds or 0)
+        if mode == "fast" or delay <= 0:
+            return
+        image = container.get("image", "")
+        if mode == "backoff":
+            waiting("ErrImagePull", f'failed to pull image "{image}": 429 Too Many Requests')
+            await asyncio.sleep(delay / 2)
+            waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
+            await asyncio.sleep(delay / 2)
+        else:
+            waiting("ContainerCreating", f'Pulling image "{image}"')
+            await asyncio.sleep(delay)
+
     async def start_ephemeral_container(self, pod: Dict[str, Any], container: Dict[str, Any]) -> None:
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         if not argv:
@@ -340,7 +396,7 @@ class ProcessRuntime(ContainerRuntime):
         logfile = open(self.logs / f"{name}.{container.get('name')}.log", "ab")  # noqa: SIM115
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._wrap(pod, argv),
+                *self._enter(pod, argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logfile,
                 stderr=logfile,

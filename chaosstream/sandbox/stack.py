@@ -59,6 +59,14 @@ class SandboxOptions:
     port: int = 0
     kube_port: int = 0
     network: str = "auto"  # auto | on | off
+    cni: str = "enforcing"  # enforcing | ignore-endport | new-connections-only | none
+    service_route: str = "kube-proxy"  # kube-proxy | socket-lb
+    image_pull: str = "fast"  # fast | slow:SECONDS | backoff:SECONDS
+    pod_security: str = "privileged"  # privileged | baseline | restricted (the namespace's enforce label)
+
+
+API_SERVICE = "streamspace-api"
+API_SERVICE_PORT = 8000
 
 
 def agent_deployment_name(index: int) -> str:
@@ -102,6 +110,17 @@ class Sandbox:
             self.profile: Profile = profile_named(options.profile)
         except ValueError as exc:
             raise SandboxError(f"--profile: {exc}.") from None
+        if options.cni not in ("enforcing", "ignore-endport", "new-connections-only", "none"):
+            raise SandboxError(f"Unknown --cni {options.cni!r}.")
+        mode, _, delay = options.image_pull.partition(":")
+        if mode not in ("fast", "slow", "backoff") or (delay and not delay.replace(".", "", 1).isdigit()):
+            raise SandboxError(
+                f"--image-pull must be fast, slow:SECONDS or backoff:SECONDS, not {options.image_pull!r}."
+            )
+        if options.pod_security not in ("privileged", "baseline", "restricted"):
+            raise SandboxError(f"Unknown --pod-security {options.pod_security!r}.")
+        if options.service_route not in ("kube-proxy", "socket-lb"):
+            raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
         self.instance = digest[0] % 250 + 1
         self.network: Optional[SandboxNetwork] = None
@@ -110,13 +129,15 @@ class Sandbox:
         self.runner: Optional[web.AppRunner] = None
         self.emulator: Optional[KubeEmulator] = None
         self.runtime: Optional[ProcessRuntime] = None
-        self.api_port = 0
+        self.api_port = 0  # the SRE's front port (a port-forward or an ingress in a cluster)
+        self.backend_port = 0  # the control plane's targetPort, behind the in-cluster Service
         self.admin_password = secrets.token_urlsafe(12)
         self.bootstrap_key = secrets.token_hex(32)
         self.jwt_secret = secrets.token_hex(32)
         self.env_file = self.state_dir / "sandbox.env"
         self.first_agent_id = self.agent_id(1)
         self._tasks: List[asyncio.Task] = []
+        self.enforcer: Optional[NetpolEnforcer] = None
 
     # -- start -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -156,6 +177,7 @@ class Sandbox:
             log.warning("network namespaces disabled: %s; network faults will be refused", reason)
             return
         self.network = SandboxNetwork(self.instance)
+        self.network.service_route = self.options.service_route
         try:
             self.network.setup()
         except (NetworkUnavailable, OSError) as exc:
@@ -207,7 +229,10 @@ class Sandbox:
 
     async def _start_control_plane(self, port: int = 0) -> None:
         """Serve the control plane; `port` is the one to keep on a restart (no free-port check then:
-        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows)."""
+        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows).
+
+        The SRE reaches it on 127.0.0.1:<front port>; with pod networking, pods reach it only through the
+        Service `streamspace-api:8000` (ClusterIP, DNATed to <API address>:<backend port>)."""
         from chaosstream.sandbox.controlplane import ControlPlaneConfig, create_app
 
         if not port:
@@ -230,12 +255,16 @@ class Sandbox:
         app = create_app(config)
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
-        hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
-        for host in hosts:
-            await web.TCPSite(self.runner, host, port).start()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        if self.network is not None:
+            if not self.backend_port:
+                self.backend_port = _free_port()
+            await web.TCPSite(self.runner, self.network.api_address, self.backend_port).start()
+            if self.network.v6:
+                await web.TCPSite(self.runner, self.network.api_address6, self.backend_port).start()
 
     async def _start_kubernetes(self) -> None:
-        self.runtime = ProcessRuntime(self.state_dir, self.network)
+        self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
         hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
         self.emulator = KubeEmulator(runtime=self.runtime, hosts=hosts, port=self.options.kube_port, tls=True)
         await self.emulator.start()
@@ -243,8 +272,17 @@ class Sandbox:
         pod_url = f"http://{self.pod_host}:{self.emulator.port}"
         write_kubeconfig(str(self.state_dir / "kubeconfig-pods"), pod_url, NAMESPACE)
         self.emulator.create_object(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": NAMESPACE,
+                    "labels": {"pod-security.kubernetes.io/enforce": self.options.pod_security},
+                },
+            }
         )
+        if self.network is not None:
+            self._create_services()
         for index in range(1, self.options.agents + 1):
             self.emulator.create_object(self.agent_deployment(index))
         if self.network is not None:
@@ -252,10 +290,96 @@ class Sandbox:
                 self.emulator,
                 self.runtime,
                 NAMESPACE,
-                [self.api_port, self.emulator.port],
-                self.network.gateway,
+                [
+                    (self.network.api_address, self.backend_port),
+                    (self.network.gateway, self.emulator.port),
+                ],
+                self.options.cni,
+                self.instance,
             )
+            self.enforcer = enforcer
             self._tasks.append(asyncio.create_task(self._every(0.2, enforcer.reconcile)))
+
+    def _create_services(self) -> None:
+        """The API Service and the `kubernetes` Service, with their Endpoints, as a cluster has them."""
+        assert self.network is not None and self.emulator is not None
+        net = self.network
+        api_ip, kube_ip = net.cluster_ip(10), net.cluster_ip(1)
+        net.add_service(
+            [API_SERVICE, f"{API_SERVICE}.{NAMESPACE}", f"{API_SERVICE}.{NAMESPACE}.svc.cluster.local"],
+            api_ip,
+            API_SERVICE_PORT,
+            net.api_address,
+            self.backend_port,
+        )
+        net.add_service(
+            ["kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+            kube_ip,
+            443,
+            net.gateway,
+            self.emulator.port,
+        )
+        v6 = {}
+        if net.v6:
+            # Dual stack: an IPv6 ClusterIP per Service too (v1 Endpoints list the primary family only).
+            # (`kubernetes` stays single-stack, as on a real cluster: the primary family only.)
+            v6 = {API_SERVICE: net.cluster_ip6(10)}
+            net.add_service([], v6[API_SERVICE], API_SERVICE_PORT, net.api_address6, self.backend_port)
+        for ns, name, ip, port, target, address, target_port in (
+            (NAMESPACE, API_SERVICE, api_ip, API_SERVICE_PORT, "http", net.api_address, self.backend_port),
+            ("default", "kubernetes", kube_ip, 443, "https", net.gateway, self.emulator.port),
+        ):
+            families = ["IPv4", "IPv6"] if name in v6 else ["IPv4"]
+            cluster_ips = [ip, v6[name]] if name in v6 else [ip]
+            if ns != NAMESPACE:
+                with contextlib.suppress(Exception):
+                    self.emulator.create_object(
+                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                    )
+            self.emulator.create_object(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {
+                        "type": "ClusterIP",
+                        "clusterIP": ip,
+                        "clusterIPs": cluster_ips,
+                        "ipFamilies": families,
+                        "ipFamilyPolicy": "PreferDualStack" if len(families) > 1 else "SingleStack",
+                        "ports": [{"name": target, "port": port, "targetPort": target, "protocol": "TCP"}],
+                    },
+                }
+            )
+            slices = [("IPv4", address)] + ([("IPv6", net.api_address6)] if name in v6 else [])
+            for family, slice_address in slices:
+                self.emulator.create_object(
+                    {
+                        "apiVersion": "discovery.k8s.io/v1",
+                        "kind": "EndpointSlice",
+                        "metadata": {
+                            "name": f"{name}-{family.lower()}",
+                            "namespace": ns,
+                            "labels": {"kubernetes.io/service-name": name},
+                        },
+                        "addressType": family,
+                        "endpoints": [{"addresses": [slice_address], "conditions": {"ready": True}}],
+                        "ports": [{"name": target, "port": target_port, "protocol": "TCP"}],
+                    }
+                )
+            self.emulator.create_object(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns},
+                    "subsets": [
+                        {
+                            "addresses": [{"ip": address}],
+                            "ports": [{"name": target, "port": target_port, "protocol": "TCP"}],
+                        }
+                    ],
+                }
+            )
 
     async def _every(self, interval: float, func: Any) -> None:
         while True:
@@ -264,6 +388,14 @@ class Sandbox:
             except Exception:  # keep enforcing; one failed reconcile must not stop the loop
                 log.exception("periodic task failed")
             await asyncio.sleep(interval)
+
+    @property
+    def control_plane_url(self) -> str:
+        """What the agents dial: the in-cluster Service (the chart's ws://<release>-api:8000) when pods have
+        their own network, else the API's own port."""
+        if self.network is not None:
+            return f"ws://{API_SERVICE}:{API_SERVICE_PORT}"
+        return f"ws://127.0.0.1:{self.api_port}"
 
     def agent_id(self, index: int) -> str:
         """The fixed id of agent Deployment `index` (static manifests' shape)."""
@@ -289,7 +421,7 @@ class Sandbox:
         labels = dict(AGENT_LABELS, **{"sandbox.streamspace.io/agent": str(index)})
         env: List[Dict[str, Any]] = [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "CONTROL_PLANE_URL", "value": f"ws://{self.pod_host}:{self.api_port}"},
+            {"name": "CONTROL_PLANE_URL", "value": self.control_plane_url},
             {"name": "AGENT_API_KEY", "value": self.bootstrap_key},
             {"name": "PLATFORM", "value": "kubernetes"},
             {"name": "REGION", "value": "sandbox"},
@@ -326,11 +458,20 @@ class Sandbox:
                     "spec": {
                         "serviceAccountName": "streamspace-agent",
                         "terminationGracePeriodSeconds": 30,
+                        # Compliant with the `restricted` Pod Security level, as a hardened install is.
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "k8s-agent",
                                 "image": "ghcr.io/streamspace-dev/streamspace-k8s-agent:sandbox",
                                 "env": env,
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
                             }
                         ],
                     },
@@ -392,6 +533,7 @@ class Sandbox:
             "STREAMSPACE_AGENT_IDS": "per-pod" if self.ids_per_pod else "fixed",
             "STREAMSPACE_SANDBOX_FAULTS": ",".join(sorted(self.faults)),
             "STREAMSPACE_SANDBOX_NETWORK": "on" if self.network else "off",
+            "STREAMSPACE_SANDBOX_IPV6": "on" if self.network and self.network.v6 else "off",
         }
         values.update({k: f"{v:g}" for k, v in self.timers.objectives().items()})
         return values
@@ -462,6 +604,9 @@ class Sandbox:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.postgres.stop)
         self.kill_leftover_processes()
+        if self.enforcer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.enforcer.teardown)
         if self.network is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.network.teardown)

@@ -261,6 +261,8 @@ def test_kill_agent_pod_and_restart_agent_replace_the_agent_process(harness):
         "killed": [old],
         "agent_ids": [h.agent_id],
         "grace_period": 0,
+        "mode": "delete",
+        "details": [],
     }
     (new,) = wait_for(
         lambda: [n for n in h.agent_pods() if n != old], timeout=20, what="replacement agent pod"

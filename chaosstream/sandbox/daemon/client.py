@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional
 
 __all__ = [
     "default_state_dir",
@@ -63,6 +63,7 @@ def start_daemon(
     timeout: float = 120.0,
     profile: str = "intended",
     agent_replicas: int = 1,
+    extra: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, str]:
     """Start the sandbox in a background process and return its environment once it is ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +83,7 @@ def start_daemon(
         "port": port,
         "network": network,
         "parent_pid": parent_pid,
+        **(extra or {}),
     }
     # Options may hold a DSN with a password: a 0600 file, never the command line (visible to `ps`).
     options_file = state_dir / "options.json"

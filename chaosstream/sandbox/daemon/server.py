@@ -32,6 +32,10 @@ async def _main(state_dir: Path, options: dict) -> int:
         port=options.get("port", 0),
         kube_port=options.get("kube_port", 0),
         network=options.get("network", "auto"),
+        cni=options.get("cni", "enforcing"),
+        service_route=options.get("service_route", "kube-proxy"),
+        image_pull=options.get("image_pull", "fast"),
+        pod_security=options.get("pod_security", "privileged"),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()

@@ -361,6 +361,15 @@ class KubeEmulator:
                     f"spec.ephemeralContainers[{c['name']}]",
                     "Forbidden: existing ephemeral containers may not be changed",
                 )
+        from .podsecurity import check_pod
+
+        known = {c["name"] for c in current}
+        added = [c for c in wanted if c.get("name") not in known]
+        check_pod(
+            self.store.get(NAMESPACE, None, namespace),
+            name,
+            dict(pod["spec"], ephemeralContainers=current + added),
+        )
         taken = {c["name"] for c in pod["spec"].get("containers") or []}
         taken |= {c["name"] for c in pod["spec"].get("initContainers") or []}
         for i, c in enumerate(wanted):

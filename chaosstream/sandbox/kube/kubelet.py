@@ -456,6 +456,19 @@ class Kubelet:
         pod = self._current(ps, uid)
         if pod is None:
             return
+        pull = getattr(self.runtime, "pull_image", None)
+        if pull is not None:
+            # Image pulls take time on a node (and may fail, back off and succeed later): report the
+            # container as waiting meanwhile, as a kubelet does.
+            def waiting(reason: str, message: str) -> None:
+                self._set_ephemeral_state(
+                    ps, uid, container, {"waiting": {"reason": reason, "message": message}}
+                )
+
+            await pull(clone(pod), clone(container), waiting)
+            pod = self._current(ps, uid)
+            if pod is None:
+                return
         stamp = now_iso()
         try:
             await self.runtime.start_ephemeral_container(clone(pod), clone(container))
@@ -472,6 +485,9 @@ class Kubelet:
                 }
             }
             self.emu.record_event(pod, "Failed", f"Error: {exc}", "Warning")
+        self._set_ephemeral_state(ps, uid, container, state)
+
+    def _set_ephemeral_state(self, ps: PodState, uid: str, container: Obj, state: Obj) -> None:
         pod = self._current(ps, uid)
         if pod is None:
             return

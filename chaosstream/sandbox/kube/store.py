@@ -200,6 +200,10 @@ class Store:
             if not self.namespace_exists(ns):
                 raise not_found("namespaces", "", ns)
             ns_obj = self.get(NAMESPACE, None, ns)
+            if rtype.kind == "Pod" and rtype.group == "":
+                from .podsecurity import check_pod
+
+                check_pod(ns_obj, meta.get("name") or meta.get("generateName", ""), obj.get("spec") or {})
             if ns_obj and ns_obj["metadata"].get("deletionTimestamp"):
                 raise ApiError(
                     403,
