@@ -82,13 +82,13 @@ def test_intended_agent_replicas_run_ha_and_the_lease_holder_is_the_one_hit(sand
 
     killed = h.call(actions.kill_agent_pod)
     assert killed["killed"] == [leader] and killed["agent_ids"] == [h.agent_id]
-    h.call(probes.wait_for_agent_status, "offline", timeout=10)
+    # A deletion is SIGTERM first (kubelet): the leader releases the Lease and closes its socket, and a
+    # standby takes over at once — the fixed id comes back online without waiting for the lease to expire.
     back = h.call(probes.wait_for_agent_status, "online", timeout=15)
     assert back["agentId"] == h.agent_id
-    # A standby took over after the lease expired (SIGKILL: nothing released it).
     lease = h.coordination().read_namespaced_lease(f"streamspace-agent-{h.agent_id}", "streamspace")
     assert lease.spec.holder_identity not in ("", leader)
-    assert FAST.lease_duration <= back["elapsed_s"] <= float(sb.env["STREAMSPACE_RECONNECT_OBJECTIVE"])
+    assert back["elapsed_s"] <= float(sb.env["STREAMSPACE_RECONNECT_OBJECTIVE"])
 
 
 def test_as_built_agent_replicas_have_one_id_per_pod_and_a_replacement_is_a_new_agent(sandbox_factory):
