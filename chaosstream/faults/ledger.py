@@ -49,8 +49,11 @@ def list_faults(cluster: Cluster, namespace: str, fault_id: Optional[str] = None
                 record = {}
             if not isinstance(record, dict):
                 record = {}
+            owner = record.get("owner") if isinstance(record.get("owner"), str) else None
             faults.append(
-                Fault("partition", namespace, pod.metadata.name, pid, record.get("expires_at"), record, pod)
+                Fault(
+                    "partition", namespace, pod.metadata.name, pid, record.get("expires_at"), record, pod, owner
+                )
             )
     policies = cluster.networking.list_namespaced_network_policy(
         namespace, label_selector=MANAGED_BY_SELECTOR

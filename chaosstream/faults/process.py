@@ -18,7 +18,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosstream.clients.kube import Cluster, KubeError
 from chaosstream.faults import scripts
-from chaosstream.faults.records import PARTITION_ANNOTATION_PREFIX
+from chaosstream.faults.records import PARTITION_ANNOTATION_PREFIX, RUN_ID
 from chaosstream.polling import wait_until
 from chaosstream.timeutil import iso, utcnow
 
@@ -106,7 +106,7 @@ def hang(
     helper = f"chaosstream-hang-{hid}"
     deadline = int(utcnow().timestamp()) + int(math.ceil(duration))
     expires_at = iso(datetime.datetime.fromtimestamp(deadline, tz=datetime.UTC))
-    record = {"method": "hang", "container": helper, "expires_at": expires_at}
+    record = {"method": "hang", "container": helper, "expires_at": expires_at, "owner": RUN_ID}
     key = PARTITION_ANNOTATION_PREFIX + hid
     cluster.core.patch_namespaced_pod(
         name, ns, {"metadata": {"annotations": {key: json.dumps(record, sort_keys=True)}}}

@@ -98,6 +98,7 @@ def test_hang_freezes_the_agent_until_healed_and_is_recorded(sandbox_factory):
 def test_hang_thaws_by_itself(sandbox_factory):
     sandbox = sandbox_factory()
     h = Harness(sandbox)
-    h.call(actions.kill_agent_pod, mode="hang", duration=4)
+    # longer than the stale threshold plus one sweep (4.5 s + 1 s with fast timers), so the freeze is seen
+    h.call(actions.kill_agent_pod, mode="hang", duration=8)
     wait_for(lambda: _agent_status(h) == "offline", 10, "the frozen agent marked offline")
     wait_for(lambda: _agent_status(h) == "online", 15, "the agent thawed after its duration, with no heal")

@@ -27,8 +27,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def _status(h: Harness, agent_id: str = None) -> dict:
+    """Agents of the running pods (a real install also keeps offline rows of past pods: left out here)."""
     with psycopg.connect(h.env["STREAMSPACE_DB_DSN"], autocommit=True) as conn:
-        return dict(conn.execute("SELECT agent_id, status FROM agents").fetchall())
+        rows = dict(conn.execute("SELECT agent_id, status FROM agents").fetchall())
+    pods = h.agent_pods()
+    live = {a: s for a, s in rows.items() if a == h.agent_id or any(a.endswith("-" + p) for p in pods)}
+    return live
 
 
 def _netns_of(pod) -> str:
@@ -118,7 +122,8 @@ def test_exec_partition_cuts_the_agents_service_route_not_the_sres_port(sandbox_
 
 @pytest.mark.parametrize("cni", ["enforcing", "new-connections-only", "none"])
 def test_network_policy_hits_one_replica_and_is_verified(sandbox_factory, cni):
-    sandbox = sandbox_factory(agent_replicas=3, cni=cni)
+    # the chart's shape: replicas with per-pod agent ids, three agents
+    sandbox = sandbox_factory(agent_replicas=3, faults=("agent-id-per-pod",), cni=cni)
     h = Harness(sandbox)
     agents = _status(h)
     assert len(agents) == 3 and set(agents.values()) == {"online"}, agents
