@@ -126,14 +126,16 @@ def heal(
     what was not, after trying them all."""
     healed: List[str] = []
     failed: List[str] = []
-    for attempt in range(3):
-        # A heal is often a rollback played right after an interrupt: ride out one transport hiccup
-        # rather than leave a fault behind until it expires.
+    # A heal is often a rollback played right after an interrupt: ride out a brief transport hiccup
+    # rather than leave a fault behind until it expires — but within the one request bound, so a cluster
+    # that never answers still fails the heal within its timeout.
+    deadline = time.monotonic() + min(cluster.timeout, 3.0)
+    while True:
         try:
             faults = list_faults(cluster, namespace, fault_id)
             break
         except KubeError as exc:
-            if exc.status not in (None, 0) or attempt == 2:
+            if exc.status not in (None, 0) or time.monotonic() + 0.5 >= deadline:
                 raise
             time.sleep(0.5)
     for fault in faults:

@@ -30,6 +30,11 @@ class RunningSandbox:
             "streamspace_namespace": self.env["STREAMSPACE_NAMESPACE"],
             "streamspace_poll_interval": float(self.env["STREAMSPACE_POLL_INTERVAL"]),
         }
+        # the sandbox's timers, as an experiment gets them from the env file (a partition's verification
+        # window is two heartbeat intervals: with the real 30 s default it would outlast fast tests)
+        for key in ("HEARTBEAT_INTERVAL", "OFFLINE_THRESHOLD", "RECONNECT_OBJECTIVE"):
+            if f"STREAMSPACE_{key}" in self.env:
+                cfg[f"streamspace_{key.lower()}"] = float(self.env[f"STREAMSPACE_{key}"])
         cfg.update(extra)
         return cfg
 
