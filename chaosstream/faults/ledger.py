@@ -52,7 +52,14 @@ def list_faults(cluster: Cluster, namespace: str, fault_id: Optional[str] = None
             owner = record.get("owner") if isinstance(record.get("owner"), str) else None
             faults.append(
                 Fault(
-                    "partition", namespace, pod.metadata.name, pid, record.get("expires_at"), record, pod, owner
+                    "partition",
+                    namespace,
+                    pod.metadata.name,
+                    pid,
+                    record.get("expires_at"),
+                    record,
+                    pod,
+                    owner,
                 )
             )
     policies = cluster.networking.list_namespaced_network_policy(
