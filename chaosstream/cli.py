@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 import click
 
 from chaosstream import __version__
+from chaosstream.journal.history import history_command
 from chaosstream.journal.report import report_command
 from chaosstream.journal.verdict import verdict_command
 
@@ -25,7 +26,7 @@ USAGE_ERROR = 64
 @click.group()
 @click.version_option(__version__, prog_name="chaosstream")
 def main() -> None:
-    """Chaos engineering for StreamSpace: sandbox, verdict, report and heal."""
+    """Chaos engineering for StreamSpace: sandbox, verdict, report, history and heal."""
 
 
 # -- sandbox ---------------------------------------------------------------------------------------------
@@ -186,6 +187,76 @@ def sandbox_restart(component: str, state_dir: Optional[Path]) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@sandbox.command("trigger-cronjob")
+@click.argument("name")
+@click.option("--namespace", default="streamspace", show_default=True)
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 3600), default=0, help="Wait this long for the Job to finish, then print its pod's log and exit with its container's exit code.")  # fmt: skip
+@_state_option
+def sandbox_trigger_cronjob(name: str, namespace: str, wait_s: float, state_dir: Optional[Path]) -> None:
+    """Run a CronJob now (as `kubectl create job --from=cronjob/NAME`): the sandbox runs its pod."""
+    import secrets as _secrets
+    import time
+
+    from kubernetes import client
+
+    from chaosstream.clients.kube import Cluster, KubeError
+    from chaosstream.sandbox.daemon.client import daemon_pid, default_state_dir, read_env
+
+    state = state_dir or default_state_dir()
+    if not daemon_pid(state) or not (state / "sandbox.env").exists():
+        raise click.ClickException(
+            f"No sandbox runs with state dir {state}: start one with 'chaosstream sandbox up'."
+        )
+    cluster = Cluster({"KUBECONFIG": read_env(state)["KUBECONFIG"]}, timeout=30)
+    batch = cluster.batch
+    try:
+        cron = batch.read_namespaced_cron_job(name, namespace)
+    except KubeError as exc:
+        raise click.ClickException(str(exc)) from None
+    template = cron.spec.job_template
+    job_name = f"{name}-manual-{_secrets.token_hex(3)[:5]}"
+    meta = client.V1ObjectMeta(
+        name=job_name,
+        namespace=namespace,
+        labels=(template.metadata.labels if template.metadata else None),
+        annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+        owner_references=[
+            client.V1OwnerReference(
+                api_version="batch/v1", kind="CronJob", name=name, uid=cron.metadata.uid, controller=True
+            )
+        ],  # fmt: skip
+    )
+    batch.create_namespaced_job(
+        namespace, client.V1Job(api_version="batch/v1", kind="Job", metadata=meta, spec=template.spec)
+    )
+    click.echo(f"job.batch/{job_name} created")
+    if not wait_s:
+        return
+    deadline = time.monotonic() + wait_s
+    core = cluster.core
+    while time.monotonic() < deadline:
+        job = batch.read_namespaced_job(job_name, namespace)
+        done = [
+            c
+            for c in (job.status.conditions or [])
+            if c.type in ("Complete", "Failed") and c.status == "True"
+        ]
+        if done:
+            break
+        time.sleep(0.5)
+    else:
+        raise click.ClickException(f"Job {namespace}/{job_name} did not finish within {wait_s:g}s.")
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+    code = 0 if done[0].type == "Complete" else 1
+    for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
+        click.echo(core.read_namespaced_pod_log(pod.metadata.name, namespace), nl=False)
+        for cs in pod.status.container_statuses or []:
+            if cs.state and cs.state.terminated is not None:
+                code = cs.state.terminated.exit_code
+    click.echo(f"job.batch/{job_name}: {done[0].type}{' (' + done[0].reason + ')' if done[0].reason else ''}")
+    sys.exit(code)
+
+
 @sandbox.command("faults")
 def sandbox_faults() -> None:
     """List the StreamSpace defects the sandbox can reproduce."""
@@ -267,26 +338,160 @@ def _run_child(command: List[str], extra_env: dict) -> int:
 # -- journal tooling and clean-up ---------------------------------------------------------------------------
 main.add_command(verdict_command, "verdict")
 main.add_command(report_command, "report")
+main.add_command(history_command, "history")
 
 
 @main.command("heal")
 @click.option("--namespace", default=None, help="Namespace (default: STREAMSPACE_NAMESPACE or streamspace).")
-def heal(namespace: Optional[str]) -> None:
-    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents)."""
+@click.option(
+    "--expired-only",
+    is_flag=True,
+    help="Only faults past their chaosstream.io/expires-at (the in-cluster reaper's mode; safe while a run is live).",
+)
+@click.option(
+    "--force", is_flag=True, help="Heal even while a live run holds the run lock (removes its faults too)."
+)
+@click.option(
+    "--retry-for",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help="Keep retrying this many seconds while Kubernetes is unreachable or answers 5xx "
+    "(default: 45 with --expired-only, else 10).",
+)
+def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: Optional[float]) -> None:
+    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents).
+
+    Refuses while a live run holds the run lock (Lease chaosstream-run-lock), because the faults are that
+    run's own; --force heals anyway. With --expired-only only faults past their expiry are removed, which is
+    safe at any time: that is what the reaper CronJob (deploy/kubernetes/reaper-cronjob.yaml) runs every minute.
+    """
+    import time
+
     from chaoslib.exceptions import ActivityFailed
 
-    from chaosstream.actions import heal_all
+    from chaosstream.clients.kube import Cluster, KubeError
+    from chaosstream.controls.lock import read_holder, remove_command
+    from chaosstream.faults import ledger
+    from chaosstream.settings import resolve_settings
 
-    configuration = {"streamspace_namespace": namespace} if namespace else None
-    try:
-        result = heal_all(configuration=configuration)
-    except ActivityFailed as exc:
-        raise click.ClickException(str(exc)) from None
-    healed = result.get("healed", [])
+    retry_for = (45.0 if expired_only else 10.0) if retry_for is None else retry_for
+    deadline = time.monotonic() + retry_for
+    delay = 1.0
+    while True:
+        try:
+            settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
+            ns = settings.namespace
+            cluster = Cluster(None)
+            holder = read_holder(cluster, ns) if not expired_only else None
+            if holder and holder["live"]:
+                whose = (
+                    f"{holder['where']} is held by {holder['holder']} (experiment {holder['experiment']!r}, "
+                    f"renewed until {holder['expires_at']})"
+                )
+                if not force:
+                    raise click.ClickException(
+                        f"A live chaosstream run holds the run lock: {whose}; its faults are its own and it "
+                        "heals them itself. Wait for it to finish, heal only expired faults with --expired-only, "
+                        f"or remove that run's faults anyway with --force (then {remove_command(ns)} to free the lock)."
+                    )
+                click.echo(f"--force: removing the faults of the live run: {whose}.")
+            elif holder:
+                click.echo(
+                    f"Removing the faults left by {holder['holder']} (experiment {holder['experiment']!r}), "
+                    f"which stopped renewing {holder['where']} at {holder['expires_at']}."
+                )
+            healed = ledger.heal(cluster, ns, None, expired_only=expired_only)
+            break
+        except ActivityFailed as exc:  # KubeError included; undo is idempotent, so a retry is safe
+            status = getattr(exc, "status", None)
+            transient = not isinstance(exc, KubeError) or status is None or status >= 500 or status == 429
+            if not transient or time.monotonic() + delay > deadline:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"Heal incomplete ({str(exc).splitlines()[0]}); retrying in {delay:g}s", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
     if not healed:
-        click.echo("Nothing to heal: no chaosstream fault remains.")
+        click.echo(
+            "Nothing to heal: no expired chaosstream fault remains."
+            if expired_only
+            else "Nothing to heal: no chaosstream fault remains."
+        )
     for item in healed:
         click.echo(f"healed: {item}")
+
+
+@main.command("check")
+@click.argument("experiment", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--no-lock", is_flag=True, help="The run will not take the run lock (do not check Lease access)."
+)
+def check(experiment: Optional[Path], no_lock: bool) -> None:
+    """Preflight before a game day or a scheduled run: is the target ready for EXPERIMENT?
+
+    API reachable, login, admin role, token lifetime; Kubernetes access and, through
+    SelfSubjectAccessReview, every call the experiment makes; the namespace's Pod Security level against
+    the partition method; the agent Deployment (selector, AGENT_ID pattern, CONTROL_PLANE_URL);
+    PostgreSQL (read-only role, timezone). One line per check (ok / warn / fail) with what to do.
+    Exits 6 (as `chaosstream verdict` does for a broken setup) when a check fails, 0 otherwise.
+    """
+    import json
+
+    from chaosstream.controls.preflight import FAIL, run_checks
+
+    doc = None
+    if experiment is not None:
+        try:
+            doc = json.loads(experiment.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"Cannot read the experiment {experiment}: {exc}.") from None
+        if not isinstance(doc, dict):
+            raise click.UsageError(f"{experiment} is not a Chaos Toolkit experiment (not a JSON object).")
+    checks = run_checks(doc, lock=not no_lock)
+    for item in checks:
+        click.echo(item.line())
+    failed = [c for c in checks if c.status == FAIL]
+    click.echo(
+        f"preflight: {len(failed)} check(s) failed - fix them before running."
+        if failed
+        else "preflight: ready."
+    )
+    sys.exit(6 if failed else 0)
+
+
+@main.command("save-result")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--verdict-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The output of `chaosstream verdict` (its first line names the code).",
+)
+@click.option("--code", type=int, required=True, help="The exit code of `chaosstream verdict`.")
+@click.option("--experiment", default="", help="The experiment's name, for the annotation.")
+@click.option("--namespace", default=None, help="Namespace (default: STREAMSPACE_NAMESPACE or streamspace).")
+def save_result_command(
+    files: Tuple[Path, ...], verdict_file: Path, code: int, experiment: str, namespace: Optional[str]
+) -> None:
+    """Keep a scheduled run's verdict, JUnit, report and journal in a ConfigMap after its Job ends.
+
+    One ConfigMap per run, chaosstream-result-1 .. -5 (the oldest is reused). Read them with
+    kubectl get cm -n NS -l app.kubernetes.io/name=chaosstream-result -L chaosstream.io/verdict
+    """
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaosstream.clients.kube import Cluster
+    from chaosstream.journal.results import save_result
+    from chaosstream.settings import resolve_settings
+
+    settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
+    text = verdict_file.read_text(encoding="utf-8", errors="replace") if verdict_file.exists() else ""
+    try:
+        name = save_result(
+            Cluster(None), settings.namespace, list(files), text, code, experiment, os.environ.get("HOSTNAME")
+        )
+    except ActivityFailed as exc:
+        raise click.ClickException(f"Cannot save the result: {exc}") from None
+    click.echo(f"result saved: kubectl get cm -n {settings.namespace} {name} -o yaml")
 
 
 def run() -> None:

@@ -33,6 +33,7 @@ _CONFIG_KEYS: Dict[str, tuple] = {
     "streamspace_verify_tls": ("STREAMSPACE_VERIFY_TLS", "true"),
     "streamspace_ca_cert": ("STREAMSPACE_CA_CERT", None),
     "streamspace_http_timeout": ("STREAMSPACE_HTTP_TIMEOUT", "10"),
+    "streamspace_kube_timeout": ("STREAMSPACE_KUBE_TIMEOUT", "15"),
     "streamspace_db_statement_timeout_ms": ("STREAMSPACE_DB_STATEMENT_TIMEOUT_MS", "2000"),
     "streamspace_poll_interval": ("STREAMSPACE_POLL_INTERVAL", "0.5"),
     "streamspace_heartbeat_interval": ("STREAMSPACE_HEARTBEAT_INTERVAL", "30"),
@@ -64,6 +65,7 @@ class Settings:
     verify_tls: bool
     ca_cert: Optional[str]
     http_timeout: float
+    kube_timeout: float  # bounds every Kubernetes request (connect and read)
     db_statement_timeout_ms: int
     poll_interval: float
     heartbeat_interval: float
@@ -120,14 +122,38 @@ def _as_bool(key: str, value: Any) -> bool:
     raise SettingsError(f"Configuration '{key}' must be true or false, not {value!r}.")
 
 
+# Longer than any timer or timeout StreamSpace has, short enough that time arithmetic never overflows.
+_MAX_SECONDS = 86400.0
+# PostgreSQL's statement_timeout is an int of milliseconds; an hour is already far beyond any probe.
+_MAX_STATEMENT_TIMEOUT_MS = 3_600_000
+
+
 def _as_float(key: str, value: Any, minimum: float = 0.0, allow_zero: bool = False) -> float:
+    if isinstance(value, bool):
+        raise SettingsError(f"Configuration '{key}' must be a number of seconds, not {value!r}.")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SettingsError(f"Configuration '{key}' must be a number of seconds, not {value!r}.") from None
-    if math.isnan(number) or number < minimum or (number == minimum and not allow_zero):
-        raise SettingsError(f"Configuration '{key}' must be greater than {minimum:g}, not {value!r}.")
+    if not math.isfinite(number) or number < minimum or (number == minimum and not allow_zero):
+        raise SettingsError(
+            f"Configuration '{key}' must be a finite number greater than {minimum:g}, not {value!r}."
+        )
+    if number > _MAX_SECONDS:
+        raise SettingsError(f"Configuration '{key}' must be at most {_MAX_SECONDS:g} seconds, not {value!r}.")
     return number
+
+
+def _check_token(token: Optional[str]) -> Optional[str]:
+    """A bearer token goes into an HTTP header: printable ASCII, no spaces or line breaks (never quoted)."""
+    if token is None:
+        return None
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise SettingsError(
+            "Secret 'token' (STREAMSPACE_TOKEN) must be printable ASCII without spaces or line breaks, as a JWT is: "
+            "check how it was copied."
+        )
+    return token
 
 
 def _check_url(url: Any) -> str:
@@ -135,8 +161,15 @@ def _check_url(url: Any) -> str:
         raise SettingsError(
             "Configuration 'streamspace_api_url' must be a URL such as http://streamspace-api:8000."
         )
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        raise SettingsError(
+            f"Configuration 'streamspace_api_url' is not a valid URL: {redact(url)!r}; IPv6 hosts are written "
+            "http://[::1]:8000."
+        ) from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise SettingsError(
             f"Configuration 'streamspace_api_url' must be an http(s) URL such as http://streamspace-api:8000, "
             f"not {redact(url)!r}."
@@ -201,16 +234,22 @@ def resolve_settings(configuration: Mapping[str, Any] = None, secrets: Mapping[s
         raise SettingsError(
             f"Configuration 'streamspace_agent_deployment' must be a Deployment name, not {deployment!r}."
         )
+    raw_timeout = _lookup(configuration, "streamspace_db_statement_timeout_ms")
     try:
-        statement_timeout = int(str(_lookup(configuration, "streamspace_db_statement_timeout_ms")))
-    except ValueError:
+        if isinstance(raw_timeout, bool) or isinstance(raw_timeout, float) and not raw_timeout.is_integer():
+            raise ValueError
+        statement_timeout = int(str(raw_timeout).strip())
+    except (ValueError, OverflowError):
         raise SettingsError(
             "Configuration 'streamspace_db_statement_timeout_ms' must be whole milliseconds."
         ) from None
-    if statement_timeout <= 0:
-        raise SettingsError("Configuration 'streamspace_db_statement_timeout_ms' must be greater than 0.")
+    if not 0 < statement_timeout <= _MAX_STATEMENT_TIMEOUT_MS:
+        raise SettingsError(
+            f"Configuration 'streamspace_db_statement_timeout_ms' must be between 1 and {_MAX_STATEMENT_TIMEOUT_MS} "
+            f"milliseconds, not {raw_timeout!r}."
+        )
 
-    token, username, password = secret("token"), secret("username"), secret("password")
+    token, username, password = _check_token(secret("token")), secret("username"), secret("password")
     if username and not password:
         raise SettingsError(
             "Secret 'username' is set but 'password' is not: set both (or STREAMSPACE_PASSWORD), or give a token."
@@ -225,6 +264,9 @@ def resolve_settings(configuration: Mapping[str, Any] = None, secrets: Mapping[s
         ca_cert=_lookup(configuration, "streamspace_ca_cert") or None,
         http_timeout=_as_float(
             "streamspace_http_timeout", _lookup(configuration, "streamspace_http_timeout")
+        ),
+        kube_timeout=_as_float(
+            "streamspace_kube_timeout", _lookup(configuration, "streamspace_kube_timeout")
         ),
         db_statement_timeout_ms=statement_timeout,
         poll_interval=_as_float(

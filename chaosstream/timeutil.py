@@ -19,6 +19,7 @@ __all__ = [
     "age_seconds",
     "iso",
     "epoch_iso",
+    "clock",
 ]
 
 # An RFC 3339 timestamp with nanoseconds and an offset is 35 characters; anything much longer is not one
@@ -100,3 +101,16 @@ def iso(when: dt.datetime, timespec: str = "auto") -> str:
 def epoch_iso(seconds: float, timespec: str = "auto") -> str:
     """`iso()` of epoch seconds."""
     return iso(from_epoch(seconds), timespec)
+
+
+def clock(seconds: float, digits: int = 1, date: bool = False) -> str:
+    """UTC wall-clock time of epoch seconds for people: `15:23:27.5` (`digits` fractional digits; with
+    `date=True` prefixed `2026-12-01 `). Out-of-range values give `?`."""
+    try:
+        when = from_epoch(round(float(seconds), max(digits, 0)))
+    except (OverflowError, ValueError, OSError, TypeError):
+        return "?"
+    text = when.strftime("%H:%M:%S")
+    if digits > 0:
+        text += f"{when.microsecond / 1e6:.{digits}f}"[1:]
+    return f"{when:%Y-%m-%d} {text}" if date else text

@@ -14,11 +14,10 @@ from helpers.waits import wait_for_file
 from journal_fixtures import act, experiment, finish_chaos, run_chaos, start_chaos
 from journal_fixtures.fake_api import PASSWORD, USERNAME, FakeStreamSpace
 
-from chaosstream.controls.safety import A_EXPERIMENT, A_EXPIRES, A_HOLDER, LOCK_NAME
+from chaosstream.controls.lock import A_EXPERIMENT, LOCK_NAME
 from chaosstream.journal.schema import SAFETY_EXTENSION, TIMELINE_EXTENSION
 from chaosstream.journal.verdict import INTERRUPTED, PASSED, evaluate
 from chaosstream.sandbox.kube import write_kubeconfig
-from chaosstream.timeutil import parse_timestamp
 
 
 def safety(**arguments: Any) -> Dict[str, Any]:
@@ -105,14 +104,15 @@ def kube(tmp_path: Path) -> Iterator[Dict[str, Any]]:
     kubeconfig = tmp_path / "kubeconfig"
     with emulator(kubeconfig, "streamspace"):
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-        yield {"core": api, "env": {"KUBECONFIG": str(kubeconfig)}}
+        coordination = client.CoordinationV1Api(api.api_client)
+        yield {"core": api, "coordination": coordination, "env": {"KUBECONFIG": str(kubeconfig)}}
 
 
 def _lock(kube: Dict[str, Any]) -> Any:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return kube["core"].read_namespaced_config_map(LOCK_NAME, "streamspace")
+        return kube["coordination"].read_namespaced_lease(LOCK_NAME, "streamspace")
     except ApiException as exc:
         assert exc.status == 404
         return None
@@ -122,14 +122,16 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir()
     second_dir.mkdir()
-    slow = act("inject-fault", "slow", seconds=2.0, ready=str(first_dir / "ready"))
+    # long enough that the second run starts while the first still holds the lock, even on a loaded machine
+    slow = act("inject-fault", "slow", seconds=8.0, ready=str(first_dir / "ready"))
     first = experiment("first", first_dir, [slow], controls=[safety(ttl=30)])
     proc, journal_path = start_chaos(first_dir, first, env=kube["env"])
     assert wait_for_file(first_dir / "ready", proc)
     held = _lock(kube)
     assert held.metadata.labels["app.kubernetes.io/managed-by"] == "chaosstream"
     assert held.metadata.annotations[A_EXPERIMENT] == "first"
-    assert parse_timestamp(held.metadata.annotations[A_EXPIRES]) > time.time() + 20
+    assert held.spec.holder_identity and held.spec.lease_duration_seconds == 30
+    assert held.spec.renew_time.timestamp() > time.time() - 15
 
     heal = act("heal-fault", "fix_it", path=str(second_dir / "x"), log=str(second_dir / "rollback.log"))
     second = experiment(
@@ -141,13 +143,15 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
         strategy="always",
     )
     rc, journal, log = run_chaos(second_dir, second, env=kube["env"])
-    assert rc == 1 and journal["status"] == "interrupted"
+    assert rc == 1 and journal["status"] == "interrupted", log
     assert (
         journal["run"] == [] and journal["rollbacks"] == []
     )  # the other run's faults are not ours to revert
     assert not (second_dir / "rollback.log").exists()
     refused = ext(journal, SAFETY_EXTENSION)["refused"]
     assert "Another chaosstream experiment already runs" in refused and "'first'" in refused
+    assert "Lease streamspace/chaosstream-run-lock" in refused
+    assert "kubectl delete lease -n streamspace chaosstream-run-lock" in refused
     assert evaluate(journal).code == INTERRUPTED
 
     rc, journal, log = finish_chaos(proc, journal_path)
@@ -156,21 +160,43 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path, kube: Dict
     assert _lock(kube) is None
 
 
-def test_expired_lock_is_taken_over(tmp_path: Path, kube: Dict[str, Any]) -> None:
+def test_a_lease_nobody_renews_is_taken_over_after_its_duration(tmp_path: Path, kube: Dict[str, Any]) -> None:
     from kubernetes import client
 
-    past = datetime.fromtimestamp(time.time() - 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    annotations = {A_HOLDER: "dead-runner/1/abc", A_EXPIRES: past, A_EXPERIMENT: "crashed game day"}
+    renewed = datetime.fromtimestamp(time.time() - 31, UTC)
     meta = client.V1ObjectMeta(
-        name=LOCK_NAME, labels={"app.kubernetes.io/managed-by": "chaosstream"}, annotations=annotations
+        name=LOCK_NAME,
+        labels={"app.kubernetes.io/managed-by": "chaosstream"},
+        annotations={A_EXPERIMENT: "crashed game day"},
     )
-    kube["core"].create_namespaced_config_map("streamspace", client.V1ConfigMap(metadata=meta))
+    spec = client.V1LeaseSpec(
+        holder_identity="dead-runner/1/abc",
+        lease_duration_seconds=30,
+        renew_time=renewed,
+        acquire_time=renewed,
+    )
+    kube["coordination"].create_namespaced_lease("streamspace", client.V1Lease(metadata=meta, spec=spec))
     exp = experiment("takeover", tmp_path, [act("noop", "value")], controls=[safety(ttl=30)])
     rc, journal, log = run_chaos(tmp_path, exp, env=kube["env"])
     assert rc == 0, log
     lock = ext(journal, SAFETY_EXTENSION)["lock"]
     assert "took over the expired lock of dead-runner/1/abc" in lock["acquired"]
     assert _lock(kube) is None
+
+
+def test_a_lease_renewed_within_its_duration_is_not_taken_over(tmp_path: Path, kube: Dict[str, Any]) -> None:
+    from kubernetes import client
+
+    renewed = datetime.fromtimestamp(time.time() - 20, UTC)
+    spec = client.V1LeaseSpec(
+        holder_identity="live-runner/2/def", lease_duration_seconds=30, renew_time=renewed
+    )
+    meta = client.V1ObjectMeta(name=LOCK_NAME, annotations={A_EXPERIMENT: "nightly"})
+    kube["coordination"].create_namespaced_lease("streamspace", client.V1Lease(metadata=meta, spec=spec))
+    exp = experiment("blocked", tmp_path, [act("noop", "value")], controls=[safety(ttl=30)])
+    rc, journal, log = run_chaos(tmp_path, exp, env=kube["env"])
+    refused = ext(journal, SAFETY_EXTENSION)["refused"]
+    assert journal["run"] == [] and "live-runner/2/def" in refused and "'nightly'" in refused, refused
 
 
 def test_unreachable_kubernetes_refuses_or_uses_the_file_lock(tmp_path: Path) -> None:
@@ -213,18 +239,30 @@ def test_timeline_records_samples_and_markers(tmp_path: Path, fake_api: FakeStre
         act("wait-offline", "recovered", "probe", elapsed_s=0.6),
     ]
     heal = act("heal-partition", "set_agent", state_file=state, agent_id="agent-b", status="online", hold=0.3)
+    extra = _api_config(fake_api.url)
+    extra["configuration"].update(
+        reconnect_objective={"type": "env", "key": "CHAOSSTREAM_TEST_OBJECTIVE", "default": "7"},
+        extra_api_token="sekrit-value-123",
+    )
     exp = experiment(
         "timeline",
         tmp_path,
         method,
         rollbacks=[heal],
         controls=[timeline(0.1)],
-        extra=_api_config(fake_api.url),
+        extra=extra,
     )
     rc, journal, log = run_chaos(tmp_path, exp)
     assert rc == 0, log
     data = ext(journal, TIMELINE_EXTENSION)
     assert data["errors"]["count"] == 0, data["errors"]
+    # what the run targets, and its configuration as chaoslib resolved it (for the report's objectives)
+    target = data["target"]
+    assert target["api_url"] == fake_api.url and target["namespace"] == "streamspace"
+    assert target["chaosstream_version"] and "streamspace_version" in target and "kube_context" in target
+    assert data["configuration"]["reconnect_objective"] == "7"
+    assert data["configuration"]["streamspace_http_timeout"] == 2
+    assert "extra_api_token" not in data["configuration"] and "sekrit-value-123" not in json.dumps(data)
     samples = data["samples"]
     assert len(samples) >= 5
     first = samples[0]

@@ -14,7 +14,13 @@ from helpers import ROOT
 from helpers.kube import emulator
 
 DEPLOY = ROOT / "deploy" / "kubernetes"
-MANIFESTS = ["serviceaccount.yaml", "rbac.yaml", "configmap-experiments.yaml", "cronjob.yaml"]
+MANIFESTS = [
+    "serviceaccount.yaml",
+    "rbac.yaml",
+    "configmap-experiments.yaml",
+    "cronjob.yaml",
+    "reaper-cronjob.yaml",
+]
 MODELS = {
     "ServiceAccount": "V1ServiceAccount",
     "Role": "V1Role",
@@ -22,17 +28,20 @@ MODELS = {
     "ConfigMap": "V1ConfigMap",
     "CronJob": "V1CronJob",
 }
-# (apiGroup, resource) -> verbs: exactly what chaosstream's actions, probes and controls call.
-EXPECTED_RULES: Dict[Tuple[str, str], Set[str]] = {
-    ("apps", "deployments"): {"get", "list", "watch", "patch"},
-    ("apps", "deployments/scale"): {"get", "patch", "update"},
-    ("apps", "replicasets"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch", "delete"},
-    ("", "pods/exec"): {"create"},
-    ("", "pods/ephemeralcontainers"): {"get", "patch"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "list", "create", "delete"},
-    ("", "events"): {"get", "list", "watch"},
-    ("", "configmaps"): {"get", "create", "update", "delete"},
+# (apiGroup, resource, resourceNames) -> verbs: exactly what chaosstream's actions, probes, controls and
+# the reaper call (tests/e2e/test_rbac.py proves it against the RBAC-enforcing emulator).
+EXPECTED_RULES: Dict[Tuple[str, str, Tuple[str, ...]], Set[str]] = {
+    ("", "pods", ()): {"get", "list", "patch", "delete"},
+    ("", "pods/exec", ()): {"get", "create"},
+    ("", "pods/ephemeralcontainers", ()): {"patch"},
+    ("", "persistentvolumeclaims", ()): {"get"},
+    ("apps", "deployments", ("streamspace-k8s-agent",)): {"get", "patch"},
+    ("apps", "deployments", ()): {"list"},
+    ("networking.k8s.io", "networkpolicies", ()): {"get", "list", "create", "delete"},
+    ("coordination.k8s.io", "leases", ()): {"create"},
+    ("coordination.k8s.io", "leases", ("chaosstream-run-lock",)): {"get", "update", "delete"},
+    ("", "configmaps", ()): {"create"},
+    ("", "configmaps", tuple(f"chaosstream-result-{i}" for i in range(1, 6))): {"get", "update"},
 }
 LOCK_TTL_S = 600  # chaosstream.controls.safety default ttl, also the bound on fault durations
 
@@ -65,13 +74,16 @@ def _keys_survive(original: Any, typed: Any, path: str = "") -> List[str]:
 
 def test_every_manifest_parses_and_has_expected_kinds() -> None:
     kinds = sorted(d["kind"] for d in _docs())
-    assert kinds == sorted(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob"])
+    assert kinds == sorted(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob", "CronJob"])
     for doc in _docs():
         assert doc["metadata"]["namespace"] == "streamspace"
         assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "chaosstream"
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     assert kustomization["kind"] == "Kustomization" and kustomization["namespace"] == "streamspace"
     assert kustomization["resources"] == MANIFESTS
+    (generated,) = kustomization["configMapGenerator"]
+    assert generated["name"] == "chaosstream-config" and generated["envs"] == ["config.env"]
+    assert generated["options"]["disableNameSuffixHash"] is True
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
@@ -88,12 +100,13 @@ def test_manifests_deserialize_into_kubernetes_models(kind: str) -> None:
 
 def test_role_grants_exactly_the_needed_verbs() -> None:
     (role,) = _by_kind("Role")
-    granted: Dict[Tuple[str, str], Set[str]] = {}
+    granted: Dict[Tuple[str, str, Tuple[str, ...]], Set[str]] = {}
     for rule in role["rules"]:
         assert "resourceNames" not in rule or rule["resourceNames"]
+        names = tuple(rule.get("resourceNames") or ())
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                granted.setdefault((group, resource), set()).update(rule["verbs"])
+                granted.setdefault((group, resource, names), set()).update(rule["verbs"])
     assert granted == EXPECTED_RULES
     assert all("*" not in verbs for verbs in granted.values())
     (binding,) = _by_kind("RoleBinding")
@@ -108,29 +121,65 @@ def test_role_grants_exactly_the_needed_verbs() -> None:
     ]
 
 
-def test_cronjob_runs_chaos_then_the_verdict_safely() -> None:
-    (cron,) = _by_kind("CronJob")
+def _cronjob(name: str) -> Dict[str, Any]:
+    (cron,) = [c for c in _by_kind("CronJob") if c["metadata"]["name"] == name]
+    return cron
+
+
+def test_cronjob_checks_then_runs_chaos_then_the_verdict_and_keeps_the_result() -> None:
+    cron = _cronjob("chaosstream-agent-heartbeat")
     spec = cron["spec"]
     job = spec["jobTemplate"]["spec"]
     pod = job["template"]["spec"]
     (container,) = pod["containers"]
     assert spec["concurrencyPolicy"] == "Forbid" and spec["startingDeadlineSeconds"] > 0
     assert job["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
-    # the runner (and its SIGTERM rollbacks) is gone before a fault or the run lock could expire
+    # the runner (and its SIGTERM rollbacks) is gone before a fault could expire
     assert job["activeDeadlineSeconds"] + pod["terminationGracePeriodSeconds"] < LOCK_TTL_S
     script = " ".join(container["args"])
-    assert "chaos --no-version-check run" in script and "/experiments/agent-heartbeat.json" in script
-    assert "--journal-path /tmp/journal.json" in script
-    assert script.strip().endswith("chaosstream verdict /tmp/journal.json --junit /tmp/junit.xml")
+    order = [
+        'chaosstream check "/experiments/$exp.json"',
+        "chaos --no-version-check run --control-file /experiments/controls.yaml",
+        "chaosstream verdict /tmp/journal.json --junit /tmp/junit.xml",
+        "chaosstream report /tmp/journal.json --markdown /tmp/report.md",
+        "chaosstream history /tmp/journal.json --openmetrics /tmp/metrics.prom",
+        'chaosstream save-result --verdict-file /tmp/verdict.txt --code "$code"',
+    ]
+    positions = [script.find(step) for step in order]
+    assert -1 not in positions and positions == sorted(positions), list(zip(order, positions, strict=True))
+    assert "exp=agent-heartbeat" in script and script.strip().endswith('exit "$code"')
     assert "trap" in script  # sh as PID 1 must forward SIGTERM to chaos
-    env = {e["name"]: e for e in container["env"]}
-    assert env["CHAOSTOOLKIT_IN_POD"]["value"] == "true"
-    for name in ("STREAMSPACE_USERNAME", "STREAMSPACE_PASSWORD", "STREAMSPACE_DB_DSN"):
-        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "chaosstream-credentials"
+    refs = [e.get("configMapRef", e.get("secretRef")) for e in container["envFrom"]]
+    assert refs == [{"name": "chaosstream-config"}, {"name": "chaosstream-credentials"}]
+    assert not [e for e in container.get("env", []) if e["name"].startswith("STREAMSPACE_")]
     assert pod["serviceAccountName"] == _by_kind("ServiceAccount")[0]["metadata"]["name"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["experiments"]["configMap"]["name"] == _by_kind("ConfigMap")[0]["metadata"]["name"]
+    assert volumes["experiments"]["configMap"]["name"] == "chaosstream-experiments"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_config_env_is_the_one_place_for_the_target() -> None:
+    values = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "config.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert (
+        values["STREAMSPACE_API_URL"].startswith("http") and values["STREAMSPACE_NAMESPACE"] == "streamspace"
+    )
+    assert values["CHAOSTOOLKIT_IN_POD"] == "true"
+    assert not {k for k in values if "PASSWORD" in k or "DSN" in k or "TOKEN" in k}  # credentials: the Secret
+
+
+def test_reaper_cronjob_heals_expired_faults_every_minute() -> None:
+    cron = _cronjob("chaosstream-reaper")
+    assert cron["spec"]["schedule"] == "* * * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] < 60
+    (container,) = job["template"]["spec"]["containers"]
+    assert container["command"][:3] == ["chaosstream", "heal", "--expired-only"]
+    assert job["template"]["spec"]["serviceAccountName"] == "chaosstream-runner"
+    assert container["envFrom"] == [{"configMapRef": {"name": "chaosstream-config"}}]
 
 
 def test_configmap_is_up_to_date_with_experiments() -> None:

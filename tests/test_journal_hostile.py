@@ -1,4 +1,4 @@
-"""`chaosstream verdict` and `chaosstream report` are total: every input gets one code and one sentence.
+"""`chaosstream verdict`, `report` and `history` are total: every input gets one code and one sentence.
 
 No mocks: hand-built journals shaped like the ones `chaos run` writes (same keys, same `exception` lists),
 fed to the real functions, the real `chaosstream` command in a subprocess and through Click's runner;
@@ -18,9 +18,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import pytest
 from click.testing import CliRunner
+from helpers.openmetrics import validate_openmetrics
 from lxml import etree
 
 from chaosstream.cli import USAGE_ERROR, main
+from chaosstream.journal.history import analyse, grafana_annotations, openmetrics, record_of
 from chaosstream.journal.junit import junit_xml
 from chaosstream.journal.report import build, render_html, render_markdown
 from chaosstream.journal.schema import SAFETY_EXTENSION, TIMELINE_EXTENSION, clean_text, preview
@@ -340,6 +342,34 @@ def test_report_cli_is_total(name: str, hostile_files: Dict[str, Path], tmp_path
     assert "\x1b" not in page and "\x00" not in page
 
 
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_history_cli_is_total(name: str, hostile_files: Dict[str, Path], tmp_path: Path) -> None:
+    expected = HOSTILE[name][1]
+    out = {ext: tmp_path / f"h.{ext}" for ext in ("html", "md", "prom", "json")}
+    result = CliRunner().invoke(
+        main,
+        ["history", str(hostile_files[name]), "--html", str(out["html"]), "--markdown", str(out["md"]),
+         "--openmetrics", str(out["prom"]), "--grafana-annotations", str(out["json"])],
+    )  # fmt: skip
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert f"verdict {expected} ({LABELS[expected]})" in result.output
+    page = out["html"].read_text(encoding="utf-8")
+    assert page.rstrip().endswith("</html>") and "\x1b" not in page and "\x00" not in page
+    families = validate_openmetrics(out["prom"].read_text(encoding="utf-8"))
+    assert [v for _, v in families["chaosstream_verdict_code"]] == [expected]
+    assert isinstance(json.loads(out["json"].read_text()), list)
+
+
+def test_history_of_every_hostile_file_at_once(hostile_files: Dict[str, Path], tmp_path: Path) -> None:
+    folder = next(iter(hostile_files.values())).parent
+    prom = tmp_path / "h.prom"
+    result = CliRunner().invoke(main, ["history", str(folder), "--openmetrics", str(prom), "--window", "3"])
+    assert result.exit_code == 0 and "internal error" not in result.output, result.output
+    validate_openmetrics(prom.read_text(encoding="utf-8"))
+
+
 def test_control_characters_are_stripped_from_junit_and_output(
     hostile_files: Dict[str, Path], tmp_path: Path
 ) -> None:
@@ -395,7 +425,7 @@ def test_usage_errors_exit_64_and_help_documents_every_code() -> None:
 
     assert "5 > 4 > 6 > 7 > 2 > 3 > 1 > 0" in (module.__doc__ or "")
     commands = cli("--help").stdout
-    assert "verdict" in commands and "report" in commands
+    assert "verdict" in commands and "report" in commands and "history" in commands
 
 
 def test_stdin_is_a_journal_path() -> None:
@@ -745,6 +775,8 @@ def test_every_field_of_a_journal_may_have_any_type() -> None:
             XSD.assertValid(etree.ElementTree(etree.fromstring(junit_xml(data, verdict))))
             report = build(data, verdict)
             assert f"Verdict {verdict.code} " in render_html(report) and render_markdown(report)
+            groups = analyse([record_of(report, "j.json")])
+            assert openmetrics(groups).endswith("# EOF\n") and isinstance(grafana_annotations(groups), list)
     assert time.monotonic() - started < 240
     assert {PASSED, DEVIATED, NOT_MET_BEFORE, INTERRUPTED, ROLLBACK_FAILED, NO_EVIDENCE} <= seen, seen
 

@@ -82,7 +82,12 @@ def test_html_is_self_contained(rendered: Dict[str, Path]) -> None:
     text = rendered["html"].read_text()
     assert "<script" not in text and "<link" not in text and "@import" not in text
     urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
-    assert urls <= {"http://www.w3.org/2000/svg"}, urls
+    target = {
+        u for u in urls if u.startswith("http://127.0.0.1:")
+    }  # the API URL, as text in the target block
+    assert urls - target <= {"http://www.w3.org/2000/svg"}, urls
+    assert all(f"<dd>{u}</dd>" in text for u in target)
+    assert "href=" not in text
     assert not re.search(r"\bsrc=", text)
     assert PASSWORD not in text
 
@@ -99,7 +104,8 @@ def test_report_content(rendered: Dict[str, Path], partition: Tuple[Dict[str, An
     ):
         assert needle in text
     md = rendered["md"].read_text()
-    assert "**Verdict 0 (passed)**" in md and "| method | wait-agent-offline | elapsed_s | 0.700 |" in md
+    assert "**Verdict 0 (passed)**" in md and "| wait-agent-offline | elapsed_s | method |" in md
+    assert "wait-agent-offline elapsed_s: 0.700 s - no objective" in md
     assert "| before | service-healthy | true | true | yes | succeeded |" in md
     assert "[HTML report](report.html)" in md and "<svg" not in md
 
@@ -108,26 +114,30 @@ def test_svg_shows_the_partition_window(
     rendered: Dict[str, Path], partition: Tuple[Dict[str, Any], Path]
 ) -> None:
     svg = _svg(rendered["html"])
-    start = svg.find(f".//{SVG_NS}line[@data-event='start'][@data-name='partition-agent']")
-    heal_start = svg.find(f".//{SVG_NS}line[@data-event='start'][@data-name='heal-partition']")
-    heal_end = svg.find(f".//{SVG_NS}line[@data-event='end'][@data-name='heal-partition']")
-    assert start is not None and heal_start is not None and heal_end is not None
-    assert start.get("data-phase") == "method" and heal_start.get("data-phase") == "rollback"
+
+    def span(name: str) -> Tuple[float, float]:
+        rect = svg.find(f".//{SVG_NS}rect[@class='activity status-succeeded'][@data-name='{name}']")
+        assert rect is not None, name
+        return float(rect.get("data-start")), float(rect.get("data-end"))
+
+    (t_part, _), (t_heal, t_heal_end) = span("partition-agent"), span("heal-partition")
     offline = svg.findall(f".//{SVG_NS}rect[@data-agent='agent-b'][@data-status='offline']")
     assert len(offline) == 1, "exactly one offline band for the partitioned agent"
     band = offline[0]
     b0, b1 = float(band.get("data-start")), float(band.get("data-end"))
-    t_part, t_heal, t_heal_end = (float(e.get("data-t")) for e in (start, heal_start, heal_end))
     # sampled every INTERVAL s: the band starts within one sample of the partition and ends by the heal
     assert t_part - INTERVAL <= b0 <= t_heal, (t_part, b0, t_heal)
     assert t_heal <= b1 <= t_heal_end + 2 * INTERVAL, (t_heal, b1, t_heal_end)
-    # the picture agrees with the data: the band lies between the two markers on the x axis
-    assert float(start.get("x1")) - 15 <= float(band.get("x")) < float(heal_start.get("x1"))
+    # the picture agrees with the data: the band starts after the partition's start on the x axis
+    part = svg.find(f".//{SVG_NS}rect[@data-name='partition-agent']")
+    assert float(part.get("x")) - 15 <= float(band.get("x"))
     assert not svg.findall(f".//{SVG_NS}rect[@data-agent='agent-a'][@data-status='offline']")
-    states = {p.get("data-name") for p in svg.findall(f".//{SVG_NS}polyline") if "sessions" in p.get("class")}
+    states = {
+        p.get("data-name") for p in svg.findall(f".//{SVG_NS}path") if "sessions" in (p.get("class") or "")
+    }
     assert states == {"running", "pending"}
     labels = {t.text for t in svg.iter(f"{SVG_NS}text")}
-    assert {"partition-agent", "heal-partition", "agent-a", "agent-b"} <= labels
+    assert {"partition-agent", "heal-partition", "agent-a", "agent-b", "running", "pending"} <= labels
 
 
 def test_report_without_timeline(tmp_path: Path) -> None:
@@ -164,3 +174,73 @@ def test_renders_in_headless_chromium(rendered: Dict[str, Path], tmp_path: Path)
     assert png.exists(), proc.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a blank 1200x1600 page is far smaller
+
+
+def test_recorded_runs_objectives_faults_and_cross_checks() -> None:
+    """From REAL sandbox journals: objectives resolved as the run resolved them, fault windows from the
+    action outputs, and the three-agent contradiction (the picture shows the partitioned agent offline
+    while the detection probe, watching the newest agent, failed) called out instead of left to the reader."""
+    from journal_fixtures.recorded import load
+
+    from chaosstream.journal.verdict import DEVIATED, NOT_INJECTED
+    from chaosstream.timeutil import parse_timestamp
+
+    passed = build(load("passed"))
+    by_name = {m.activity: m for m in passed.measurements if m.phase == "method"}
+    assert by_name["offline-detection-time"].objective == 4.0  # ${offline_threshold} of the sandbox run
+    assert by_name["recovery-time"].objective == 5.0  # ${reconnect_objective}
+    assert "as the run resolved it" in by_name["recovery-time"].objective_source
+    assert by_name["recovery-time"].sentence().endswith("s to spare")
+    (fault,) = passed.faults
+    journal = load("passed")
+    heal = next(r for r in journal["run"] if r["activity"]["name"] == "heal-the-partition")
+    assert (
+        fault.injected and fault.end_t == parse_timestamp(heal["end"]) and fault.agents == ["k8s-sandbox-1"]
+    )
+    assert not passed.notes and not passed.findings and not passed.problems
+
+    three = build(load("three-agents"))
+    assert three.verdict.code == DEVIATED and three.faults[0].agents == ["k8s-sandbox-2"]
+    assert len(three.notes) == 1 and "k8s-sandbox-2" in three.notes[0]
+    assert not build(load("deviated")).notes  # one agent that never went offline: a real finding
+
+    real = build(load("real-timers"))  # the band stays green (the API said online) until detection
+    offline = [o for o in real.observations if o[1] == "offline"]
+    assert [(o[0], o[3]) for o in offline] == [("k8s-sandbox-1", "offline-detection-time")]
+    (window,) = real.faults
+    assert window.start_t < offline[0][2] < window.end_t and window.end_t - window.start_t > 40
+    svg = etree.fromstring(render_html(real).split("<figure>")[1].split("</figure>")[0].encode())
+    marks = svg.findall(f".//{SVG_NS}path[@class='observation'][@data-status='offline']")
+    assert len(marks) == 1 and float(marks[0].get("data-t")) == offline[0][2]
+
+    (scale_down,) = build(load("total-agent-outage")).faults  # healed by scaling the Deployment back
+    journal = load("total-agent-outage")
+    back = next(r for r in journal["run"] if r["activity"]["name"] == "bring-the-agents-back")
+    assert scale_down.kind == "scale-down" and scale_down.end_t == parse_timestamp(back["end"])
+    assert scale_down.agents == ["k8s-sandbox-1"] and "bring-the-agents-back" in scale_down.end_reason
+    (restart,) = build(load("agent-disconnect")).faults  # a one-off: over when the action is
+    assert (
+        restart.kind == "agent restart"
+        and "one-off" in restart.end_reason
+        and restart.end_t - restart.start_t < 5
+    )
+
+    not_injected = build(load("not-injected"))
+    assert not_injected.verdict.code == NOT_INJECTED
+    assert [f.injected for f in not_injected.faults] == [False]
+    assert not not_injected.findings and not_injected.discounted  # the failed detection is no finding
+
+
+@pytest.mark.parametrize("span", [1e-4, 0.3, 5, 47.9, 600, 7200, 3 * 86400, 400 * 86400, 1e9])
+def test_time_ticks_fit_any_span(span: float) -> None:
+    """The axis of any journal (a blink, a game day, a hostile year-long one): at least one tick, labels
+    spaced wider than they are, and each label carries its date when the axis spans days."""
+    from chaosstream.journal.report.svg import LEFT, RIGHT, W, _ticks, text_width
+
+    t0 = 1796138607.4
+    ticks = _ticks(t0, t0 + span)
+    assert ticks and len(ticks) <= 50
+    placed = [(LEFT + (t - t0) / span * (W - LEFT - RIGHT), text) for t, text in ticks]
+    for (a, ta), (b, tb) in zip(placed, placed[1:], strict=False):
+        assert b - a > (text_width(ta) + text_width(tb)) / 2, (ta, tb)
+    assert all(("-" in text) == (span > 86400) for _, text in ticks)

@@ -43,7 +43,7 @@ def restart_agent(
     ns = check_namespace(namespace, settings.namespace)
     name = arguments.text(deployment, "deployment", what="a Deployment name") or settings.agent_deployment
     timeout = arguments.seconds(timeout, "timeout")
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     pods = _deployment_pods(cluster, ns, name)
     before = [p.metadata.name for p in pods]
     hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)])
@@ -97,13 +97,15 @@ def kill_agent_pod(
     selector = agent_selector(label_selector, settings.agent_selector)
     max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
     grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
-    core = Cluster(secrets).core
+    core = Cluster(secrets, settings.kube_timeout).core
     alive = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if pod_alive(p)]
     if not alive:
         raise arguments.ArgumentError(
             f"No running agent pod matches '{selector}' in namespace {ns}: check 'label_selector'."
         )
-    alive = serving_pods(Cluster(secrets), ns, alive)  # with HA replicas: the Lease holders, not standbys
+    alive = serving_pods(
+        Cluster(secrets, settings.kube_timeout), ns, alive
+    )  # with HA replicas: the Lease holders, not standbys
     if serving_sessions:
         serving = _agents_serving_created_sessions(settings)
         alive = [p for p in alive if agent_env_id(p) in serving]
@@ -165,7 +167,7 @@ def scale_agents(
             f"Argument 'replicas' ({replicas}) exceeds 'max_replicas' ({max_replicas}): raise it."
         )
     duration = arguments.seconds(duration, "duration")
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     if replicas == -1:
         dep = cluster.apps.read_namespaced_deployment(name, ns)
         current = dep.spec.replicas if dep.spec.replicas is not None else 1

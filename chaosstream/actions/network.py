@@ -8,6 +8,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, check_namespace
 from chaosstream.faults import ledger, partition
+from chaosstream.faults.records import RUN_ID
 from chaosstream.faults.targets import agent_selector, record_hit, target_pods
 from chaosstream.settings import Settings, resolve_settings
 
@@ -61,7 +62,7 @@ def partition_agent(
     ns = check_namespace(namespace, settings.namespace)
     selector = agent_selector(label_selector, settings.agent_selector)
     ports = arguments.port_list(ports if ports is not None else _api_ports(settings))
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     pods = target_pods(cluster, ns, agent_id, selector, max_pods)
     hit = record_hit(settings, "partition_agent", pods)
     result = partition.inject(
@@ -73,23 +74,36 @@ def partition_agent(
 
 def heal_agent_partition(
     partition_id: str = None,
+    any_run: bool = False,
     namespace: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """End agent partitions made by `partition_agent`: the one with `partition_id`, or every one.
+    """End agent partitions made by `partition_agent`: the one with `partition_id`, or every one THIS run
+    made (`any_run=true`: every one, whoever made it — another run's fault is otherwise left alone).
 
     Works from what the partition left in the cluster (pod annotations `chaosstream.io/partition-*`,
     rules tagged `chaosstream-<id>`, NetworkPolicies labelled `app.kubernetes.io/managed-by=chaosstream`),
     so it needs no output of the action and is safe to run twice. Use it in `rollbacks`.
 
-    Returns `{"healed": [what was reverted]}`.
+    Returns `{"healed": [what was reverted], "left": [partitions of other runs, with their owner]}`.
     """
     settings = resolve_settings(configuration, secrets)
     partition_id = arguments.text(partition_id, "partition_id", what="a partition id")
+    any_run = arguments.flag(any_run, "any_run")
     ns = check_namespace(namespace, settings.namespace)
-    healed = ledger.heal(Cluster(secrets), ns, partition_id, kinds=("partition", "networkpolicy"))
-    return {"healed": healed}
+    cluster = Cluster(secrets, settings.kube_timeout)
+    owner = None if (any_run or partition_id) else RUN_ID
+    kinds = ("partition", "networkpolicy")
+    healed = ledger.heal(cluster, ns, partition_id, kinds=kinds, owner=owner)
+    left = []
+    if owner is not None:
+        left = [
+            f"{f.kind} {f.fault_id} on {ns}/{f.target} (run {f.owner or 'unknown'})"
+            for f in ledger.list_faults(cluster, ns)
+            if f.kind in kinds and f.owner != owner
+        ]
+    return {"healed": healed, "left": left}
 
 
 def heal_all(
@@ -108,4 +122,6 @@ def heal_all(
     settings = resolve_settings(configuration, secrets)
     expired_only = arguments.flag(expired_only, "expired_only")
     ns = check_namespace(namespace, settings.namespace)
-    return {"healed": ledger.heal(Cluster(secrets), ns, None, expired_only=expired_only)}
+    return {
+        "healed": ledger.heal(Cluster(secrets, settings.kube_timeout), ns, None, expired_only=expired_only)
+    }

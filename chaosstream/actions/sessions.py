@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds
+from chaosstream.arguments import seconds, whole
 from chaosstream.clients.kube import Cluster, check_namespace, pod_alive
 from chaosstream.clients.streamspace import api_client
 from chaosstream.selection import remember_killed, remember_sessions, resolve_session_ids
@@ -51,10 +51,8 @@ def create_sessions(
     Returns `{"sessions": [names], "agents": {name: agentId}, "commands": {name: commandId},
     "unavailable": n}` (the agent comes from the 202 `status.message`).
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ActivityFailed(f"Argument 'count' must be a whole number ≥ 1, not {count!r}.")
-    if isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1:
-        raise ActivityFailed(f"Argument 'max_count' must be a whole number ≥ 1, not {max_count!r}.")
+    whole(count, "count", minimum=1)
+    whole(max_count, "max_count", minimum=1)
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags)):
         raise ActivityFailed(f"Argument 'tags' must be a list of strings such as [\"chaos\"], not {tags!r}.")
     for name, value in (("template", template), ("user", user), ("memory", memory), ("cpu", cpu)):
@@ -88,10 +86,13 @@ def create_sessions(
                         )
                     unavailable += 1
                     continue
-                data = response.json()
-                name = data["name"]
+                data = api.object_of(response, "POST /api/v1/sessions")
+                name = data.get("name")
+                if not isinstance(name, str) or not name:
+                    raise ActivityFailed("POST /api/v1/sessions answered 202 without a session 'name'.")
                 names.append(name)
-                message = (data.get("status") or {}).get("message", "")
+                status = data.get("status")
+                message = str(status.get("message") or "") if isinstance(status, dict) else ""
                 if match := _AGENT_RE.search(message):
                     agents[name] = match.group(1).strip()
                 if match := _COMMAND_RE.search(message):
@@ -113,7 +114,7 @@ def _session_command(
         raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     with api_client(settings, timeout=timeout) as api:
         response = api.session_command(method, session_id, suffix)
-    data = response.json() if response.content else {}
+        data = api.object_of(response, f"{method} /api/v1/sessions/:id{suffix}")
     if response.status_code == 404:
         raise SessionRefused(f"Unknown session {session_id!r}: the API answered 404.")
     if response.status_code == 409:
@@ -212,14 +213,12 @@ def kill_session_pod(
     """
     settings = resolve_settings(configuration, secrets)
     ns = check_namespace(namespace, settings.namespace)
-    if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
-        raise ActivityFailed(f"Argument 'max_pods' must be a whole number ≥ 1, not {max_pods!r}.")
-    if isinstance(grace_period, bool) or not isinstance(grace_period, int) or grace_period < 0:
-        raise ActivityFailed(f"Argument 'grace_period' must be whole seconds ≥ 0, not {grace_period!r}.")
+    whole(max_pods, "max_pods", minimum=1)
+    whole(grace_period, "grace_period", minimum=0)
     if session_id is not None and not isinstance(session_id, str):
         raise ActivityFailed(f"Argument 'session_id' must be a session name, not {session_id!r}.")
     ids = [session_id] if session_id else resolve_session_ids(settings, None, tag)
-    cluster = Cluster(secrets)
+    cluster = Cluster(secrets, settings.kube_timeout)
     core = cluster.core
     killed: Dict[str, str] = {}
     for sid in random.sample(ids, len(ids)):

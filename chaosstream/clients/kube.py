@@ -91,13 +91,42 @@ def _status_message(body: str) -> str:
     return str(data.get("message") or "") if isinstance(data, dict) else ""
 
 
+def _is_status_body(body: str) -> bool:
+    import json
+
+    try:
+        data = json.loads(body or "")
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("kind") == "Status"
+
+
 def translate(exc: BaseException, what: str) -> KubeError:
     """Turn a kubernetes ApiException or a transport error into one readable sentence."""
     status = getattr(exc, "status", None)
     body = getattr(exc, "body", "") or ""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
+    reason = str(getattr(exc, "reason", "") or "")
+    if not status and reason.startswith("Handshake status "):
+        # A refused WebSocket upgrade (exec): "Handshake status 400 Bad Request -+-+- {headers} -+-+- {body}"
+        head, _, rest = reason.partition(" -+-+- ")
+        try:
+            status = int(head.split()[2])
+        except (IndexError, ValueError):
+            status = None
+        body = rest.rpartition(" -+-+- ")[2] if rest else ""
+        reason = " ".join(head.split()[3:])
     said = _status_message(body)
+    if status and not _is_status_body(body):
+        # A real API server answers errors with a Status object; anything else is another server
+        # (KUBECONFIG pointing at the StreamSpace API, a proxy, a login page).
+        return KubeError(
+            f"The server in KUBECONFIG answered {status} to {what} without a Kubernetes Status body: check that "
+            "KUBECONFIG (and KUBERNETES_CONTEXT) point at a Kubernetes API server.",
+            int(status),
+            body,
+        )
     if status == 404:
         return KubeError(
             f"{what} was not found in Kubernetes (404): check the name and namespace.", 404, body
@@ -131,7 +160,6 @@ def translate(exc: BaseException, what: str) -> KubeError:
         detail = f": {said}" if said else ""
         return KubeError(f"Kubernetes rejected {what} as invalid (422{detail}).", 422, body)
     if status:
-        reason = getattr(exc, "reason", "") or ""
         detail = f": {said}" if said else ""
         return KubeError(f"Kubernetes answered {status} {reason} for {what}{detail}.", int(status), body)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -150,6 +178,15 @@ def _transport_errors() -> Tuple[type, ...]:
     from kubernetes.client.exceptions import ApiException, ApiValueError
 
     return (ApiException, ApiValueError, urllib3.exceptions.HTTPError, OSError, ssl.SSLError, TimeoutError)
+
+
+def _shape_errors() -> Tuple[type, ...]:
+    """What the client raises when a 2xx answer is not a Kubernetes object (pydantic models, client ≥ 35)."""
+    try:
+        from pydantic import ValidationError
+    except ImportError:  # older clients: no model validation
+        return ()
+    return (ValidationError,)
 
 
 _KINDS = {
@@ -195,6 +232,7 @@ class _Api:
     def __getattr__(self, method: str) -> Callable[..., Any]:
         target = getattr(self._api, method)
         errors = _transport_errors()
+        shapes = _shape_errors()
 
         def call(*args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("_request_timeout", (min(self._timeout, 10.0), self._timeout))
@@ -202,6 +240,12 @@ class _Api:
                 return target(*args, **kwargs)
             except errors as exc:
                 raise translate(exc, _describe(method, args, kwargs)) from None
+            except shapes:
+                raise KubeError(
+                    f"The server in KUBECONFIG answered {_describe(method, args, kwargs)} with something that is not "
+                    "a Kubernetes object: check that KUBECONFIG (and KUBERNETES_CONTEXT) point at a Kubernetes API "
+                    "server."
+                ) from None
 
         return call
 
@@ -237,6 +281,10 @@ class Cluster:
     @property
     def coordination(self) -> _Api:
         return self._typed("CoordinationV1Api")
+
+    @property
+    def batch(self) -> _Api:
+        return self._typed("BatchV1Api")
 
     @property
     def auth(self) -> _Api:

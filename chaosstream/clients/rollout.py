@@ -16,7 +16,7 @@ __all__ = ["rollout_state", "wait_for_rollout", "agent_pods"]
 def agent_pods(settings: Settings, secrets: Optional[Mapping[str, Any]]) -> List[Any]:
     """The pods the agent selector matches, terminating ones included."""
     return (
-        Cluster(secrets)
+        Cluster(secrets, settings.kube_timeout)
         .core.list_namespaced_pod(settings.namespace, label_selector=settings.agent_selector)
         .items
     )
@@ -25,7 +25,7 @@ def agent_pods(settings: Settings, secrets: Optional[Mapping[str, Any]]) -> List
 def rollout_state(settings: Settings, secrets: Optional[Mapping[str, Any]]) -> Tuple[bool, Dict[str, Any]]:
     """(complete?, details) for the agent Deployment; complete also means no old pod is still terminating."""
     name = settings.agent_deployment
-    dep = Cluster(secrets).apps.read_namespaced_deployment(name, settings.namespace)
+    dep = Cluster(secrets, settings.kube_timeout).apps.read_namespaced_deployment(name, settings.namespace)
     want = dep.spec.replicas if dep.spec.replicas is not None else 1
     st = dep.status
     pods = agent_pods(settings, secrets)
@@ -62,7 +62,15 @@ def wait_for_rollout(
             f"{timeout:g}s (last status: {last})."
         )
 
-    details, _, _ = wait_until(lambda: rollout_state(settings, secrets), timeout, interval, describe)
+    details, _, _ = wait_until(
+        lambda: rollout_state(settings, secrets),
+        timeout,
+        interval,
+        describe,
+        lambda last: (
+            f"rollout of {settings.namespace}/{settings.agent_deployment} to complete; status {last}"
+        ),
+    )
     if details is None:  # pragma: no cover - wait_until returns a value or raises
         raise ActivityFailed("rollout state unavailable")
     details["completed_at"] = iso(utcnow())

@@ -55,7 +55,15 @@ def _verify(settings: Settings) -> Any:
     with _TOKENS_LOCK:
         context = _SSL_CONTEXTS.get(key)
     if context is None:
-        context = httpx.create_ssl_context() if verify is True else ssl.create_default_context(cafile=verify)
+        try:
+            context = (
+                httpx.create_ssl_context() if verify is True else ssl.create_default_context(cafile=verify)
+            )
+        except (ssl.SSLError, OSError, ValueError):
+            raise ActivityFailed(
+                f"The CA bundle {verify!r} ('streamspace_ca_cert') holds no PEM certificate: point it at the "
+                "CA that signed the API's certificate."
+            ) from None
         with _TOKENS_LOCK:
             _SSL_CONTEXTS[key] = context
     return context
@@ -66,15 +74,37 @@ def _token_key(settings: Settings) -> Tuple[str, str, str]:
     return (settings.api_url, settings.username or "", digest)
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: httpx.Response, settings: Settings) -> str:
+    """What an error answer says, on one line, with every secret we hold (and sent) scrubbed out: an error
+    page may echo the request, token or password included."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200].strip()
-    if isinstance(body, dict):
-        parts = [str(body.get(k)) for k in ("error", "message", "details") if body.get(k)]
-        return ": ".join(parts)
-    return str(body)[:200]
+        text = " ".join(response.text[:200].split())
+    else:
+        if isinstance(body, dict):
+            text = ": ".join(str(body.get(k)) for k in ("error", "message", "details") if body.get(k))
+        else:
+            text = str(body)[:200]
+    return redact(" ".join(text.split())[:200], settings)
+
+
+def _json(response: httpx.Response, what: str, settings: Settings) -> Any:
+    """The JSON body of a 2xx answer, or one sentence saying the server is not the StreamSpace API."""
+    try:
+        return response.json()
+    except ValueError:
+        raise ActivityFailed(
+            f"{what} answered {response.status_code} with something that is not JSON: check that "
+            f"'streamspace_api_url' ({redact(settings.api_url)}) is the StreamSpace API, not a proxy or UI page."
+        ) from None
+
+
+def _objects(items: Any, what: str) -> List[Dict[str, Any]]:
+    """A list of JSON objects, or one sentence: a list holding nulls or numbers is not StreamSpace's."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ActivityFailed(f"{what} did not return a list of objects: is this StreamSpace v2?")
+    return items
 
 
 class StreamSpaceAPI:
@@ -142,15 +172,19 @@ class StreamSpaceAPI:
                 f"The StreamSpace user {s.username!r} is disabled (403): use an active admin user."
             )
         if response.status_code != 200:
+            # Never quote a login answer: error pages may echo the request body, password included.
             raise APIError(
-                f"Login to the StreamSpace API failed with HTTP {response.status_code}: {_error_text(response)}.",
+                f"Login to the StreamSpace API failed with HTTP {response.status_code}: check "
+                "'streamspace_api_url' and that the API's auth endpoint is up.",
                 response.status_code,
             )
         try:
             token = response.json()["token"]
+            if not isinstance(token, str) or not token:
+                raise TypeError
         except (ValueError, KeyError, TypeError):
             raise ActivityFailed(
-                f"{redact(s.api_url)}/api/v1/auth/login answered 200 without a 'token': is "
+                f"The login at {redact(s.api_url)}/api/v1/auth/login answered 200 without a 'token': is "
                 "'streamspace_api_url' really a StreamSpace API?"
             ) from None
         with _TOKENS_LOCK:
@@ -191,10 +225,17 @@ class StreamSpaceAPI:
                 f"The StreamSpace API refused {method} {path} (403): the user needs the admin role."
             )
         raise APIError(
-            f"StreamSpace API {method} {path} answered HTTP {response.status_code}: {_error_text(response)}.",
+            f"StreamSpace API {method} {path} answered HTTP {response.status_code}: "
+            f"{_error_text(response, self.settings)}.",
             response.status_code,
             _safe_json(response),
         )
+
+    def object_of(self, response: httpx.Response, what: str) -> Dict[str, Any]:
+        """The JSON object a response carries ({} for an empty body), or one sentence if it is not one."""
+        if not response.content:
+            return {}
+        return _objects([_json(response, what, self.settings)], what)[0]
 
     def _auth_header(self) -> Dict[str, str]:
         return {"Authorization": f"Bearer {self._token()}"}
@@ -210,28 +251,38 @@ class StreamSpaceAPI:
         self, status: Optional[str] = None, platform: Optional[str] = None
     ) -> List[Dict[str, Any]]:
         params = {k: v for k, v in (("status", status), ("platform", platform)) if v}
-        body = self.call("GET", "/api/v1/admin/agents", params=params or None).json()
+        what = "GET /api/v1/admin/agents"
+        body = _json(self.call("GET", "/api/v1/admin/agents", params=params or None), what, self.settings)
         agents = body.get("agents") if isinstance(body, dict) else None
         if not isinstance(agents, list):
-            raise ActivityFailed(
-                'GET /api/v1/admin/agents did not return {"agents": [...]}: is this StreamSpace v2?'
-            )
-        return agents
+            raise ActivityFailed(f'{what} did not return {{"agents": [...]}}: is this StreamSpace v2?')
+        return _objects(agents, what)
 
     def get_agent(self, agent_id: str) -> Optional[Dict[str, Any]]:
         response = self.call("GET", f"/api/v1/admin/agents/{_quote(agent_id)}", expected=(200, 404))
-        return None if response.status_code == 404 else response.json()
+        if response.status_code == 404:
+            return None
+        return _objects(
+            [_json(response, "GET /api/v1/admin/agents/:id", self.settings)], "GET /api/v1/admin/agents/:id"
+        )[0]
 
     def list_sessions(self, user: Optional[str] = None) -> List[Dict[str, Any]]:
-        body = self.call("GET", "/api/v1/sessions", params={"user": user} if user else None).json()
+        what = "GET /api/v1/sessions"
+        body = _json(
+            self.call("GET", "/api/v1/sessions", params={"user": user} if user else None), what, self.settings
+        )
         sessions = body.get("sessions") if isinstance(body, dict) else None
         if not isinstance(sessions, list):
-            raise ActivityFailed('GET /api/v1/sessions did not return {"sessions": [...]}.')
-        return sessions
+            raise ActivityFailed(f'{what} did not return {{"sessions": [...]}}.')
+        return _objects(sessions, what)
 
     def get_session(self, name: str) -> Optional[Dict[str, Any]]:
         response = self.call("GET", f"/api/v1/sessions/{_quote(name)}", expected=(200, 404))
-        return None if response.status_code == 404 else response.json()
+        if response.status_code == 404:
+            return None
+        return _objects(
+            [_json(response, "GET /api/v1/sessions/:id", self.settings)], "GET /api/v1/sessions/:id"
+        )[0]
 
     def create_session(self, body: Dict[str, Any]) -> httpx.Response:
         return self.call("POST", "/api/v1/sessions", expected=(202, 503), json=body)

@@ -19,18 +19,18 @@ What it does:
   ``after_experiment_control`` and appends them to the journal's ``rollbacks``. Signals that arrive while
   rollbacks run are recorded but do not cut them short (chaoslib would abandon the remaining ones).
   SIGUSR2 (``chaoslib.exit.exit_ungracefully``) stays the kill switch that skips rollbacks.
-* **Run lock.** ``before_experiment_control`` takes the ConfigMap ``chaosstream-run-lock`` in the
-  StreamSpace namespace (create; on 409 read it, and take it over with a resourceVersion-checked replace
-  only if it expired), refreshes it from a heartbeat thread every ``ttl / 3`` seconds and deletes it at the
-  end. If another holder's lock is live the run is refused with ``InterruptExecution`` and no rollback is
+* **Run lock.** ``before_experiment_control`` takes the Lease ``chaosstream-run-lock``
+  (``coordination.k8s.io/v1``) in the StreamSpace namespace (create; on 409 read it, and take it over with
+  a resourceVersion-checked replace only if its holder stopped renewing it ``lease_duration`` seconds
+  ago, default 30), renews it from a heartbeat thread every ``lease_duration / 3`` seconds and deletes it
+  at the end (``chaosstream.controls.lock``). If another holder's lock is live the run is refused with ``InterruptExecution`` and no rollback is
   played (they would revert the other run's faults). When Kubernetes cannot be reached, a file lock in
-  ``streamspace_lock_dir`` is used if that is configured; otherwise the run is refused.
+  ``streamspace_lock_dir`` (expiring after ``ttl`` seconds) is used if that is configured; otherwise the
+  run is refused.
 
 Everything it did lands in the journal as ``extensions: [{"name": "chaosstream-safety", ...}]``.
 """
 
-import fcntl
-import json
 import logging
 import os
 import signal
@@ -44,14 +44,23 @@ from chaoslib.exceptions import InterruptExecution
 from chaoslib.settings import get_loaded_settings
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
+from chaosstream.controls.lock import (
+    A_EXPERIMENT,
+    LEASE_DURATION,
+    LOCK_NAME,
+    FileLock,
+    LeaseLock,
+    LockHeld,
+)
 from chaosstream.journal.schema import SAFETY_EXTENSION
 from chaosstream.settings import redact, resolve_settings
-from chaosstream.timeutil import epoch_iso, now_epoch, parse_timestamp
+from chaosstream.timeutil import epoch_iso, now_epoch
 
 __all__ = [
     "LOCK_NAME",
+    "A_EXPERIMENT",
     "LockHeld",
-    "ConfigMapLock",
+    "LeaseLock",
     "FileLock",
     "configure_control",
     "before_experiment_control",
@@ -65,187 +74,7 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-LOCK_NAME = "chaosstream-run-lock"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "chaosstream"}
-A_HOLDER, A_EXPIRES, A_EXPERIMENT = (
-    "chaosstream.io/holder",
-    "chaosstream.io/expires-at",
-    "chaosstream.io/experiment",
-)
 _K8S_TIMEOUT = 5.0
-
-
-class LockHeld(Exception):
-    """Another live holder owns the run lock."""
-
-    def __init__(self, holder: str, expires_at: str, experiment: str) -> None:
-        super().__init__(f"held by {holder} for experiment {experiment!r} until {expires_at}")
-        self.holder, self.expires_at, self.experiment = holder, expires_at, experiment
-
-
-class ConfigMapLock:
-    """A lease-like lock stored as a ConfigMap; every write is checked against the resourceVersion read."""
-
-    def __init__(self, core: Any, namespace: str, holder: str, experiment: str, ttl: float) -> None:
-        self.core, self.namespace, self.holder, self.experiment, self.ttl = (
-            core,
-            namespace,
-            holder,
-            experiment,
-            ttl,
-        )
-        self.where = f"ConfigMap {namespace}/{LOCK_NAME}"
-
-    def _body(self, resource_version: Optional[str] = None) -> Any:
-        from kubernetes import client
-
-        annotations = {
-            A_HOLDER: self.holder,
-            A_EXPIRES: epoch_iso(now_epoch() + self.ttl, "seconds"),
-            A_EXPERIMENT: self.experiment,
-        }
-        meta = client.V1ObjectMeta(
-            name=LOCK_NAME,
-            labels=dict(MANAGED_BY),
-            annotations=annotations,
-            resource_version=resource_version,
-        )
-        return client.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta, data=dict(annotations))
-
-    def _read(self) -> Any:
-        return self.core.read_namespaced_config_map(LOCK_NAME, self.namespace)
-
-    def acquire(self) -> str:
-        """Take the lock; returns 'created' or 'took over expired lock of <holder>'; raises `LockHeld`."""
-        from chaosstream.clients.kube import KubeError
-
-        try:
-            self.core.create_namespaced_config_map(self.namespace, self._body())
-            return "created"
-        except KubeError as exc:
-            if exc.status != 409:
-                raise
-        current = self._read()
-        ann = current.metadata.annotations or {}
-        holder = ann.get(A_HOLDER, "?")
-        # an unreadable expiry counts as expired (a lock must not live forever)
-        if holder != self.holder and (parse_timestamp(ann.get(A_EXPIRES)) or 0.0) > now_epoch():
-            raise LockHeld(holder, ann.get(A_EXPIRES, "?"), ann.get(A_EXPERIMENT, "?"))
-        try:  # expired (or ours): replace only if nobody changed it since we read it
-            self.core.replace_namespaced_config_map(
-                LOCK_NAME,
-                self.namespace,
-                self._body(current.metadata.resource_version),
-            )
-        except KubeError as exc:
-            if exc.status == 409:
-                fresh = self._read().metadata.annotations or {}
-                raise LockHeld(
-                    fresh.get(A_HOLDER, "?"), fresh.get(A_EXPIRES, "?"), fresh.get(A_EXPERIMENT, "?")
-                ) from None
-            raise
-        return f"took over the expired lock of {holder}"
-
-    def refresh(self) -> bool:
-        """Push the expiry forward; False if the lock is no longer ours."""
-        current = self._read()
-        if (current.metadata.annotations or {}).get(A_HOLDER) != self.holder:
-            return False
-        self.core.replace_namespaced_config_map(
-            LOCK_NAME,
-            self.namespace,
-            self._body(current.metadata.resource_version),
-        )
-        return True
-
-    def release(self) -> None:
-        """Delete the lock if (and only if) we still hold it."""
-        from kubernetes import client
-
-        current = self._read()
-        if (current.metadata.annotations or {}).get(A_HOLDER) != self.holder:
-            return
-        pre = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(resource_version=current.metadata.resource_version)
-        )
-        self.core.delete_namespaced_config_map(LOCK_NAME, self.namespace, body=pre)
-
-
-class FileLock:
-    """The same lock as a JSON file in `streamspace_lock_dir`, for runs where Kubernetes is unreachable.
-    An flock on a side file serialises the read-check-write (it only protects runs on one host/volume)."""
-
-    def __init__(self, directory: str, namespace: str, holder: str, experiment: str, ttl: float) -> None:
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, f"{LOCK_NAME}-{namespace}.json")
-        self.holder, self.experiment, self.ttl = holder, experiment, ttl
-        self.where = f"file {self.path}"
-
-    def _locked(self, fn: Any) -> Any:
-        with open(self.path + ".guard", "a") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-            try:
-                return fn()
-            finally:
-                fcntl.flock(guard, fcntl.LOCK_UN)
-
-    def _read(self) -> Dict[str, Any]:
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                return json.load(fh)
-        except (OSError, ValueError):
-            return {}
-
-    def _write(self) -> None:
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(
-                {
-                    A_HOLDER: self.holder,
-                    A_EXPIRES: epoch_iso(now_epoch() + self.ttl, "seconds"),
-                    A_EXPERIMENT: self.experiment,
-                },
-                fh,
-            )
-        os.replace(tmp, self.path)
-
-    def acquire(self) -> str:
-        """Take the file lock; raises `LockHeld` if another live holder owns it."""
-
-        def take() -> str:
-            cur = self._read()
-            holder = cur.get(A_HOLDER)
-            # an unreadable expiry counts as expired (a lock must not live forever)
-            if (
-                holder
-                and holder != self.holder
-                and (parse_timestamp(cur.get(A_EXPIRES)) or 0.0) > now_epoch()
-            ):
-                raise LockHeld(holder, cur.get(A_EXPIRES, "?"), cur.get(A_EXPERIMENT, "?"))
-            self._write()
-            return f"took over the expired lock of {holder}" if holder else "created"
-
-        return self._locked(take)
-
-    def refresh(self) -> bool:
-        """Push the expiry forward; False if the lock is no longer ours."""
-
-        def push() -> bool:
-            if self._read().get(A_HOLDER) != self.holder:
-                return False
-            self._write()
-            return True
-
-        return self._locked(push)
-
-    def release(self) -> None:
-        """Remove the file if we hold it."""
-
-        def drop() -> None:
-            if self._read().get(A_HOLDER) == self.holder:
-                os.remove(self.path)
-
-        self._locked(drop)
 
 
 class _State:
@@ -321,7 +150,9 @@ def _kube_secrets(secrets: Optional[Mapping[str, Any]]) -> Optional[Mapping[str,
     return merged or None
 
 
-def _take_lock(ttl: float, experiment: Mapping[str, Any], configuration: Any, secrets: Any) -> None:
+def _take_lock(
+    ttl: float, experiment: Mapping[str, Any], configuration: Any, secrets: Any, lease_duration: float
+) -> None:
     if _state.lock is not None:  # declared twice (global + experiment): already ours
         return
     settings = resolve_settings(configuration, secrets)
@@ -331,8 +162,9 @@ def _take_lock(ttl: float, experiment: Mapping[str, Any], configuration: Any, se
         from chaosstream.clients.kube import Cluster
 
         cluster = Cluster(_kube_secrets(secrets), timeout=_K8S_TIMEOUT)
-        lock: Any = ConfigMapLock(cluster.core, settings.namespace, holder, title, ttl)
+        lock: Any = LeaseLock(cluster.coordination, settings.namespace, holder, title, lease_duration)
         how = lock.acquire()
+        period = lock.duration / 3.0
     except LockHeld:
         raise
     except Exception as exc:  # unreachable API, RBAC, config: fall back or refuse, with the reason
@@ -340,8 +172,8 @@ def _take_lock(ttl: float, experiment: Mapping[str, Any], configuration: Any, se
         reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, settings)
         if status in (401, 403):
             raise InterruptExecution(
-                f"chaosstream-safety cannot take the run lock: Kubernetes refused access to ConfigMaps in "
-                f"{settings.namespace} ({status}); grant configmaps get/create/update/delete "
+                f"chaosstream-safety cannot take the run lock: Kubernetes refused access to the Lease "
+                f"{settings.namespace}/{LOCK_NAME} ({status}); grant leases get/create/update/delete "
                 "(deploy/kubernetes/rbac.yaml) or set the control argument lock to false."
             ) from None
         if not settings.lock_dir:
@@ -352,18 +184,25 @@ def _take_lock(ttl: float, experiment: Mapping[str, Any], configuration: Any, se
         logger.warning(f"chaosstream-safety: Kubernetes unreachable ({reason}); using a file lock instead")
         lock = FileLock(settings.lock_dir, settings.namespace, holder, title, ttl)
         how = lock.acquire()
+        period = ttl / 3.0
     _state.lock = lock
-    _state.lock_info = {"where": lock.where, "holder": holder, "ttl_s": ttl, "acquired": how, "refreshes": 0}
+    _state.lock_info = {
+        "where": lock.where,
+        "holder": holder,
+        "ttl_s": ttl if isinstance(lock, FileLock) else lock.duration,
+        "acquired": how,
+        "refreshes": 0,
+    }
     logger.info(f"chaosstream-safety: run lock {lock.where} {how} by {holder}")
     _state.stop.clear()
     _state.heartbeat = threading.Thread(
-        target=_heartbeat, args=(lock, ttl), name="chaosstream-lock", daemon=True
+        target=_heartbeat, args=(lock, period), name="chaosstream-lock", daemon=True
     )
     _state.heartbeat.start()
 
 
-def _heartbeat(lock: Any, ttl: float) -> None:
-    while not _state.stop.wait(max(ttl / 3.0, 0.2)):
+def _heartbeat(lock: Any, period: float) -> None:
+    while not _state.stop.wait(max(period, 0.2)):
         try:
             if lock.refresh():
                 _state.lock_info["refreshes"] += 1
@@ -431,6 +270,7 @@ def _replay_rollbacks(experiment: Experiment, journal: Journal, configuration: A
 def configure_control(
     ttl: float = 600,
     lock: bool = True,
+    lease_duration: float = LEASE_DURATION,
     rollback_on_signal: bool = True,
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -447,6 +287,7 @@ def before_experiment_control(
     context: Experiment,
     ttl: float = 600,
     lock: bool = True,
+    lease_duration: float = LEASE_DURATION,
     rollback_on_signal: bool = True,
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -456,11 +297,11 @@ def before_experiment_control(
     _install_handlers()
     if lock:
         try:
-            _take_lock(float(ttl), context or {}, configuration, secrets)
+            _take_lock(float(ttl), context or {}, configuration, secrets, float(lease_duration))
         except LockHeld as held:
             _state.refused = (
                 f"Another chaosstream experiment already runs against this StreamSpace target: the run lock is "
-                f"{held}; refusing to start (wait for it to finish, or delete the lock if that run is dead)."
+                f"{held}; refusing to start."
             )
             _state.lock_info = {"refused": str(held)}
             raise InterruptExecution(_state.refused) from None
@@ -504,6 +345,7 @@ def after_experiment_control(
     state: Journal = None,
     ttl: float = 600,
     lock: bool = True,
+    lease_duration: float = LEASE_DURATION,
     rollback_on_signal: bool = True,
     configuration: Configuration = None,
     secrets: Secrets = None,

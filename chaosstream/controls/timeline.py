@@ -12,7 +12,10 @@ Every ``interval`` seconds a daemon thread records the agents (``agentId``, ``st
 seconds from ``lastHeartbeat``), the number of sessions per state, and - when a database DSN is configured
 - the number of ``agent_commands`` per status. Activity starts/ends are recorded as markers (name, type,
 phase, time, status). The journal gets ``extensions: [{"name": "chaosstream-timeline", "samples": [...],
-"markers": [...], "errors": {...}}]`` - attached in ``after_experiment_control`` and completed in
+"markers": [...], "errors": {...}, "target": {...}, "configuration": {...}}]`` - ``target`` names what the run
+hit (API URL, namespace, agent Deployment, kube context, StreamSpace and chaosstream versions) and
+``configuration`` is the experiment configuration as chaoslib resolved it (scalars; secret-looking keys
+left out), so reports resolve ``${objective}`` references to the values the run used - attached in ``after_experiment_control`` and completed in
 ``cleanup_control`` (which runs before ``chaos run`` writes the journal), so rollbacks that another
 control plays late are still on the timeline.
 
@@ -29,7 +32,7 @@ from typing import Any, Dict, List, Optional
 from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
-from chaosstream.journal.schema import TIMELINE_EXTENSION
+from chaosstream.journal.schema import SECRET_KEY_RE, TIMELINE_EXTENSION
 from chaosstream.settings import Settings, redact, resolve_settings
 from chaosstream.timeutil import epoch_iso, parse_timestamp
 
@@ -129,6 +132,7 @@ class _Timeline:
                     state = str(s.get("state") or "unknown")
                     sessions[state] = sessions.get(state, 0) + 1
                 entry["sessions"] = sessions
+                self._version_once(api)
         except Exception as exc:
             self._error(exc)
         if self.settings.db_dsn:
@@ -142,6 +146,39 @@ class _Timeline:
         if len(entry) > 2:
             with self.lock:
                 self.data["samples"].append(entry)
+
+    def _describe_target(self) -> None:
+        """Record what this run targets and the configuration as chaoslib resolved it (scalars only, no
+        secret-looking keys), so a report can name the target and resolve `${objective}` references."""
+        settings = self.settings
+        target: Dict[str, Any] = {
+            "api_url": redact(settings.api_url, settings),
+            "namespace": settings.namespace,
+            "agent_deployment": settings.agent_deployment,
+            "chaosstream_version": _version(),
+            "kube_context": _kube_context(self.secrets),
+        }
+        configuration = {}
+        for key, value in (self.configuration or {}).items():
+            if isinstance(key, str) and not SECRET_KEY_RE.search(key):
+                if isinstance(value, (str, int, float, bool)) or value is None:
+                    configuration[key] = redact(value, settings) if isinstance(value, str) else value
+        with self.lock:
+            self.data["target"] = target
+            self.data["configuration"] = configuration
+
+    def _version_once(self, api: Any) -> None:
+        """StreamSpace's version (`GET /version`), asked once, on a sample's own client."""
+        target = self.data.get("target")
+        if not isinstance(target, dict) or "streamspace_version" in target:
+            return
+        target["streamspace_version"] = None  # asked: older releases have no /version, that is no error
+        try:
+            body = api.call("GET", "/version").json()
+        except Exception:
+            return
+        version = body.get("version") if isinstance(body, dict) else None
+        target["streamspace_version"] = str(version)[:80] if version else None
 
     @staticmethod
     def _agent(agent: Dict[str, Any], now: float) -> Dict[str, Any]:
@@ -166,6 +203,13 @@ class _Timeline:
         if self.thread is not None:
             self.thread.join(timeout=self.interval + 15)
             self.thread = None
+            # described at the end, not the start: it imports the Kubernetes client, which would delay
+            # the first samples; the last sample then asks StreamSpace's version
+            if self.settings is not None:
+                try:
+                    self._describe_target()
+                except Exception as exc:
+                    self._error(exc)
             self.sample()
             self._close_db()
         self.data["ended"] = epoch_iso(time.time())
@@ -186,6 +230,35 @@ class _Timeline:
             marker["status"] = status
         with self.lock:
             self.data["markers"].append(marker)
+
+
+def _version() -> Optional[str]:
+    try:
+        from chaosstream import __version__
+
+        return str(__version__)
+    except Exception:
+        return None
+
+
+def _kube_context(secrets: Any) -> Optional[str]:
+    """The Kubernetes context the run uses: KUBERNETES_CONTEXT, in-pod, or the kubeconfig's current one."""
+    import os
+
+    scope = secrets.get("kubernetes") if isinstance(secrets, dict) else None
+    if isinstance(scope, dict) and isinstance(scope.get("KUBERNETES_CONTEXT"), str):
+        return scope["KUBERNETES_CONTEXT"]
+    if os.environ.get("KUBERNETES_CONTEXT"):
+        return os.environ["KUBERNETES_CONTEXT"]
+    if os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
+        return "in-cluster"
+    try:
+        from kubernetes import config
+
+        _, current = config.list_kube_config_contexts()
+        return str(current.get("name")) if current else None
+    except Exception:  # no kubeconfig: unknown
+        return None
 
 
 _timeline: Optional[_Timeline] = None

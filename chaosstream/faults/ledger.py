@@ -20,6 +20,7 @@ from chaosstream.faults import partition, scaledown
 from chaosstream.faults.records import (
     EXPIRES_ANNOTATION,
     MANAGED_BY_SELECTOR,
+    OWNER_ANNOTATION,
     PARTITION_ANNOTATION_PREFIX,
     PARTITION_LABEL,
     PREVIOUS_REPLICAS_ANNOTATION,
@@ -57,8 +58,19 @@ def list_faults(cluster: Cluster, namespace: str, fault_id: Optional[str] = None
         pid = (policy.metadata.labels or {}).get(PARTITION_LABEL, "")
         if fault_id and pid != fault_id:
             continue
-        expires = (policy.metadata.annotations or {}).get(EXPIRES_ANNOTATION)
-        faults.append(Fault("networkpolicy", namespace, policy.metadata.name, pid, expires, {}, policy))
+        annotations = policy.metadata.annotations or {}
+        faults.append(
+            Fault(
+                "networkpolicy",
+                namespace,
+                policy.metadata.name,
+                pid,
+                annotations.get(EXPIRES_ANNOTATION),
+                {},
+                policy,
+                annotations.get(OWNER_ANNOTATION),
+            )
+        )
     if not fault_id:
         for dep in cluster.apps.list_namespaced_deployment(namespace).items:
             annotations = dep.metadata.annotations or {}
@@ -72,6 +84,7 @@ def list_faults(cluster: Cluster, namespace: str, fault_id: Optional[str] = None
                         annotations.get(EXPIRES_ANNOTATION),
                         {"previous_replicas": annotations[PREVIOUS_REPLICAS_ANNOTATION]},
                         dep,
+                        annotations.get(OWNER_ANNOTATION),
                     )
                 )
     return faults
@@ -100,8 +113,10 @@ def heal(
     fault_id: Optional[str] = None,
     expired_only: bool = False,
     kinds: tuple = ("partition", "networkpolicy", "scaledown"),
+    owner: Optional[str] = None,
 ) -> List[str]:
-    """Undo every recorded fault (of `kinds`, optionally one id, optionally only the expired ones).
+    """Undo every recorded fault (of `kinds`, optionally one id, optionally only the expired ones, optionally
+    only those `owner` made).
 
     Total: each fault is tried; if any failed, raises one `ActivityFailed` that lists what was healed and
     what was not, after trying them all."""
@@ -109,6 +124,8 @@ def heal(
     failed: List[str] = []
     for fault in list_faults(cluster, namespace, fault_id):
         if fault.kind not in kinds or (expired_only and not fault.expired()):
+            continue
+        if owner is not None and fault.owner != owner:
             continue
         try:
             what = undo(cluster, fault)

@@ -25,8 +25,10 @@ from chaosstream.faults import scripts
 from chaosstream.faults.records import (
     EXPIRES_ANNOTATION,
     MANAGED_BY,
+    OWNER_ANNOTATION,
     PARTITION_ANNOTATION_PREFIX,
     PARTITION_LABEL,
+    RUN_ID,
     Fault,
 )
 from chaosstream.polling import wait_until
@@ -87,13 +89,17 @@ def inject(
     done: List[str] = []
     for pod in pods:
         name = pod.metadata.name
-        record: Dict[str, Any] = {"method": method, "ports": ports, "expires_at": expires_at}
+        record: Dict[str, Any] = {"method": method, "ports": ports, "expires_at": expires_at, "owner": RUN_ID}
         if method == "exec":
             record["container"] = container
             _record(cluster, ns, name, pid, record)
-            code, out, err = cluster.exec(
-                ns, name, container, ["sh", "-c", scripts.exec_script(ports, tag, seconds)]
-            )
+            try:
+                code, out, err = cluster.exec(
+                    ns, name, container, ["sh", "-c", scripts.exec_script(ports, tag, seconds)]
+                )
+            except KubeError:
+                _remove_record(cluster, ns, name, pid)  # nothing was injected: no record may outlive us
+                raise
             if code != 0:
                 _remove_record(cluster, ns, name, pid)
                 raise ActivityFailed(
@@ -136,7 +142,11 @@ def inject(
                     "name": policy_name,
                     "namespace": ns,
                     "labels": dict(MANAGED_BY, **{PARTITION_LABEL: pid}),
-                    "annotations": {EXPIRES_ANNOTATION: expires_at, "chaosstream.io/target-pod": name},
+                    "annotations": {
+                        EXPIRES_ANNOTATION: expires_at,
+                        "chaosstream.io/target-pod": name,
+                        OWNER_ANNOTATION: RUN_ID,
+                    },
                 },
                 "spec": {
                     "podSelector": {"matchLabels": labels},
@@ -198,6 +208,19 @@ def _heal_rules(cluster: Cluster, ns: str, pod: str, container: str, tag: str) -
     return not first or not first[0].isdigit() or int(first[0]) > 0
 
 
+def _heal_rules_anywhere(cluster: Cluster, fault: Fault, recorded: str, tag: str) -> bool:
+    """The rules live in the pod's network namespace, shared by its containers: if the recorded container
+    cannot run the heal (gone, renamed, a corrupt record), try the pod's other containers."""
+    others = [c.name for c in (fault.obj.spec.containers or []) if c.name != recorded] if fault.obj else []
+    error: Exception = KubeError("no container to run the heal in")
+    for container in [recorded, *others]:
+        try:
+            return _heal_rules(cluster, fault.namespace, fault.target, container, tag)
+        except KubeError as exc:
+            error = exc
+    raise error
+
+
 def delete_policy(cluster: Cluster, ns: str, name: str) -> bool:
     """Delete a NetworkPolicy; False when it was already gone."""
     try:
@@ -216,7 +239,7 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
     tag = scripts.RULE_TAG + pid
     live = False
     if method == "exec":
-        live = _heal_rules(cluster, ns, name, record.get("container") or "k8s-agent", tag)
+        live = _heal_rules_anywhere(cluster, fault, record.get("container") or "k8s-agent", tag)
     elif method == "ephemeral":
         statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
         status = statuses.get(record.get("container"))

@@ -1,6 +1,9 @@
 """What a fault records in the cluster (labels, annotations) and the in-memory view of one record."""
 
 import dataclasses
+import os
+import socket
+import uuid
 from typing import Any, Dict, Optional
 
 from chaosstream.timeutil import parse_time, utcnow
@@ -12,6 +15,8 @@ __all__ = [
     "PARTITION_LABEL",
     "EXPIRES_ANNOTATION",
     "PREVIOUS_REPLICAS_ANNOTATION",
+    "OWNER_ANNOTATION",
+    "RUN_ID",
     "Fault",
 ]
 
@@ -21,6 +26,9 @@ PARTITION_ANNOTATION_PREFIX = "chaosstream.io/partition-"
 PARTITION_LABEL = "chaosstream.io/partition"
 EXPIRES_ANNOTATION = "chaosstream.io/expires-at"
 PREVIOUS_REPLICAS_ANNOTATION = "chaosstream.io/previous-replicas"
+OWNER_ANNOTATION = "chaosstream.io/owner"
+# The run that injects a fault (one `chaos run` process): its rollbacks undo only what it made.
+RUN_ID = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
 @dataclasses.dataclass
@@ -34,6 +42,7 @@ class Fault:
     expires_at: Optional[str]
     record: Dict[str, Any] = dataclasses.field(default_factory=dict)
     obj: Any = None
+    owner: Optional[str] = None  # RUN_ID of the run that made it (None: made by an older chaosstream)
 
     def expired(self) -> bool:
         expiry = parse_time(self.expires_at)

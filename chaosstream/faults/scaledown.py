@@ -5,7 +5,12 @@ import time
 from typing import Any, Dict
 
 from chaosstream.clients.kube import Cluster
-from chaosstream.faults.records import EXPIRES_ANNOTATION, PREVIOUS_REPLICAS_ANNOTATION
+from chaosstream.faults.records import (
+    EXPIRES_ANNOTATION,
+    OWNER_ANNOTATION,
+    PREVIOUS_REPLICAS_ANNOTATION,
+    RUN_ID,
+)
 from chaosstream.timeutil import iso
 
 __all__ = ["scale_down", "restore"]
@@ -24,7 +29,13 @@ def restore(cluster: Cluster, namespace: str, deployment: str, only_if_expires: 
     if only_if_expires is not None and annotations.get(EXPIRES_ANNOTATION) != only_if_expires:
         return -1
     patch = {
-        "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: None, EXPIRES_ANNOTATION: None}},
+        "metadata": {
+            "annotations": {
+                PREVIOUS_REPLICAS_ANNOTATION: None,
+                EXPIRES_ANNOTATION: None,
+                OWNER_ANNOTATION: None,
+            }
+        },
         "spec": {"replicas": int(saved)},
     }
     cluster.apps.patch_namespaced_deployment(deployment, namespace, patch)
@@ -45,7 +56,13 @@ def scale_down(
     expires = time.time() + float(duration)
     expires_at = iso(datetime.datetime.fromtimestamp(expires, tz=datetime.UTC))
     patch = {
-        "metadata": {"annotations": {PREVIOUS_REPLICAS_ANNOTATION: keep, EXPIRES_ANNOTATION: expires_at}},
+        "metadata": {
+            "annotations": {
+                PREVIOUS_REPLICAS_ANNOTATION: keep,
+                EXPIRES_ANNOTATION: expires_at,
+                OWNER_ANNOTATION: RUN_ID,
+            }
+        },
         "spec": {"replicas": replicas},
     }
     cluster.apps.patch_namespaced_deployment(deployment, namespace, patch)

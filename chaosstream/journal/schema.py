@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional
 __all__ = [
     "TIMELINE_EXTENSION",
     "SAFETY_EXTENSION",
+    "PREFLIGHT_EXTENSION",
     "SECRET_KEY_RE",
     "is_mapping",
     "as_dict",
@@ -43,6 +44,7 @@ __all__ = [
 
 TIMELINE_EXTENSION = "chaosstream-timeline"
 SAFETY_EXTENSION = "chaosstream-safety"
+PREFLIGHT_EXTENSION = "chaosstream-preflight"
 
 # Keys whose values are masked wherever journal values are shown.
 SECRET_KEY_RE = re.compile(r"(?i)(token|password|passwd|secret|api[_-]?key|authorization|dsn|credential)")

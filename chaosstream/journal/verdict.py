@@ -69,6 +69,7 @@ import click
 
 from chaosstream.journal.junit import junit_xml
 from chaosstream.journal.schema import (
+    PREFLIGHT_EXTENSION,
     SAFETY_EXTENSION,
     activity,
     activity_name,
@@ -495,6 +496,11 @@ class _Judge:
     # -- the run as a whole ------------------------------------------------------------------------------
     def safety(self) -> bool:
         """Findings from the safety control's extension; True if it explains an interrupted status."""
+        pre = extension(self.journal, PREFLIGHT_EXTENSION)
+        if pre is not None and pre.get("refused"):
+            text = pre["refused"] if isinstance(pre["refused"], str) else preview(pre["refused"])
+            self.add(CONFIG_ERROR, "run", "run", "preflight", f"refused to start: {text}")
+            return True
         ext = extension(self.journal, SAFETY_EXTENSION)
         if ext is None:
             return False
@@ -746,7 +752,8 @@ with CODE:
      status, a run refused by the run lock
   5  rollback failed or was not played: a fault may remain
   6  configuration, credential or permission error (SettingsError,
-     401/403/Forbidden, missing STREAMSPACE_* credentials, RBAC)
+     401/403/Forbidden, missing STREAMSPACE_* credentials, RBAC, a run
+     refused by the preflight control)
   7  no evidence: no/empty/unreadable/malformed journal, not a JSON
      object, a dry run, nothing ran or nothing was measured
   64 the command line was wrong

@@ -8,7 +8,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream.arguments import seconds
 from chaosstream.clients.database import query
 from chaosstream.clients.streamspace import api_client
-from chaosstream.polling import poll_interval_of, wait_until
+from chaosstream.polling import agents_progress, poll_interval_of, wait_until
 from chaosstream.selection import remember_agents, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
@@ -216,7 +216,7 @@ def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any
             ready = [a for a in new if a.get("approvalStatus") != "pending" and a.get("status") == "online"]
         else:
             pods = (
-                Cluster(secrets)
+                Cluster(secrets, settings.kube_timeout)
                 .core.list_namespaced_pod(settings.namespace, label_selector=settings.agent_selector)
                 .items
             )
@@ -332,7 +332,9 @@ def wait_for_agent_status(
                 return f"No reconnection of {who} within {timeout:g}s ({seen})."
             return f"{who} did not reach status '{status}' within {timeout:g}s ({seen})."
 
-        found, elapsed, polls = wait_until(check, timeout, interval, describe)
+        found, elapsed, polls = wait_until(
+            check, timeout, interval, describe, agents_progress(agent_id or agent_id_prefix, status)
+        )
     ready = found["ready"]
     agent = ready[-1] if ready else {}
     result: Dict[str, Any] = {
@@ -403,7 +405,13 @@ def wait_for_agents_online(
         def describe(last):
             return f"Only {len(last or [])} agent(s) online after {timeout:g}s, {min_count} needed."
 
-        agents, elapsed, polls = wait_until(check, timeout, interval, describe)
+        agents, elapsed, polls = wait_until(
+            check,
+            timeout,
+            interval,
+            describe,
+            agents_progress(f"{min_count} x {agent_id_prefix or 'any'}", "online"),
+        )
     return {
         "online": len(agents),
         "agents": sorted(a.get("agentId") for a in agents),

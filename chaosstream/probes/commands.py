@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds
+from chaosstream.arguments import seconds, whole
 from chaosstream.clients.database import query
-from chaosstream.polling import poll_interval_of, wait_until
+from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, parse_time, utcnow
@@ -57,12 +57,6 @@ def _filters(agent_id: str, action: str, session_ids: Sequence[str] = None) -> T
     return sql, params
 
 
-def _whole(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ActivityFailed(f"Argument '{name}' must be a whole number ≥ {minimum}, not {value!r}.")
-    return value
-
-
 def _check_agent(settings: Any, agent_id: str) -> None:
     """A typo in `agent_id` must not read as "nothing queued": the agent has to exist."""
     if agent_id is None:
@@ -96,9 +90,9 @@ def queued_commands(
         raise ActivityFailed(
             f"Argument 'status' must be one of {', '.join(COMMAND_STATUSES)}, not {status!r}."
         )
-    _whole(limit, "limit", 0)
+    whole(limit, "limit", minimum=0)
     if min_count is not None:
-        _whole(min_count, "min_count", 0)
+        whole(min_count, "min_count", minimum=0)
     settings = resolve_settings(configuration, secrets)
     extra, params = _filters(agent_id, action)
     _check_agent(settings, agent_id)
@@ -209,7 +203,7 @@ def wait_for_commands_drained(
     first: List[int] = []
 
     def check():
-        rows = query(settings, sql, [OPEN_STATUSES, *params])
+        rows = query(settings, sql, [OPEN_STATUSES, *params], timeout=timeout)
         if not first:
             first.append(len(rows))
         return not rows, rows
@@ -218,7 +212,9 @@ def wait_for_commands_drained(
         shown = ", ".join(f"{r['command_id']} {r['action']} {r['status']}" for r in (last or []))
         return f"Commands still open after {timeout:g}s: {shown}."
 
-    _, elapsed, polls = wait_until(check, timeout, interval, describe)
+    _, elapsed, polls = wait_until(
+        check, timeout, interval, describe, mapping_progress("queued commands", "drained")
+    )
     return {"elapsed_s": elapsed, "polls": polls, "drained": first[0] if first else 0}
 
 
@@ -242,8 +238,7 @@ def lost_commands(
         raise ActivityFailed(
             f"Argument 'since' must be an ISO-8601 time such as 2026-01-01T10:00:00Z, not {since!r}."
         )
-    if isinstance(stuck_after, bool) or not isinstance(stuck_after, (int, float)) or not stuck_after >= 0:
-        raise ActivityFailed(f"Argument 'stuck_after' must be a number of seconds ≥ 0, not {stuck_after!r}.")
+    seconds(stuck_after, "stuck_after", allow_zero=True)
     extra, params = _filters(agent_id, None)
     _check_agent(settings, agent_id)
     rows = query(

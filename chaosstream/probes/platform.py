@@ -5,7 +5,7 @@ from typing import Any, Dict
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds
+from chaosstream.arguments import seconds, whole
 from chaosstream.clients.kube import pod_ready
 from chaosstream.clients.rollout import agent_pods, rollout_state
 from chaosstream.clients.streamspace import api_client
@@ -65,8 +65,7 @@ def agent_pods_ready(
 
     Tolerance example: `true`.
     """
-    if isinstance(min_ready, bool) or not isinstance(min_ready, int) or min_ready < 0:
-        raise ActivityFailed(f"Argument 'min_ready' must be a whole number ≥ 0, not {min_ready!r}.")
+    whole(min_ready, "min_ready", minimum=0)
     settings = resolve_settings(configuration, secrets)
     ready = sum(1 for pod in agent_pods(settings, secrets) if pod_ready(pod))
     return ready >= min_ready

@@ -8,7 +8,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream.arguments import seconds
 from chaosstream.clients.kube import Cluster, pod_ready
 from chaosstream.clients.streamspace import api_client
-from chaosstream.polling import poll_interval_of, wait_until
+from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
 from chaosstream.selection import resolve_session_ids
 from chaosstream.settings import resolve_settings
 
@@ -166,7 +166,9 @@ def wait_for_sessions_state(
             others = {n: s for n, s in (last or {}).items() if s != state}
             return f"Sessions did not all reach '{state}' within {timeout:g}s: {others}."
 
-        _, elapsed, polls = wait_until(check, timeout, interval, describe)
+        _, elapsed, polls = wait_until(
+            check, timeout, interval, describe, mapping_progress("sessions", state)
+        )
     return {"state": state, "count": len(ids), "elapsed_s": elapsed, "polls": polls}
 
 
@@ -202,7 +204,7 @@ def session_pods_running(
     settings = resolve_settings(configuration, secrets)
     ns = namespace or settings.namespace
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
-    ready, missing = _ready_pods(Cluster(secrets).core, ns, ids)
+    ready, missing = _ready_pods(Cluster(secrets, settings.kube_timeout).core, ns, ids)
     if raise_on_failure and missing:
         raise ActivityFailed(f"Sessions without a ready pod in {ns}: {missing}.")
     return {"ok": not missing, "pods": {sid: p.metadata.name for sid, p in ready.items()}, "missing": missing}
@@ -244,7 +246,9 @@ def wait_for_session_pods(
     def describe(last):
         return f"Sessions without a new ready pod after {timeout:g}s: {sorted(set(ids) - set((last or ({}, []))[0]))}."
 
-    (fresh, _), elapsed, polls = wait_until(check, timeout, interval, describe)
+    (fresh, _), elapsed, polls = wait_until(
+        check, timeout, interval, describe, mapping_progress("session pods", "ready (missing listed)")
+    )
     claims = {sid: cluster.claims_of(ns, p) for sid, p in fresh.items()}
     changed = {
         sid: (killed[sid]["claims"], claims[sid])

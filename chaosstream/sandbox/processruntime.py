@@ -4,8 +4,14 @@ It is the emulator's ``ContainerRuntime`` plug-in (the CRI side of a node); the 
 when pods start, stop and restart, and writes their status.
 
 Pods whose template carries the annotation `sandbox.streamspace.io/process: agent` run the sandbox
-agent (`python -m chaosstream.sandbox.agent`) with the container's env; other pods (session pods) are
-simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then SIGKILL after the
+agent (`python -m chaosstream.sandbox.agent`) with the container's env. Pods of the runner image
+(`RUNNER_IMAGE`, the CronJobs of deploy/kubernetes) run their container's command and args as a process
+of this environment (its `chaos` and `chaosstream`), as root in a private mount namespace where the pod's
+volumes are bind-mounted at their mountPaths (configMap volumes as files, emptyDirs, the ServiceAccount
+token, ca.crt and namespace at /var/run/secrets/kubernetes.io/serviceaccount); env comes from env
+(value, fieldRef, configMapKeyRef, secretKeyRef) and envFrom, plus KUBERNETES_SERVICE_HOST/PORT pointing
+at the emulator's TLS port, so the real client's in-cluster configuration works unchanged. Its log is
+served by `pods/log`. Other pods (session pods) are simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then SIGKILL after the
 grace period. `exec` and ephemeral containers run their command inside the pod's network namespace, so
 `iptables ... -j DROP` really cuts that pod off and nothing else.
 """
@@ -28,6 +34,8 @@ __all__ = ["ProcessRuntime", "PROCESS_ANNOTATION"]
 log = logging.getLogger("chaosstream.sandbox")
 
 PROCESS_ANNOTATION = "sandbox.streamspace.io/process"
+RUNNER_IMAGE = "chaostoolkit-streamspace"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXEC_TIMEOUT = 60.0
 
 
@@ -92,6 +100,135 @@ class ProcessRuntime(ContainerRuntime):
     def is_process_pod(self, pod: Dict[str, Any]) -> bool:
         return (pod["metadata"].get("annotations") or {}).get(PROCESS_ANNOTATION) == "agent"
 
+    @staticmethod
+    def is_runner_pod(pod: Dict[str, Any]) -> bool:
+        containers = (pod.get("spec") or {}).get("containers") or []
+        return bool(containers) and RUNNER_IMAGE in str(containers[0].get("image", ""))
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> Dict[str, str]:
+        """Data of a ConfigMap or Secret (decoded), {} when missing."""
+        import base64
+
+        obj = self.emulator.get_object("v1", kind, namespace, name) or {}
+        data = dict(obj.get("data") or {})
+        if kind == "Secret":
+            data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+        for key, value in (obj.get("stringData") or {}).items():
+            data[key] = value
+        return data
+
+    def _runner_env(self, pod: Dict[str, Any], container: Dict[str, Any]) -> Dict[str, str]:
+        ns = pod["metadata"]["namespace"]
+        env: Dict[str, str] = {}
+        for source in container.get("envFrom") or []:
+            ref = source.get("configMapRef") or source.get("secretRef") or {}
+            kind = "ConfigMap" if "configMapRef" in source else "Secret"
+            prefix = source.get("prefix", "")
+            for key, value in self._lookup(kind, ns, ref.get("name", "")).items():
+                env[prefix + key] = value
+        plain = [
+            e
+            for e in container.get("env") or []
+            if "valueFrom" not in e or "fieldRef" in (e.get("valueFrom") or {})
+        ]
+        env.update(_env_of(pod, dict(container, env=plain), "127.0.0.1"))
+        for item in container.get("env") or []:
+            ref = item.get("valueFrom") or {}
+            for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if key in ref:
+                    data = self._lookup(kind, ns, ref[key].get("name", ""))
+                    if ref[key].get("key") in data:
+                        env[item["name"]] = data[ref[key]["key"]]
+        return env
+
+    def _runner_volumes(
+        self, pod: Dict[str, Any], container: Dict[str, Any], root: Path
+    ) -> List[Tuple[str, str]]:
+        """Materialise the pod's volumes under `root`; returns (source dir, mountPath) pairs."""
+        ns = pod["metadata"]["namespace"]
+        volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
+        mounts: List[Tuple[str, str]] = []
+        for mount in container.get("volumeMounts") or []:
+            volume = volumes.get(mount.get("name"), {})
+            path = root / "volumes" / mount["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume or "secret" in volume:
+                kind = "ConfigMap" if "configMap" in volume else "Secret"
+                ref = volume.get("configMap") or volume.get("secret") or {}
+                for key, value in self._lookup(
+                    kind, ns, ref.get("name") or ref.get("secretName", "")
+                ).items():
+                    (path / key).write_text(value)
+            mounts.append((str(path), mount["mountPath"]))
+        sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if (pod.get("spec") or {}).get("automountServiceAccountToken", True):
+            tokens = root / "serviceaccount"
+            tokens.mkdir(parents=True, exist_ok=True)
+            (tokens / "token").write_text(self.emulator.rbac.mint(ns, sa))
+            (tokens / "namespace").write_text(ns)
+            if self.emulator.tls_ca is not None:
+                (tokens / "ca.crt").write_text(Path(self.emulator.tls_ca).read_text())
+            mounts.append((str(tokens), SA_DIR))
+        return mounts
+
+    async def _start_runner(self, pod: Dict[str, Any]) -> Dict[str, Any]:
+        import shlex
+
+        uid = _uid(pod)
+        container = pod["spec"]["containers"][0]
+        root = self.state_dir / "pods" / uid
+        mounts = self._runner_volumes(pod, container, root)
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG", "TZ")}
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        env.update(self._runner_env(pod, container))
+        env.setdefault("HOSTNAME", pod["metadata"]["name"])
+        if self.emulator.tls_port:
+            env["KUBERNETES_SERVICE_HOST"] = "127.0.0.1"
+            env["KUBERNETES_SERVICE_PORT"] = str(self.emulator.tls_port)
+        argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+        script = ["set -e"]
+        # a mount over a directory that holds the sources (an emptyDir at /tmp, with the state dir under
+        # /tmp) would hide them: such mounts go last
+        sources = [src for src, _ in mounts]
+        mounts = sorted(mounts, key=lambda m: any(src.startswith(m[1].rstrip("/") + "/") for src in sources))
+        for source, target in mounts:
+            script.append(
+                f"mkdir -p {shlex.quote(target)} && mount --bind {shlex.quote(source)} {shlex.quote(target)}"
+            )
+        script.append(f"cd {shlex.quote(container.get('workingDir') or '/')}")
+        script.append('exec "$@"')
+        wrapped = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            "\n".join(script),
+            "sh",
+            *argv,
+        ]
+        logfile = open(self.logs / f"{pod['metadata']['name']}.log", "ab")  # noqa: SIM115
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *wrapped, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
+                start_new_session=True,
+            )  # fmt: skip
+        finally:
+            logfile.close()
+        self._procs[uid] = proc
+        (self.pids / f"{uid}.pid").write_text(str(proc.pid))
+        self._watchers[uid] = asyncio.create_task(self._watch(pod, proc))
+        log.info("started runner pod %s (pid %s)", pod["metadata"]["name"], proc.pid)
+        return {"podIP": "127.0.0.1", "hostIP": "127.0.0.1"}
+
+    async def read_log(self, pod: Dict[str, Any], container: str) -> bytes:
+        try:
+            return (self.logs / f"{pod['metadata']['name']}.log").read_bytes()
+        except FileNotFoundError:
+            return b""
+
     def _wrap(self, pod: Dict[str, Any], argv: List[str]) -> List[str]:
         if self.network is not None and self.network.namespace_of(_uid(pod)):
             return self.network.wrap(_uid(pod), argv)
@@ -99,6 +236,8 @@ class ProcessRuntime(ContainerRuntime):
 
     # -- ContainerRuntime hooks ------------------------------------------------------------------------
     async def start_pod(self, pod: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if self.is_runner_pod(pod) and os.geteuid() == 0:
+            return await self._start_runner(pod)
         if not self.is_process_pod(pod):
             return None
         uid = _uid(pod)

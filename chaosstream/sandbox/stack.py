@@ -237,7 +237,7 @@ class Sandbox:
     async def _start_kubernetes(self) -> None:
         self.runtime = ProcessRuntime(self.state_dir, self.network)
         hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
-        self.emulator = KubeEmulator(runtime=self.runtime, hosts=hosts, port=self.options.kube_port)
+        self.emulator = KubeEmulator(runtime=self.runtime, hosts=hosts, port=self.options.kube_port, tls=True)
         await self.emulator.start()
         write_kubeconfig(str(self.state_dir / "kubeconfig"), self.emulator.url, NAMESPACE)
         pod_url = f"http://{self.pod_host}:{self.emulator.port}"

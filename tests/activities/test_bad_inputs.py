@@ -16,14 +16,19 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from helpers.net import free_port
 from helpers.sentences import assert_one_sentence
+from helpers.servers import FixedHTTP
 
 from chaosstream import actions, probes
+from chaosstream.sandbox.kube import write_kubeconfig
 from chaosstream.sandbox.postgres import EmbeddedPostgres, apply_schema
 
 DB_PASSWORD = "Db-Pa55word-4c7e"  # the password of the role 'chaos' on the password-protected server
 WRONG_DB_PASSWORD = "Wr0ng-Db-Pa55-91f3"
 WRONG_API_PASSWORD = "Wr0ng-Api-Pa55-77aa"
 BAD_TOKEN = "not-a-jwt-token-5e1d9b"
+ECHO_PASSWORD = "Ech0ed-Pa55word-2b8f"  # sent to an API whose error page echoes the request body
+NON_ASCII_TOKEN = "eyJhbGciOi.tökén-ünicode.sig"
+NEWLINE_TOKEN = "eyJhbGciOi.first-half\nsecond-half-3c9a"
 UNKNOWN_SESSION = "admin-firefox-browser-00000000"
 
 
@@ -70,6 +75,34 @@ def dbs():
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory):
+    """Servers that are not what the configuration claims: an HTML page where the API should be, an API
+    listing junk, an API whose error pages echo the request (password included), a CA file that is not a
+    certificate, and a kubeconfig that points at an HTTP server that is not Kubernetes."""
+    html = FixedHTTP(lambda m, p, b: (200, "text/html", b"<html><body>StreamSpace UI</body></html>"))
+    junk = FixedHTTP(
+        lambda m, p, b: (200, "application/json", b'{"agents": [null, 1, "x"], "sessions": [null]}')
+    )
+    echo = FixedHTTP(lambda m, p, b: (500, "text/plain", b"internal error while handling " + b))
+    folder = tmp_path_factory.mktemp("odd")
+    not_a_cert = folder / "ca.pem"
+    not_a_cert.write_text("this is not a certificate\n")
+    kubeconfig = folder / "kubeconfig-to-html"
+    write_kubeconfig(str(kubeconfig), html.url)
+    try:
+        yield {
+            "html_api": html.url,
+            "junk_api": junk.url,
+            "echo_api": echo.url,
+            "not_a_cert": str(not_a_cert),
+            "kubeconfig_not_kube": str(kubeconfig),
+        }
+    finally:
+        for server in (html, junk, echo):
+            server.close()
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +297,42 @@ CASES = [
     ("restart-unknown-deployment", actions.restart_agent, {"deployment": "no-such-agent"}, {}, {}, "no-such-agent"),
     ("kill-float-grace", actions.kill_agent_pod, {"grace_period": 1.5}, {}, {}, "grace_period"),
     ("kill-selector-matches-nothing", actions.kill_agent_pod, {"label_selector": "app=nothing-here"}, {}, {}, "app=nothing-here"),
+    # --- values that are not what they claim (non-finite, wrong type, broken configuration) ---------------
+    ("partition-inf-duration", actions.partition_agent, {"duration": float("inf")}, {}, {}, "duration"),
+    ("partition-huge-duration", actions.partition_agent, {"duration": 1e300, "max_duration": 1e300}, {}, {}, "max_duration"),
+    ("partition-inf-max-duration", actions.partition_agent, {"max_duration": float("inf")}, {}, {}, "max_duration"),
+    ("partition-nan-start-timeout", actions.partition_agent, {"start_timeout": float("nan")}, {}, {}, "start_timeout"),
+    ("partition-agent-id-int", actions.partition_agent, {"agent_id": 5}, {}, {}, "agent_id"),
+    ("partition-namespace-int", actions.partition_agent, {"namespace": 5}, {}, {}, "namespace"),
+    ("partition-id-int-heal", actions.heal_agent_partition, {"partition_id": 5}, {}, {}, "partition_id"),
+    ("kill-namespace-int", actions.kill_agent_pod, {"namespace": 5}, {}, {}, "namespace"),
+    ("scale-deployment-int", actions.scale_agents, {"replicas": 0, "deployment": 5}, {}, {}, "deployment"),
+    ("scale-inf-duration", actions.scale_agents, {"replicas": 0, "duration": float("inf")}, {}, {}, "duration"),
+    ("restart-nan-timeout", actions.restart_agent, {"timeout": float("nan")}, {}, {}, "timeout"),
+    ("heal-all-expired-only-word", actions.heal_all, {"expired_only": "maybe"}, {}, {}, "expired_only"),
+    ("heal-all-expired-only-int", actions.heal_all, {"expired_only": 1}, {}, {}, "expired_only"),
+    ("wait-inf-timeout", probes.wait_for_sessions_state, {"state": "running", "timeout": float("inf")}, {}, {}, "timeout"),
+    ("config-http-timeout-inf", probes.agent_status, {}, {"streamspace_http_timeout": "inf"}, {}, "streamspace_http_timeout"),
+    ("config-http-timeout-nan", probes.api_health, {}, {"streamspace_http_timeout": "nan"}, {}, "streamspace_http_timeout"),
+    ("config-poll-interval-huge", probes.agent_status, {}, {"streamspace_poll_interval": "1e300"}, {}, "streamspace_poll_interval"),
+    ("config-kube-timeout-zero", actions.partition_agent, {}, {"streamspace_kube_timeout": 0}, {}, "streamspace_kube_timeout"),
+    ("config-statement-timeout-huge", probes.queued_commands, {}, {"streamspace_db_statement_timeout_ms": "99999999999"}, {}, "statement_timeout"),
+    ("config-statement-timeout-float", probes.queued_commands, {}, {"streamspace_db_statement_timeout_ms": 1.5}, {}, "statement_timeout"),
+    ("config-ca-not-a-certificate", probes.agent_status, {}, {"streamspace_ca_cert": "{not_a_cert}"}, {}, "CA bundle"),
+    ("config-broken-ipv6-url", probes.agent_status, {}, {"streamspace_api_url": "http://[::1:8000"}, {}, "streamspace_api_url"),
+    ("secret-token-non-ascii", probes.agent_status, {}, {}, {"token": NON_ASCII_TOKEN, "username": "", "password": ""}, "token"),
+    ("secret-token-newline", probes.agent_status, {}, {}, {"token": NEWLINE_TOKEN, "username": "", "password": ""}, "token"),
+    ("api-answers-html-login", probes.agent_status, {}, {"streamspace_api_url": "{html_api}"}, {}, "token"),
+    ("api-answers-html-agents", probes.agent_status, {}, {"streamspace_api_url": "{html_api}"}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "not JSON"),
+    ("api-answers-html-sessions", probes.sessions_in_state, {}, {"streamspace_api_url": "{html_api}"}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "not JSON"),
+    ("api-lists-junk-agents", probes.agents_online, {}, {"streamspace_api_url": "{junk_api}"}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "list of objects"),
+    ("api-lists-junk-sessions", probes.sessions_in_state, {}, {"streamspace_api_url": "{junk_api}"}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "list of objects"),
+    ("kubeconfig-not-kubernetes-partition", actions.partition_agent, {}, {}, {"KUBECONFIG": "{kubeconfig_not_kube}"}, "Kubernetes API server"),
+    ("kubeconfig-not-kubernetes-heal", actions.heal_all, {}, {}, {"KUBECONFIG": "{kubeconfig_not_kube}"}, "Kubernetes API server"),
+    ("kubeconfig-not-kubernetes-ready", probes.agent_pods_ready, {}, {}, {"KUBECONFIG": "{kubeconfig_not_kube}"}, "Kubernetes API server"),
+    # --- secrets: an error page echoing the login request must not carry the password anywhere --------------
+    ("secret-echoed-by-login-error", probes.agent_status, {}, {"streamspace_api_url": "{echo_api}"}, {"password": ECHO_PASSWORD}, "Login"),
+    ("secret-echoed-by-create-error", actions.create_sessions, {}, {"streamspace_api_url": "{echo_api}"}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "500"),
 ]  # fmt: skip
 
 
@@ -279,9 +348,10 @@ def _fill(value: Any, ctx: Dict[str, str]) -> Any:
 
 @pytest.mark.parametrize("case_id, func, kwargs, cfg, sec, needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_fails_with_one_clean_sentence_and_changes_nothing(
-    harness, victim, dbs, case_id, func, kwargs, cfg, sec, needle
+    harness, victim, dbs, odd, case_id, func, kwargs, cfg, sec, needle
 ):
     ctx = {
+        **odd,
         "closed": f"http://127.0.0.1:{free_port()}",
         "victim": victim,
         "dsn_closed": f"postgresql://postgres:{WRONG_DB_PASSWORD}@127.0.0.1:{free_port()}/streamspace",
@@ -305,6 +375,11 @@ def test_bad_input_fails_with_one_clean_sentence_and_changes_nothing(
         EXPIRED_TOKEN,
         DB_PASSWORD,
         WRONG_DB_PASSWORD,
+        ECHO_PASSWORD,
+        NON_ASCII_TOKEN,
+        NEWLINE_TOKEN,
+        "first-half",
+        "second-half",
     )
     assert_one_sentence(message, needle, secrets)
     assert elapsed < 8, f"{case_id} took {elapsed:.1f}s"

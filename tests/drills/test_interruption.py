@@ -44,8 +44,10 @@ def _rollback_statuses(journal: Path) -> dict:
 
 
 def _lock_present(sandbox) -> bool:
-    core, _, _ = kube(sandbox)
-    names = [c.metadata.name for c in core.list_namespaced_config_map("streamspace").items]
+    from kubernetes import client, config
+
+    api = client.CoordinationV1Api(config.new_client_from_config(config_file=sandbox.env["KUBECONFIG"]))
+    names = [lease.metadata.name for lease in api.list_namespaced_lease("streamspace").items]
     return LOCK in names
 
 

@@ -1,8 +1,11 @@
 """`chaosstream report`: a self-contained HTML/Markdown report of a Chaos Toolkit journal.
 
-It shows the strict verdict (`chaosstream.journal.verdict`), the hypothesis table, activity timings,
-every measured duration (probe output keys ending in `_s`) and, in HTML, an inline SVG timeline built from
-the `chaosstream-timeline` journal extension. No network access, no external assets, no scripts.
+What an SRE pastes into the post-mortem: the target, the strict verdict (`chaosstream.journal.verdict`)
+in words with the deciding probes, every measured duration (probe output keys ending in `_s`) beside its
+resolved objective and margin, the fault windows (injection to heal or expiry, per agent hit), findings
+about StreamSpace apart from problems of the run or the tool, the tables, and in HTML an inline SVG
+timeline on the same UTC clock (`svg.py`). It prints on A4 and reads at 1280 px (checked in Chromium by
+tests/test_report_browser.py). No network access, no external assets, no scripts.
 
 Like the verdict it is total: any file (missing, empty, binary, malformed, any JSON shape) gives a report
 that renders what it can and states the verdict.

@@ -83,10 +83,15 @@ def start_daemon(
         "network": network,
         "parent_pid": parent_pid,
     }
+    # Options may hold a DSN with a password: a 0600 file, never the command line (visible to `ps`).
+    options_file = state_dir / "options.json"
+    fd = os.open(options_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(options, fh)
     log = open(state_dir / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chaosstream.sandbox.daemon", str(state_dir), json.dumps(options)],
+            [sys.executable, "-m", "chaosstream.sandbox.daemon", str(state_dir), str(options_file)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -105,6 +110,14 @@ def start_daemon(
             raise SandboxStartError("The sandbox process exited during start-up: " + " | ".join(tail))
         time.sleep(0.05)
     stop_daemon(state_dir)
+    # A daemon stuck before it wrote its pid file (e.g. a database that never answers) is ours to end.
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
     raise SandboxStartError(
         f"The sandbox did not become ready within {timeout:g}s: see {state_dir / 'daemon.log'}."
     )

@@ -1,4 +1,4 @@
-"""The sandbox daemon process: `python -m chaosstream.sandbox.daemon STATE_DIR OPTIONS_JSON`.
+"""The sandbox daemon process: `python -m chaosstream.sandbox.daemon STATE_DIR OPTIONS_FILE`.
 
 It starts the sandbox, writes `ready` (or `error.txt`) in the state dir, and runs until SIGTERM/SIGINT,
 or until the watched parent process dies (so `sandbox run` never leaves a sandbox behind).
@@ -107,7 +107,8 @@ def _alive(pid: int) -> bool:
 
 def main() -> None:
     state_dir = Path(sys.argv[1])
-    options = json.loads(sys.argv[2])
+    # The options (a --db-dsn may hold a password) come in a 0600 file, never on the command line (ps).
+    options = json.loads(Path(sys.argv[2]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (state_dir / "daemon.pid").write_text(str(os.getpid()))
     try:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from .batch import reconcile_cronjob, reconcile_job, tick
 from .resources import BY_KEY, NAMESPACE, POD, REPLICASET, RESOURCES, ResourceType
 from .workloads import controller_of, reconcile_deployment, reconcile_replicaset, reconcile_statefulset
 
@@ -37,7 +38,11 @@ class ControllerManager:
             "gc": self._collect_dependents,
             "namespace": lambda _ns, n: self._terminate_namespace(n),
             "finalize": self._finalize,
+            "job": lambda ns, n: reconcile_job(emu, ns, n),
+            "cronjob": lambda ns, n: reconcile_cronjob(emu, ns, n),
+            "cron-tick": lambda _ns, _n: tick(emu),
         }
+        self._ticker: asyncio.Task[None] | None = None
 
     # ---- queue -------------------------------------------------------------------------------
     def enqueue(self, controller: str, namespace: str, name: str) -> None:
@@ -54,11 +59,21 @@ class ControllerManager:
         """Start draining the queue on the running loop."""
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
         if self._queue:
             self._wake.set()
 
+    async def _tick(self) -> None:
+        while True:  # CronJob schedules are checked every second
+            self.enqueue("cron-tick", "", "")
+            await asyncio.sleep(1.0)
+
     async def stop(self) -> None:
         """Stop the worker."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -97,6 +112,12 @@ class ControllerManager:
                 self.emu.kubelet.forget(obj)
             else:
                 self.enqueue("pod", ns, name)
+        if rtype.group == "batch" and plural in ("jobs", "cronjobs") and etype != "DELETED":
+            self.enqueue(plural[:-1], ns, name)
+        if plural == "pods":
+            ref = controller_of(obj)
+            if ref is not None and ref.get("kind") == "Job":
+                self.enqueue("job", ns, ref.get("name", ""))
         if plural in ("replicasets", "pods"):
             ref = controller_of(obj)
             if ref is not None:

@@ -35,6 +35,7 @@ _SUBRESOURCES: dict[str, tuple[str, list[str], str, str]] = {
     "eviction": ("Eviction", ["create"], "policy", "v1"),
     "ephemeralcontainers": ("Pod", ["get", "patch", "update"], "", ""),
     "finalize": ("Namespace", ["update"], "", ""),
+    "token": ("TokenRequest", ["create"], "authentication.k8s.io", "v1"),
 }
 
 

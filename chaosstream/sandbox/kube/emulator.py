@@ -16,6 +16,7 @@ from .defaults import default_pod_spec
 from .errors import bad_request, invalid
 from .events import EventRecorder
 from .kubelet import Kubelet, node_object
+from .rbac import Rbac
 from .resources import NAMESPACE, POD, ResourceType, lookup_kind
 from .runtime import ContainerRuntime
 from .selectors import parse_label_selector
@@ -40,13 +41,21 @@ class KubeEmulator:
         runtime: ContainerRuntime | None = None,
         hosts: list[str] | None = None,
         port: int = 0,
+        tls: bool = False,
     ) -> None:
-        """``runtime`` runs the pods' containers (default: simulated ones)."""
+        """``runtime`` runs the pods' containers (default: simulated ones). With ``tls`` the API is also
+        served over HTTPS on 127.0.0.1:``tls_port`` with a self-signed certificate (``tls_ca``), which is
+        what in-cluster clients (KUBERNETES_SERVICE_HOST/PORT + the ServiceAccount's ca.crt) need."""
+        self.tls = tls
+        self.tls_port = 0
+        self.tls_ca: str | None = None
+        self._tls_dir: str | None = None
         self.runtime: ContainerRuntime = runtime or ContainerRuntime()
         self.runtime.emulator = self
         self.hosts = list(hosts or ["127.0.0.1"])
         self.port = port
         self.store = Store()
+        self.rbac = Rbac(self.store)
         self.recorder = EventRecorder(self.store)
         self.kubelet = Kubelet(self)
         self.controllers = ControllerManager(self)
@@ -80,9 +89,38 @@ class KubeEmulator:
                 server = site._server
                 assert server is not None
                 self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.tls:
+            await self._start_tls()
         self.controllers.start()
         for entry in list(self.store.iter(POD)):
             self.controllers.enqueue("pod", entry.obj["metadata"]["namespace"], entry.obj["metadata"]["name"])
+
+    async def _start_tls(self) -> None:
+        import os
+        import ssl
+        import subprocess
+        import tempfile
+
+        if self._tls_dir is None:
+            self._tls_dir = tempfile.mkdtemp(prefix="kube-emulator-tls-")
+            cert, key = os.path.join(self._tls_dir, "ca.crt"), os.path.join(self._tls_dir, "tls.key")
+            await asyncio.to_thread(
+                subprocess.run,
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7", "-subj",
+                 "/CN=kube-emulator", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc",
+                 "-keyout", key, "-out", cert],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            self.tls_ca = cert
+        assert self._tls_dir is not None and self._runner is not None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(os.path.join(self._tls_dir, "ca.crt"), os.path.join(self._tls_dir, "tls.key"))
+        site = web.TCPSite(self._runner, "127.0.0.1", self.tls_port, ssl_context=context, reuse_address=True)
+        await site.start()
+        if self.tls_port == 0:
+            server = site._server
+            assert server is not None
+            self.tls_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self, grace_period: float = 0.0) -> None:
         """Stop controllers, stop all pods through ``runtime.stop_pod`` and close the server."""

@@ -103,7 +103,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     ResourceType("", "v1", "secrets", "Secret", True, (), fields=("type",)),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), False, ("token",)),
     ResourceType("", "v1", "events", "Event", True, ("ev",), fields=_EVENT_FIELDS),
     ResourceType(
         "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), True, ("status",)
@@ -147,10 +147,20 @@ RESOURCES: tuple[ResourceType, ...] = (
         "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), True, ("status",)
     ),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
-    # Served so that deploy/kubernetes (the scheduled-run RBAC and CronJob) can be applied to the sandbox;
-    # stored only: nothing enforces RBAC or runs Jobs here.
+    # RBAC, enforced for ServiceAccount tokens by rbac.py.
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    # create-only and never stored: answered by rbac.Rbac.access_review
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        verbs=("create",),
+    ),
     ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), True, ("status",)),
     ResourceType("batch", "v1", "jobs", "Job", True, (), True, ("status",)),
     ResourceType(

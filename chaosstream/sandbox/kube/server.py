@@ -24,6 +24,7 @@ from .patch import (
     apply_merge_patch,
     apply_strategic_merge_patch,
 )
+from .rbac import SA_TOKEN_TYPE, Attributes
 from .resources import BY_GROUP_VERSION, POD, ResourceType, groups
 from .selectors import labels_match, parse_field_selector, parse_label_selector, selector_from_match
 from .store import Entry, Watcher, clone, dumps
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 JSON = "application/json"
 DEFAULT_WATCH_TIMEOUT = 1800.0
+WHO = web.RequestKey("who", object)
 
 
 @dataclass
@@ -88,6 +90,12 @@ class Api:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         parts = path.strip("/").split("/") if path != "/" else []
+        who = self.emu.rbac.identify(request.headers.get("Authorization"))
+        request[WHO] = who
+        if parts == ["debug", "rbac-trace"]:
+            if who != "admin":
+                raise ApiError(403, "Forbidden", "the RBAC trace is for the sandbox admin only")
+            return json_response(self.emu.rbac.trace_json())
         if not parts:
             return json_response({"paths": ["/api", "/api/v1", "/apis", "/version", "/openapi/v2"]})
         head = parts[0]
@@ -155,8 +163,65 @@ class Api:
             raise _not_found_path()
         return Target(rtype, None, name, rest[2] if len(rest) > 2 else None, watch)
 
+    @staticmethod
+    def _attributes(request: web.Request, t: Target) -> list[Attributes]:
+        """The authorizer attributes of a request (a WebSocket exec is a GET that needs get and create)."""
+        m = request.method
+        name = t.name or ""
+        if t.name is None:
+            if m == "GET":
+                watch = t.watch or request.query.get("watch", "").lower() in ("1", "true")
+                verbs = ["watch" if watch else "list"]
+                for part in request.query.get("fieldSelector", "").split(","):
+                    key, _, value = part.partition("=")
+                    if key.strip() == "metadata.name" and value and not value.startswith("="):
+                        name = value.strip()
+            else:
+                verbs = [{"POST": "create", "DELETE": "deletecollection"}.get(m, m.lower())]
+        elif t.sub == "exec" and m == "GET":
+            verbs = ["get", "create"]
+        elif t.sub in ("exec", "eviction", "token", "attach", "portforward") or m == "POST":
+            verbs = ["create"]
+        else:
+            verbs = [{"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(m, m.lower())]
+        g = t.rtype.group
+        return [Attributes(v, g, t.rtype.plural, t.sub or "", t.namespace or "", name) for v in verbs]
+
     async def _resource(self, request: web.Request, t: Target) -> web.StreamResponse:
         m = request.method
+        who = request.get(WHO, "admin")
+        self.emu.rbac.authorize(who, self._attributes(request, t))
+        if t.rtype.plural == "selfsubjectaccessreviews":
+            if m != "POST" or t.name is not None:
+                raise method_not_allowed(f"{m} is not supported on selfsubjectaccessreviews")
+            body = await self._body(request)
+            return json_response(
+                self.emu.rbac.access_review(who, body if isinstance(body, dict) else {}), 201
+            )
+        if t.sub == "token" and t.rtype.plural == "serviceaccounts":
+            if m != "POST":
+                raise method_not_allowed(f"{m} is not supported on serviceaccounts/token")
+            self.store.require(t.rtype, t.namespace, t.name or "")
+            try:  # kubectl sends protobuf here; the spec's defaults are all the sandbox needs then
+                body = await self._body(request) or {}
+            except ApiError:
+                body = {}
+            token = self.emu.rbac.mint(t.namespace or "", t.name or "")
+            spec = dict(body.get("spec") or {})
+            seconds = int(spec.get("expirationSeconds") or 3600)
+            from datetime import UTC, datetime, timedelta
+
+            expires = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return json_response(
+                {
+                    "kind": "TokenRequest",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"name": t.name, "namespace": t.namespace},
+                    "spec": {**spec, "expirationSeconds": seconds},
+                    "status": {"token": token, "expirationTimestamp": expires},
+                },
+                201,
+            )
         if t.name is None:
             if m == "GET":
                 watch = t.watch or request.query.get("watch", "").lower() in ("1", "true")
@@ -327,8 +392,28 @@ class Api:
             )
         if t.rtype.namespaced and t.namespace is None:
             raise method_not_allowed(f"create of {t.rtype.plural} needs a namespace in the URL")
+        if t.rtype.plural == "secrets" and body.get("type") == SA_TOKEN_TYPE:
+            self._fill_token_secret(body, t.namespace or "")
         obj = self.emu.create_object(body, t.rtype, t.namespace)
         return self._entry_response(t.rtype, obj, 201)
+
+    def _fill_token_secret(self, body: Obj, namespace: str) -> None:
+        """A `kubernetes.io/service-account-token` Secret gets a token for its ServiceAccount (the token
+        controller's job in a real cluster)."""
+        sa = ((body.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/service-account.name")
+        if not sa:
+            raise invalid(
+                "Secret",
+                "",
+                (body.get("metadata") or {}).get("name", ""),
+                "metadata.annotations[kubernetes.io/service-account.name]",
+                "Required value",
+            )
+        token = self.emu.rbac.mint(namespace, sa)
+        data = dict(body.get("data") or {})
+        data["token"] = base64.b64encode(token.encode()).decode()
+        data["namespace"] = base64.b64encode(namespace.encode()).decode()
+        body["data"] = data
 
     async def replace(self, request: web.Request, t: Target) -> web.Response:
         """PUT: full replacement (or of the status / ephemeral containers / scale)."""
