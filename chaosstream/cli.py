@@ -68,6 +68,12 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
             ),
             click.option(
+                "--tenants/--no-tenants",
+                default=True,
+                show_default=True,
+                help="Background tenants: other users' sessions and never-pruned commands on neighbour agents.",
+            ),
+            click.option(
                 "--timers",
                 type=click.Choice(["fast", "real"]),
                 default="fast",
@@ -108,6 +114,7 @@ def sandbox_up(
     faults: Tuple[str, ...],
     agent_replicas: int,
     profile: str,
+    tenants: bool,
     timers: str,
     db_dsn: Optional[str],
     port: int,
@@ -130,6 +137,7 @@ def sandbox_up(
             network,
             profile=profile,
             agent_replicas=agent_replicas,
+            tenants=tenants,
         )
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
@@ -275,6 +283,7 @@ def sandbox_run(
     faults: Tuple[str, ...],
     agent_replicas: int,
     profile: str,
+    tenants: bool,
     timers: str,
     db_dsn: Optional[str],
     port: int,
@@ -303,6 +312,7 @@ def sandbox_run(
                 parent_pid=os.getpid(),
                 profile=profile,
                 agent_replicas=agent_replicas,
+                tenants=tenants,
             )
         except SandboxStartError as exc:
             raise click.ClickException(str(exc)) from None

@@ -59,6 +59,9 @@ class SandboxOptions:
     port: int = 0
     kube_port: int = 0
     network: str = "auto"  # auto | on | off
+    tenants: bool = (
+        True  # other users' sessions and commands on neighbour agents (chaosstream/sandbox/tenants.py)
+    )
 
 
 def agent_deployment_name(index: int) -> str:
@@ -126,6 +129,7 @@ class Sandbox:
         await asyncio.to_thread(self._start_network)
         await asyncio.to_thread(self._start_database)
         await self._start_control_plane()
+        await self._start_tenants()
         await self._start_kubernetes()
         await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
         if self.ids_per_pod:
@@ -180,6 +184,15 @@ class Sandbox:
             self.dsn = self.postgres.start()
         apply_schema(self.dsn)
         self._insert_stale_rows()
+
+    async def _start_tenants(self) -> None:
+        if not self.options.tenants:
+            return
+        from chaosstream.sandbox.tenants import Tenants
+
+        tenants = Tenants(self.dsn, complete_updates_sessions=self.profile.complete_updates_sessions)
+        await asyncio.to_thread(tenants.seed)
+        self._tasks.append(asyncio.create_task(self._every(self.timers.heartbeat_interval, tenants.tick)))
 
     def _insert_stale_rows(self) -> None:
         """Offline rows of agent pods long gone: nothing deletes them on a real install (as-built §1)."""

@@ -63,6 +63,7 @@ def start_daemon(
     timeout: float = 120.0,
     profile: str = "intended",
     agent_replicas: int = 1,
+    tenants: bool = True,
 ) -> Dict[str, str]:
     """Start the sandbox in a background process and return its environment once it is ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,7 @@ def start_daemon(
         "timers": timers,
         "profile": profile,
         "agent_replicas": agent_replicas,
+        "tenants": tenants,
         "db_dsn": db_dsn,
         "port": port,
         "network": network,

@@ -32,6 +32,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         port=options.get("port", 0),
         kube_port=options.get("kube_port", 0),
         network=options.get("network", "auto"),
+        tenants=options.get("tenants", True),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
