@@ -397,6 +397,8 @@ class Sandbox:
             "STREAMSPACE_NAMESPACE": NAMESPACE,
             "STREAMSPACE_AGENT_ID": self.first_agent_id,
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
+            # the seeded users: as built each has the default quota (5 sessions, 4000m)
+            "STREAMSPACE_SESSION_USERS": "admin,user1",
             "STREAMSPACE_AGENTS": str(self.options.agents),
             "STREAMSPACE_SANDBOX_STATE": str(self.state_dir),
             "STREAMSPACE_SANDBOX_TIMERS": self.options.timers,
