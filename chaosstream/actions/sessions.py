@@ -38,12 +38,12 @@ def create_sessions(
     allow_unavailable: bool = False,
     max_count: int = 50,
     timeout: float = 30.0,
-    users: Any = None,
+    users: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Create `count` sessions (`POST /api/v1/sessions` → 202) of `template` for `user` — or, with
-    `users` (a list, or names separated by commas), round-robin over them: StreamSpace gives every user
+    `users` (names separated by commas, or a list), round-robin over them: StreamSpace gives every user
     the same default quota (5 sessions, 4000m in total), so larger experiments spread their sessions.
 
     Sessions are tagged `chaosstream` (plus `tags`) so that clean-up can find them, and remembered for
