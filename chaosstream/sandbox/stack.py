@@ -361,7 +361,10 @@ class Sandbox:
             pending = [r[0] for r in rows if r[2] == "pending"]
             if pending:
                 await asyncio.to_thread(self._approve, pending)
-            online = [r for r in rows if r[1] == "online"]
+            # online *and* on its WebSocket: as built a re-registration marks a row online before the agent
+            # (approved meanwhile) connects, and a session placed then would never start
+            connected = await asyncio.to_thread(self._connected_ids)
+            online = [r for r in rows if r[1] == "online" and r[0] in connected]
             if len(online) >= self.agents_expected_online:
                 return
             await asyncio.sleep(0.1)
@@ -372,6 +375,14 @@ class Sandbox:
     def _agent_rows(self) -> List[Any]:
         with psycopg.connect(self.dsn) as conn:
             return conn.execute("SELECT agent_id, status, approval_status FROM agents").fetchall()
+
+    def _connected_ids(self) -> set:
+        """Agents whose latest hub event (sandbox ground truth) is a connect."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (agent_id) agent_id, status FROM sandbox_agent_events ORDER BY agent_id, at DESC"
+            ).fetchall()
+        return {r[0] for r in rows if r[1] == "online"}
 
     def _approve(self, agent_ids: List[str]) -> None:
         import httpx
