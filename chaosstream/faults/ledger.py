@@ -49,7 +49,18 @@ def list_faults(cluster: Cluster, namespace: str, fault_id: Optional[str] = None
             if not isinstance(record, dict):
                 record = {}
             faults.append(
-                Fault("partition", namespace, pod.metadata.name, pid, record.get("expires_at"), record, pod)
+                Fault(
+                    "partition",
+                    namespace,
+                    pod.metadata.name,
+                    pid,
+                    record.get("expires_at"),
+                    record,
+                    pod,
+                    owner=record.get(
+                        "owner"
+                    ),  # the run that made it: heal_agent_partition heals only its own
+                )
             )
     policies = cluster.networking.list_namespaced_network_policy(
         namespace, label_selector=MANAGED_BY_SELECTOR
