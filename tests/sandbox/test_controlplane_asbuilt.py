@@ -161,3 +161,26 @@ def test_intended_wire_details(cp):
     assert cp.http.patch("/api/v1/sessions", headers=cp.admin).status_code == 405
     login = cp.http.post("/api/v1/auth/login", json={"username": "admin"})
     assert login.status_code == 400 and login.json()["error"] == "Validation failed"
+
+
+@as_built
+def test_pending_sessions_pass_the_quota_running_ones_count(cp):
+    """handlers.go:727-777: six sessions created back to back are all accepted (pending is not counted);
+    once they run, the next is `session quota exceeded: 6/5` (enforcer.go CheckSessionCreation)."""
+    agent = cp.agent("k8s-ab")
+    names = []
+    for _ in range(6):
+        created = cp.create_session()
+        assert created.status_code == 202, created.text
+        names.append(created.json()["name"])
+    for name in names:
+        agent.next_command()
+        agent.send("status", {"sessionId": name, "state": "running", "vncReady": True, "vncPort": 3000,
+                              "platformMetadata": {"podName": f"{name}-pod", "podIP": "10.0.0.5"}})  # fmt: skip
+    wait_for(lambda: all(cp.session(n)["state"] == "running" for n in names))
+    refused = cp.create_session()
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": "Quota exceeded",
+        "message": "session quota exceeded: 6/5 sessions active",
+    }
