@@ -18,8 +18,8 @@ from chaosstream.sandbox.agent.config import AgentConfig
 
 log = logging.getLogger(__name__)
 
-# http.Client{Timeout: 10 * time.Second}, websocket.Dialer{HandshakeTimeout: 10 * time.Second}, writeWait:
-# Timers.agent_io_timeout (10 s real, scaled with --timers fast)
+# http.Client{Timeout: 10 * time.Second}, websocket.Dialer{HandshakeTimeout: 10 * time.Second}:
+# Timers.agent_io_timeout (10 s real, scaled with --timers fast); writeWait 10 s (Connection)
 ACCEPTED_REGISTER_STATUSES = (200, 201, 202)
 
 

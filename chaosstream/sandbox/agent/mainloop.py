@@ -94,7 +94,7 @@ class Agent:
     # -- connecting ------------------------------------------------------------------------------------
     def _attach(self, ws: aiohttp.ClientWebSocketResponse) -> Connection:
         timers = self.config.timers
-        self._conn = Connection(ws, timers.ws_ping_interval, timers.ws_read_deadline, timers.agent_io_timeout)
+        self._conn = Connection(ws, timers.ws_ping_interval, timers.ws_read_deadline)
         log.info("WebSocket connected")
         return self._conn
 
