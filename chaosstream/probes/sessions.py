@@ -140,7 +140,8 @@ def wait_for_sessions_state(
     """Wait until every selected session is in `state`; returns as soon as they are, with the time it took.
 
     With a database DSN configured every poll is one SQL query for all the selected sessions (the API's
-    own source of truth; no per-session request, whatever the install holds), and `terminated` also
+    own source of truth; no per-session request, whatever the install holds; one API request at the start
+    checks the API settings), and `terminated` also
     accepts a session whose row is gone (or `deleted`). Without a DSN each poll asks
     `GET /api/v1/sessions/:id` per selected session and a 404 counts as `terminated` (the real
     `GetSession` also answers 404 on a database error: configure the DSN to tell them apart).
@@ -161,6 +162,9 @@ def wait_for_sessions_state(
 
     progress = mapping_progress("sessions", state)
     if settings.db_dsn:
+        # one API request up front: wrong credentials or URL fail here, not silently behind the DB path
+        with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
+            api.get_session(ids[0])
 
         def check_db():
             rows = query(
