@@ -68,6 +68,12 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
             ),
             click.option(
+                "--tenants/--no-tenants",
+                default=True,
+                show_default=True,
+                help="Background tenants: other users' sessions and never-pruned commands on neighbour agents.",
+            ),
+            click.option(
                 "--timers",
                 type=click.Choice(["fast", "real"]),
                 default="fast",
@@ -137,6 +143,7 @@ def sandbox_up(
     faults: Tuple[str, ...],
     agent_replicas: int,
     profile: str,
+    tenants: bool,
     timers: str,
     db_dsn: Optional[str],
     port: int,
@@ -169,6 +176,7 @@ def sandbox_up(
                 "image_pull": image_pull,
                 "pod_security": pod_security,
             },
+            tenants=tenants,
         )
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
@@ -314,6 +322,7 @@ def sandbox_run(
     faults: Tuple[str, ...],
     agent_replicas: int,
     profile: str,
+    tenants: bool,
     timers: str,
     db_dsn: Optional[str],
     port: int,
@@ -352,6 +361,7 @@ def sandbox_run(
                     "image_pull": image_pull,
                     "pod_security": pod_security,
                 },
+                tenants=tenants,
             )
         except SandboxStartError as exc:
             raise click.ClickException(str(exc)) from None

@@ -3,8 +3,14 @@
 Chaos Toolkit does not pass one activity's output to the next, but all activities of a `chaos run`
 share one process: `create_sessions` records the names it created here, so later probes can check
 "the sessions we created" without the experiment knowing their generated names.
+
+The run's start (when chaosstream is first imported in the `chaos run` process: chaoslib imports an
+activity's module when it validates the experiment) bounds the default scope of the probes that read
+shared tables: on a busy install other tenants' sessions and commands — `sent`/`ack`/`failed` rows are
+never pruned — must neither fail nor pass a hypothesis.
 """
 
+import datetime as dt
 import threading
 from typing import Any, Dict, List, Optional
 
@@ -12,6 +18,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosstream.clients.database import query
 from chaosstream.settings import Settings
+from chaosstream.timeutil import utcnow
 
 __all__ = [
     "remember_sessions",
@@ -22,12 +29,60 @@ __all__ = [
     "remember_agents",
     "targeted_agents",
     "forget_agents",
+    "run_started",
+    "start_run",
+    "run_sessions",
+    "run_agent_ids",
+    "RUN_SCOPES",
+    "check_scope",
 ]
+
+RUN_SCOPES = ("run", "all")
 
 _LOCK = threading.Lock()
 _CREATED: Dict[str, List[str]] = {}
 _KILLED: Dict[str, Dict[str, Any]] = {}
 _TARGETED: List[Dict[str, Any]] = []
+_RUN_STARTED: List[dt.datetime] = [utcnow()]
+
+
+def run_started() -> dt.datetime:
+    """When this run started (runner clock, UTC, aware)."""
+    with _LOCK:
+        return _RUN_STARTED[0]
+
+
+def start_run(at: Optional[dt.datetime] = None) -> dt.datetime:
+    """Start a new run now (or at `at`): forget what earlier runs in this process created and hit."""
+    with _LOCK:
+        _RUN_STARTED[0] = at or utcnow()
+        _CREATED.clear()
+        _KILLED.clear()
+        _TARGETED.clear()
+        return _RUN_STARTED[0]
+
+
+def run_sessions() -> List[str]:
+    """Every session this run created, whatever the group."""
+    with _LOCK:
+        seen: Dict[str, None] = {}
+        for names in _CREATED.values():
+            seen.update(dict.fromkeys(names))
+        return list(seen)
+
+
+def run_agent_ids() -> List[str]:
+    """The agent ids this run's faults hit."""
+    with _LOCK:
+        return list(dict.fromkeys(a for record in _TARGETED for a in record["agent_ids"]))
+
+
+def check_scope(scope: Any) -> str:
+    if scope not in RUN_SCOPES:
+        raise ActivityFailed(
+            f"Argument 'scope' must be 'run' (what this run created or hit) or 'all', not {scope!r}."
+        )
+    return scope
 
 
 def remember_agents(

@@ -26,6 +26,8 @@ CONFIGURATION: Dict[str, Any] = {
     "agent_id_prefix": ("STREAMSPACE_AGENT_ID_PREFIX", "k8s-prod-cluster", None),
     "session_template": ("STREAMSPACE_SESSION_TEMPLATE", "firefox-browser", None),
     "session_user": ("STREAMSPACE_SESSION_USER", "admin", None),
+    # every StreamSpace user has the default quota (5 sessions, 4000m): larger experiments spread over these
+    "session_users": ("STREAMSPACE_SESSION_USERS", "admin", None),
     "reconnect_objective": ("STREAMSPACE_RECONNECT_OBJECTIVE", "30", "float"),
     "offline_threshold": ("STREAMSPACE_OFFLINE_THRESHOLD", "60", "float"),
     "drain_objective": ("STREAMSPACE_DRAIN_OBJECTIVE", "60", "float"),
@@ -126,6 +128,7 @@ def try_to_place_a_session(name: str = "try-to-place-a-session") -> Dict[str, An
         count=1,
         template="${session_template}",
         user="${session_user}",
+        users="${session_users}",
         allow_unavailable=True,
     )
 
@@ -141,7 +144,12 @@ def a_new_session_starts(name: str) -> list:
     agents available after the fault) is a finding (verdict 1), not "the fault was not injected" (3).
     """
     creation = action(
-        name, "create_sessions", count=1, template="${session_template}", user="${session_user}"
+        name,
+        "create_sessions",
+        count=1,
+        template="${session_template}",
+        user="${session_user}",
+        users="${session_users}",
     )
     creation["type"] = "probe"
     return [
@@ -188,6 +196,7 @@ def create_and_start(count: int, persistent_home: bool = False) -> list:
             count=count,
             template="${session_template}",
             user="${session_user}",
+            users="${session_users}",
             persistent_home=persistent_home,
         ),
         probe(
@@ -300,7 +309,13 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         {
             "title": "Every agent is online and sessions are balanced within ±2",
             "probes": [
-                probe("enough-agents-online", "agents_online", True, min_count="${min_agents}"),
+                probe(
+                    "enough-agents-online",
+                    "agents_online",
+                    True,
+                    min_count="${min_agents}",
+                    agent_id_prefix="${agent_id_prefix}",
+                ),
                 probe(
                     "sessions-balanced",
                     "session_distribution",
@@ -330,6 +345,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 count=3,
                 template="${session_template}",
                 user="${session_user}",
+                users="${session_users}",
             ),
             no_session_on_offline_agents("new-sessions-only-on-healthy-agents"),
             probe(
@@ -343,6 +359,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 "all-agents-back-time",
                 "wait_for_agents_online",
                 min_count="${min_agents}",
+                agent_id_prefix="${agent_id_prefix}",
                 timeout="${reconnect_objective}",
             ),
         ],

@@ -26,6 +26,7 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
         network: str = "auto",
         profile: str = "intended",
         agent_replicas: int = 1,
+        tenants: bool = True,
         **extra: object,
     ) -> RunningSandbox:
         """`extra`: agent_replicas, cni, service_route, image_pull (as the sandbox's command-line flags)."""
@@ -41,6 +42,7 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
             profile=profile,
             agent_replicas=agent_replicas,
             extra=extra,
+            tenants=tenants,
         )
         return RunningSandbox(state, env)
 
@@ -56,7 +58,9 @@ def shared_sandbox() -> Iterator[RunningSandbox]:
     from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
 
     state = Path(tempfile.mkdtemp(prefix="css-test-"))
-    env = start_daemon(state, parent_pid=os.getpid())
+    # the catalog tests check exact single-cluster answers (e.g. a 503 with the only agent down): no
+    # neighbour agents here; tests/sandbox/test_probes_busy_install.py and the experiments cover tenants
+    env = start_daemon(state, parent_pid=os.getpid(), tenants=False)
     try:
         yield RunningSandbox(state, env)
     finally:

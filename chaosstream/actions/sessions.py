@@ -10,7 +10,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream.arguments import seconds, whole
 from chaosstream.clients.kube import Cluster, check_namespace, pod_alive
 from chaosstream.clients.streamspace import api_client
-from chaosstream.selection import remember_killed, remember_sessions, resolve_session_ids
+from chaosstream.selection import created_sessions, remember_killed, remember_sessions, resolve_session_ids
 from chaosstream.settings import resolve_settings
 
 __all__ = [
@@ -38,10 +38,13 @@ def create_sessions(
     allow_unavailable: bool = False,
     max_count: int = 50,
     timeout: float = 30.0,
+    users: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Create `count` sessions (`POST /api/v1/sessions` → 202) of `template` for `user`.
+    """Create `count` sessions (`POST /api/v1/sessions` → 202) of `template` for `user` — or, with
+    `users` (names separated by commas, or a list), round-robin over them: StreamSpace gives every user
+    the same default quota (5 sessions, 4000m in total), so larger experiments spread their sessions.
 
     Sessions are tagged `chaosstream` (plus `tags`) so that clean-up can find them, and remembered for
     later activities of the same run. `persistent_home` defaults to false: StreamSpace's PVC uses the
@@ -62,6 +65,7 @@ def create_sessions(
         raise ActivityFailed(
             f"Argument 'count' ({count}) exceeds 'max_count' ({max_count}): raise 'max_count' to allow it."
         )
+    owners = _user_list(users) or [user]
     settings = resolve_settings(configuration, secrets)
     body = {
         "user": user,
@@ -77,7 +81,8 @@ def create_sessions(
     timeout = seconds(timeout, "timeout")
     try:
         with api_client(settings, timeout=timeout) as api:
-            for _ in range(count):
+            for index in range(count):
+                body["user"] = owners[(len(created_sessions("default")) + index) % len(owners)]
                 response = api.create_session(body)
                 if response.status_code == 503:
                     if not allow_unavailable:
@@ -101,6 +106,16 @@ def create_sessions(
         # Sessions made before a failure must still be found by the rollbacks of this run.
         remember_sessions("default", names)
     return {"sessions": names, "agents": agents, "commands": commands, "unavailable": unavailable}
+
+
+def _user_list(users: Any) -> List[str]:
+    if users is None or users == "":
+        return []
+    if isinstance(users, str):
+        users = [u.strip() for u in users.split(",")]
+    if not isinstance(users, list) or not all(isinstance(u, str) and u for u in users):
+        raise ActivityFailed(f"Argument 'users' must be a list of user names (or 'a,b,c'), not {users!r}.")
+    return users
 
 
 class SessionRefused(ActivityFailed):

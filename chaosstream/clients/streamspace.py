@@ -221,6 +221,13 @@ class StreamSpaceAPI:
                 "or expired; give a fresh one or use username/password."
             )
         if response.status_code == 403:
+            body = _safe_json(response)
+            if isinstance(body, dict) and body.get("error") == "Quota exceeded":
+                # api/internal/api/handlers.go:727-777: every user has the default quota (4000m in total)
+                raise ActivityFailed(
+                    f"StreamSpace refused {method} {path} (403 Quota exceeded: {body.get('message', '')}): "
+                    "spread the sessions over more users (session_users) or make them smaller."
+                )
             raise ActivityFailed(
                 f"The StreamSpace API refused {method} {path} (403): the user needs the admin role."
             )

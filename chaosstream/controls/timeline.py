@@ -10,7 +10,8 @@ or globally with ``chaos run --control-file timeline.yaml``.
 
 Every ``interval`` seconds a daemon thread records the agents (``agentId``, ``status``, heartbeat age in
 seconds from ``lastHeartbeat``), the number of sessions per state, and - when a database DSN is configured
-- the number of ``agent_commands`` per status. Activity starts/ends are recorded as markers (name, type,
+- the number of ``agent_commands`` per status. With a DSN both are scoped to the run (its sessions; the
+commands created since it started), so a busy install costs the same per sample as an empty one. Activity starts/ends are recorded as markers (name, type,
 phase, time, status). The journal gets ``extensions: [{"name": "chaosstream-timeline", "samples": [...],
 "markers": [...], "errors": {...}, "target": {...}, "configuration": {...}}]`` - ``target`` names what the run
 hit (API URL, namespace, agent Deployment, kube context, StreamSpace and chaosstream versions) and
@@ -24,6 +25,7 @@ The control never fails or stops the run: every error is caught, counted and the
 receive the whole secrets mapping, whose ``streamspace`` scope is picked.
 """
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -49,7 +51,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chaostoolkit")
-_COMMANDS_SQL = "SELECT status, count(*) AS n FROM agent_commands GROUP BY status"
+# On a busy install the tables hold other tenants and never-pruned history: with a DSN the timeline counts
+# only this run — commands created since it started, and its own sessions — at a cost per sample that does
+# not grow with what the install holds (indexed `created_at`, primary key).
+_COMMANDS_SQL = "SELECT status, count(*) AS n FROM agent_commands WHERE created_at >= %s GROUP BY status"
+_SESSIONS_SQL = "SELECT state, count(*) AS n FROM sessions WHERE id = ANY(%s) GROUP BY state"
 
 
 def _default_interval(configuration: Any) -> float:
@@ -127,20 +133,25 @@ class _Timeline:
                 # stamp the sample when the answer arrived: the state it shows is at least that recent
                 now = time.time()
                 entry.update(t=now, at=epoch_iso(now), agents=[self._agent(a, now) for a in agents])
-                sessions: Dict[str, int] = {}
-                for s in api.list_sessions():
-                    state = str(s.get("state") or "unknown")
-                    sessions[state] = sessions.get(state, 0) + 1
-                entry["sessions"] = sessions
+                if not self.settings.db_dsn:  # without a DSN, the API's (unpaginated) list
+                    sessions: Dict[str, int] = {}
+                    for s in api.list_sessions():
+                        state = str(s.get("state") or "unknown")
+                        sessions[state] = sessions.get(state, 0) + 1
+                    entry["sessions"] = sessions
                 self._version_once(api)
         except Exception as exc:
             self._error(exc)
         if self.settings.db_dsn:
             try:
                 from chaosstream.clients.database import query
+                from chaosstream.selection import run_sessions, run_started
 
-                rows = query(self.settings, _COMMANDS_SQL)
+                since = run_started().astimezone(dt.UTC).replace(tzinfo=None)
+                rows = query(self.settings, _COMMANDS_SQL, (since,))
                 entry["commands"] = {str(r["status"]): int(r["n"]) for r in rows}
+                rows = query(self.settings, _SESSIONS_SQL, (run_sessions(),))
+                entry["sessions"] = {str(r["state"]): int(r["n"]) for r in rows}
             except Exception as exc:
                 self._error(exc)
         if len(entry) > 2:

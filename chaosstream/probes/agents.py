@@ -459,35 +459,59 @@ def agent_for_session(
 def session_distribution(
     states: List[str] = None,
     agent_id_prefix: str = None,
+    scope: str = "run",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Sessions per agent among online agents (default states: running, hibernated, pending — the ones
     StreamSpace's selector counts), and the max−min spread.
 
+    By default (`scope: run`) only this run's sessions count, over the online agents that hold one of
+    them or that this run's faults hit: other tenants' sessions and agents never move the spread. Before
+    the run created any session it holds with `spread: 0`. `scope: all` counts every session on every
+    online agent.
+
     Returns `{"per_agent": {agentId: n}, "spread": int, "agents": int, "sessions": int, "unassigned": int}`.
 
     Tolerance example: `{"type": "range", "range": [0, 2], "target": "spread"}` (load balanced within ±2).
     """
+    from chaosstream.selection import check_scope, run_agent_ids, run_sessions
+
     if states is not None and (
         not isinstance(states, list) or not all(isinstance(s, str) and s for s in states)
     ):
         raise ActivityFailed(
             f"Argument 'states' must be a list of session states such as [\"running\"], not {states!r}."
         )
+    check_scope(scope)
     states = list(states or ["running", "hibernated", "pending"])
     settings = resolve_settings(configuration, secrets)
     prefix = (agent_id_prefix or "") + "%"
-    agents = query(
-        settings,
-        "SELECT agent_id FROM agents WHERE status = 'online' AND agent_id LIKE %s ORDER BY agent_id",
-        (prefix,),
-    )
-    counts = query(
-        settings,
-        "SELECT agent_id, count(*) AS n FROM sessions WHERE state = ANY(%s) GROUP BY agent_id",
-        (states,),
-    )
+    if scope == "run":
+        mine = run_sessions()
+        counts = query(
+            settings,
+            "SELECT agent_id, count(*) AS n FROM sessions WHERE id = ANY(%s) AND state = ANY(%s) GROUP BY agent_id",
+            (mine, states),
+        )
+        involved = sorted({r["agent_id"] for r in counts if r["agent_id"]} | set(run_agent_ids()))
+        agents = query(
+            settings,
+            "SELECT agent_id FROM agents WHERE status = 'online' AND agent_id LIKE %s AND agent_id = ANY(%s)"
+            " ORDER BY agent_id",
+            (prefix, involved),
+        )
+    else:
+        agents = query(
+            settings,
+            "SELECT agent_id FROM agents WHERE status = 'online' AND agent_id LIKE %s ORDER BY agent_id",
+            (prefix,),
+        )
+        counts = query(
+            settings,
+            "SELECT agent_id, count(*) AS n FROM sessions WHERE state = ANY(%s) GROUP BY agent_id",
+            (states,),
+        )
     per_agent = {row["agent_id"]: 0 for row in agents}
     unassigned = 0
     total = 0

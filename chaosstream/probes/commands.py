@@ -2,6 +2,12 @@
 
 All SQL is parameterised and runs in a read-only transaction with a statement timeout; every query
 filters on indexed columns (`status`, `(agent_id,status)`, `session_id`, `command_id`, `created_at`).
+
+Scope (`scope`, default `run`): a real install keeps `sent`/`ack`/`failed` rows forever and other tenants
+keep adding commands, so by default the probes read only this run's commands — those of the sessions it
+created, or, with `agent_id`, that agent's commands created since the run started (chaosstream.selection).
+`scope: all` reads the whole table (since `since` where the probe has one). An explicit `since` keeps its
+meaning: every command created since then.
 """
 
 import datetime as dt
@@ -13,7 +19,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream.arguments import seconds, whole
 from chaosstream.clients.database import query
 from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
-from chaosstream.selection import resolve_session_ids
+from chaosstream.selection import check_scope, resolve_session_ids, run_sessions, run_started
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, parse_time, utcnow
 
@@ -57,6 +63,20 @@ def _filters(agent_id: str, action: str, session_ids: Sequence[str] = None) -> T
     return sql, params
 
 
+def _run_scope(agent_id: str, sessions: Sequence[str] = None) -> Tuple[str, List[Any], bool]:
+    """SQL narrowing to this run: its sessions' commands, or (with `agent_id`) commands since it started.
+
+    Returns `(sql, params, empty)`; `empty` when the run has nothing to look at yet: the query still
+    runs (it checks the database is reachable) and finds nothing, so the probe holds vacuously, as a
+    steady-state probe before the method must."""
+    if sessions is not None:
+        return "", [], False
+    if agent_id:
+        return " AND created_at >= %s", [_naive_utc(run_started())], False
+    mine = run_sessions()
+    return " AND session_id = ANY(%s)", [mine], not mine
+
+
 def _check_agent(settings: Any, agent_id: str) -> None:
     """A typo in `agent_id` must not read as "nothing queued": the agent has to exist."""
     if agent_id is None:
@@ -75,10 +95,12 @@ def queued_commands(
     action: str = None,
     limit: int = 50,
     min_count: int = None,
+    scope: str = "run",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Commands in `status` (default `pending`), optionally of one agent and one action.
+    """Commands in `status` (default `pending`), optionally of one agent and one action; by default only
+    this run's (`scope`, see the module).
 
     With `min_count` (for a method, where no tolerance applies) fewer than `min_count` matching
     commands raise `ActivityFailed` — e.g. "the stop_session must be queued as pending".
@@ -93,8 +115,12 @@ def queued_commands(
     whole(limit, "limit", minimum=0)
     if min_count is not None:
         whole(min_count, "min_count", minimum=0)
+    check_scope(scope)
     settings = resolve_settings(configuration, secrets)
     extra, params = _filters(agent_id, action)
+    if scope == "run":
+        narrow, more, _ = _run_scope(agent_id)
+        extra, params = extra + narrow, [*params, *more]
     _check_agent(settings, agent_id)
     summary = query(
         settings,
@@ -180,14 +206,16 @@ def wait_for_commands_drained(
     action: str = None,
     timeout: float = 120.0,
     poll_interval: float = None,
+    scope: str = "run",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Wait until no command is left `pending`, `sent` or `ack` (for one agent, for the selected
-    sessions, or everywhere); returns as soon as the queue is drained.
+    sessions, or — by default — for this run; `scope: all` for the whole table); returns as soon as the
+    queue is drained.
 
     Sessions are selected by `session_ids`, `tag`, or — when `tag` is "created" — the sessions this
-    run created. Returns `{"elapsed_s", "polls", "drained": n commands seen open at the start}`;
+    run created. Without any of them the default scope is the run (see the module). Returns `{"elapsed_s", "polls", "drained": n commands seen open at the start}`;
     raises `ActivityFailed` on timeout with what is still open.
     Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 60}}`.
     """
@@ -197,7 +225,11 @@ def wait_for_commands_drained(
     sessions = None
     if session_ids or tag:
         sessions = resolve_session_ids(settings, session_ids, None if tag == "created" else tag)
+    check_scope(scope)
     extra, params = _filters(agent_id, action, sessions)
+    if scope == "run":
+        narrow, more, _ = _run_scope(agent_id, sessions)
+        extra, params = extra + narrow, [*params, *more]
     _check_agent(settings, agent_id)
     sql = f"SELECT command_id, action, status FROM agent_commands WHERE status = ANY(%s){extra} ORDER BY created_at LIMIT 20"
     first: List[int] = []
@@ -222,24 +254,34 @@ def lost_commands(
     since: str = None,
     stuck_after: float = 60.0,
     agent_id: str = None,
+    scope: str = "run",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Commands created since `since` (ISO-8601; default 15 minutes ago) that were lost: ended `failed`,
-    or stuck in `pending`/`sent`/`ack` for more than `stuck_after` seconds.
+    """Commands that were lost: ended `failed`, or stuck in `pending`/`sent`/`ack` for more than
+    `stuck_after` seconds. Which commands: by default this run's (its sessions', or with `agent_id` that
+    agent's since the run started); with `since` (ISO-8601) every command created since then; with
+    `scope: all` and no `since`, every command of the last 15 minutes.
 
     Returns `{"count": n, "failed": [{"commandId", "action", "errorMessage"}], "stuck": [{"commandId",
     "action", "status", "age_s"}], "since": iso}`.
     Tolerance example: `{"type": "range", "range": [0, 0], "target": "count"}` (no command lost).
     """
+    check_scope(scope)
     settings = resolve_settings(configuration, secrets)
-    when = parse_time(since) if since else utcnow() - dt.timedelta(minutes=15)
+    if since:
+        when = parse_time(since)
+    else:
+        when = run_started() if scope == "run" else utcnow() - dt.timedelta(minutes=15)
     if when is None:
         raise ActivityFailed(
             f"Argument 'since' must be an ISO-8601 time such as 2026-01-01T10:00:00Z, not {since!r}."
         )
     seconds(stuck_after, "stuck_after", allow_zero=True)
     extra, params = _filters(agent_id, None)
+    if scope == "run" and not since and not agent_id:
+        narrow, more, _ = _run_scope(None)
+        extra, params = extra + narrow, [*params, *more]
     _check_agent(settings, agent_id)
     rows = query(
         settings,

@@ -6,6 +6,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream.arguments import seconds
+from chaosstream.clients.database import query
 from chaosstream.clients.kube import Cluster, pod_ready
 from chaosstream.clients.streamspace import api_client
 from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
@@ -136,11 +137,17 @@ def wait_for_sessions_state(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Wait until every selected session is in `state` (`terminated` also accepts a session that is
-    gone from the list); returns as soon as they are, with the time it took.
+    """Wait until every selected session is in `state`; returns as soon as they are, with the time it took.
 
-    Returns `{"state", "count", "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout, naming the
-    sessions still elsewhere.
+    With a database DSN configured every poll is one SQL query for all the selected sessions (the API's
+    own source of truth; no per-session request, whatever the install holds; one API request at the start
+    checks the API settings), and `terminated` also
+    accepts a session whose row is gone (or `deleted`). Without a DSN each poll asks
+    `GET /api/v1/sessions/:id` per selected session and a 404 counts as `terminated` (the real
+    `GetSession` also answers 404 on a database error: configure the DSN to tell them apart).
+
+    Returns `{"state", "count", "elapsed_s", "polls", "source": "db"|"api"}`; raises `ActivityFailed` on
+    timeout, naming the sessions still elsewhere.
     Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 30}}`.
     """
     _check_state(state)
@@ -148,6 +155,32 @@ def wait_for_sessions_state(
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     ids = resolve_session_ids(settings, session_ids, tag)
+
+    def describe(last):
+        others = {n: s for n, s in (last or {}).items() if s != state}
+        return f"Sessions did not all reach '{state}' within {timeout:g}s: {others}."
+
+    progress = mapping_progress("sessions", state)
+    if settings.db_dsn:
+        # one API request up front: wrong credentials or URL fail here, not silently behind the DB path
+        with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
+            api.get_session(ids[0])
+
+        def check_db():
+            rows = query(
+                settings, "SELECT id, state FROM sessions WHERE id = ANY(%s)", (ids,), timeout=timeout
+            )
+            found = {r["id"]: r["state"] for r in rows}
+            states = {}
+            for name in ids:
+                current = found.get(name)
+                if state == "terminated" and current in (None, "deleted"):
+                    current = "terminated"  # the row is gone: terminated for certain
+                states[name] = current
+            return all(s == state for s in states.values()), states
+
+        _, elapsed, polls = wait_until(check_db, timeout, interval, describe, progress)
+        return {"state": state, "count": len(ids), "elapsed_s": elapsed, "polls": polls, "source": "db"}
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
 
@@ -162,14 +195,8 @@ def wait_for_sessions_state(
                 )
             return all(s == state for s in states.values()), states
 
-        def describe(last):
-            others = {n: s for n, s in (last or {}).items() if s != state}
-            return f"Sessions did not all reach '{state}' within {timeout:g}s: {others}."
-
-        _, elapsed, polls = wait_until(
-            check, timeout, interval, describe, mapping_progress("sessions", state)
-        )
-    return {"state": state, "count": len(ids), "elapsed_s": elapsed, "polls": polls}
+        _, elapsed, polls = wait_until(check, timeout, interval, describe, progress)
+    return {"state": state, "count": len(ids), "elapsed_s": elapsed, "polls": polls, "source": "api"}
 
 
 def _ready_pods(core: Any, ns: str, ids: List[str]) -> Tuple[Dict[str, Any], List[str]]:

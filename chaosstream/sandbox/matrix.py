@@ -137,8 +137,9 @@ def run_cell(
     repeats: int = 1,
     workdir: Optional[Path] = None,
     experiments_dir: Optional[Path] = None,
+    profile: str = "intended",
 ) -> List[CellResult]:
-    """Start a sandbox with `faults`, run the experiment `repeats` times on it, stop the sandbox.
+    """Start a sandbox with `faults` (and `profile`), run the experiment `repeats` times on it, stop it.
 
     The experiment file is `experiment` in `experiments_dir` (default `./experiments`).
     """
@@ -151,7 +152,11 @@ def run_cell(
     results: List[CellResult] = []
     try:
         env = start_daemon(
-            state, agents=EXPERIMENTS[experiment]["agents"], faults=faults, parent_pid=os.getpid()
+            state,
+            agents=EXPERIMENTS[experiment]["agents"],
+            faults=faults,
+            parent_pid=os.getpid(),
+            profile=profile,
         )
         boot = time.monotonic() - started
         for index in range(repeats):

@@ -28,6 +28,21 @@ class Profile:
     # Re-registration of an existing row sets status='online', last_heartbeat=now regardless of approval
     # (api/internal/handlers/agents.go:186-193). Both profiles do this: the test plans say nothing else.
     reregistration_marks_online: bool = True
+    # The agent's `complete` only updates agent_commands; no status message follows stop/hibernate/wake, so
+    # the session stays `terminating` / `hibernating` / `waking` (and a wake of `hibernating` is a 409).
+    # api/internal/handlers/agent_websocket.go:420-440; agents/k8s-agent/agent_handlers.go:199-247;
+    # api/internal/api/handlers.go:1350-1357
+    complete_updates_sessions: bool = True
+    # Per-user quota with the code's default limits for every user (GetUserByUsername loads no quota row):
+    # 5 sessions, 2000m/4096Mi per session, 4000m/8192Mi in total; usage counts running/starting/hibernated/
+    # waking rows; an unknown user is a 403 too. api/internal/quota/enforcer.go:190-206,305-308;
+    # api/internal/db/users.go:226-236; api/internal/api/handlers.go:727-777
+    default_quota: bool = False
+    # gin's wire details: unknown route / wrong method → `404 page not found` text (gin.New, no 405); login
+    # with a missing field → 400 {"error":"Invalid request body"}; GET /admin/agents/:id does not select
+    # approval_status (""); a created session's `tags` is null when none were given.
+    # api/cmd/main.go:245; api/internal/auth/handlers.go:236-241; api/internal/handlers/agents.go (GetAgent)
+    gin_wire: bool = False
 
 
 INTENDED = Profile(
@@ -42,6 +57,9 @@ AS_BUILT = Profile(
     approval_required=True,
     agent_id_per_pod=True,
     selector_ignores_approval=True,
+    complete_updates_sessions=False,
+    default_quota=True,
+    gin_wire=True,
 )
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (INTENDED, AS_BUILT)}

@@ -63,6 +63,7 @@ class SandboxOptions:
     service_route: str = "kube-proxy"  # kube-proxy | socket-lb
     image_pull: str = "fast"  # fast | slow:SECONDS | backoff:SECONDS
     pod_security: str = "privileged"  # privileged | baseline | restricted (the namespace's enforce label)
+    tenants: bool = True  # other users' sessions and commands on neighbour agents (sandbox/tenants.py)
 
 
 API_SERVICE = "streamspace-api"
@@ -147,6 +148,7 @@ class Sandbox:
         await asyncio.to_thread(self._start_network)
         await asyncio.to_thread(self._start_database)
         await self._start_control_plane()
+        await self._start_tenants()
         await self._start_kubernetes()
         await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
         if self.ids_per_pod:
@@ -202,6 +204,15 @@ class Sandbox:
             self.dsn = self.postgres.start()
         apply_schema(self.dsn)
         self._insert_stale_rows()
+
+    async def _start_tenants(self) -> None:
+        if not self.options.tenants:
+            return
+        from chaosstream.sandbox.tenants import Tenants
+
+        tenants = Tenants(self.dsn, complete_updates_sessions=self.profile.complete_updates_sessions)
+        await asyncio.to_thread(tenants.seed)
+        self._tasks.append(asyncio.create_task(self._every(self.timers.heartbeat_interval, tenants.tick)))
 
     def _insert_stale_rows(self) -> None:
         """Offline rows of agent pods long gone: nothing deletes them on a real install (as-built §1)."""
@@ -489,7 +500,10 @@ class Sandbox:
             pending = [r[0] for r in rows if r[2] == "pending"]
             if pending:
                 await asyncio.to_thread(self._approve, pending)
-            online = [r for r in rows if r[1] == "online"]
+            # online *and* on its WebSocket: as built a re-registration marks a row online before the agent
+            # (approved meanwhile) connects, and a session placed then would never start
+            connected = await asyncio.to_thread(self._connected_ids)
+            online = [r for r in rows if r[1] == "online" and r[0] in connected]
             if len(online) >= self.agents_expected_online:
                 return
             await asyncio.sleep(0.1)
@@ -500,6 +514,14 @@ class Sandbox:
     def _agent_rows(self) -> List[Any]:
         with psycopg.connect(self.dsn) as conn:
             return conn.execute("SELECT agent_id, status, approval_status FROM agents").fetchall()
+
+    def _connected_ids(self) -> set:
+        """Agents whose latest hub event (sandbox ground truth) is a connect."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (agent_id) agent_id, status FROM sandbox_agent_events ORDER BY agent_id, at DESC"
+            ).fetchall()
+        return {r[0] for r in rows if r[1] == "online"}
 
     def _approve(self, agent_ids: List[str]) -> None:
         import httpx
@@ -525,6 +547,8 @@ class Sandbox:
             "STREAMSPACE_NAMESPACE": NAMESPACE,
             "STREAMSPACE_AGENT_ID": self.first_agent_id,
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
+            # the seeded users: as built each has the default quota (5 sessions, 4000m)
+            "STREAMSPACE_SESSION_USERS": "admin,user1",
             "STREAMSPACE_AGENTS": str(self.options.agents),
             "STREAMSPACE_SANDBOX_STATE": str(self.state_dir),
             "STREAMSPACE_SANDBOX_TIMERS": self.options.timers,

@@ -29,6 +29,11 @@ class Timers:
     lease_duration: float = 15.0
     lease_renew_deadline: float = 10.0
     lease_retry: float = 2.0
+    # The agent's registration request and WebSocket handshake limits (http.Client{Timeout: 10s},
+    # websocket.Dialer{HandshakeTimeout: 10s}): scaled with the rest, or a registration sent into a
+    # partition just before its heal outlasts the scaled reconnect objective by itself. (The 10 s write
+    # wait stays: scaled to 1 s it drops sound connections of a busy sandbox.)
+    agent_io_timeout: float = 10.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -364,7 +364,9 @@ def test_wait_probes_bound_a_hanging_api_by_their_timeout(harness, probe, kwargs
         hole.bind(("127.0.0.1", 0))
         hole.listen(16)
         cfg = harness.configuration(streamspace_api_url=f"http://127.0.0.1:{hole.getsockname()[1]}")
+        # with a DSN the session wait reads the database, not the API: take the API path here
+        sec = harness.secrets(db_dsn="") if probe is probes.wait_for_sessions_state else None
         started = time.monotonic()
         with pytest.raises(ActivityFailed, match="did not answer"):
-            harness.call(probe, timeout=1.0, poll_interval=0.2, cfg=cfg, **kwargs)
+            harness.call(probe, timeout=1.0, poll_interval=0.2, cfg=cfg, sec=sec, **kwargs)
     assert time.monotonic() - started < 1.0 + 0.2 + 0.5

@@ -12,8 +12,10 @@ AGENTS = ["k8s-sandbox-1", "k8s-sandbox-2", "k8s-sandbox-3"]
 
 
 def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_factory):
-    h = Harness(sandbox_factory(agents=3))
-    dist = h.call(probes.session_distribution)
+    """Every online agent counts here (`scope: all`, no tenants); the run scope is tested in
+    tests/sandbox/test_probes_busy_install.py."""
+    h = Harness(sandbox_factory(agents=3, tenants=False))
+    dist = h.call(probes.session_distribution, scope="all")
     assert dist == {
         "per_agent": dict.fromkeys(AGENTS, 0),
         "spread": 0,
@@ -27,11 +29,11 @@ def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_fac
     created = h.call(actions.create_sessions, count=5, tags=["spread"])
     assert set(created["agents"].values()) == set(AGENTS)
     h.call(probes.wait_for_sessions_state, "running", tag="spread", timeout=30)
-    dist = h.call(probes.session_distribution)
+    dist = h.call(probes.session_distribution, scope="all")
     assert sorted(dist["per_agent"].values()) == [1, 2, 2] and dist["spread"] == 1 and dist["sessions"] == 5
     assert dist["per_agent"] == {a: list(created["agents"].values()).count(a) for a in AGENTS}
-    assert h.call(probes.session_distribution, states=["hibernated"])["sessions"] == 0
-    assert h.call(probes.session_distribution, agent_id_prefix="k8s-sandbox-3")["agents"] == 1
+    assert h.call(probes.session_distribution, states=["hibernated"], scope="all")["sessions"] == 0
+    assert h.call(probes.session_distribution, agent_id_prefix="k8s-sandbox-3", scope="all")["agents"] == 1
     assigned = h.call(probes.sessions_assigned, tag="spread")
     assert assigned == {"ok": True, "checked": 5, "orphans": {}}
     for sid, agent in created["agents"].items():
@@ -44,7 +46,7 @@ def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_fac
     h.call(actions.scale_agents, 0, deployment="streamspace-k8s-agent-2", duration=120)
     try:
         h.call(probes.wait_for_agent_status, "offline", agent_id="k8s-sandbox-2", timeout=20)
-        dist = h.call(probes.session_distribution)
+        dist = h.call(probes.session_distribution, scope="all")
         assert set(dist["per_agent"]) == {"k8s-sandbox-1", "k8s-sandbox-3"} and dist["agents"] == 2
         orphans = h.call(probes.sessions_assigned, tag="spread")
         assert orphans["ok"] is False
@@ -64,7 +66,7 @@ def test_distribution_placement_and_multi_pod_kill_with_three_agents(sandbox_fac
         h.call(actions.scale_agents, -1, deployment="streamspace-k8s-agent-2")
     back = h.call(probes.wait_for_agents_online, min_count=3, timeout=30)
     assert back["online"] == 3 and sorted(back["agents"]) == AGENTS
-    assert h.call(probes.session_distribution)["agents"] == 3
+    assert h.call(probes.session_distribution, scope="all")["agents"] == 3
 
     # kill_agent_pod honours max_pods: 2 of the 3 agent pods, the third untouched.
     pods = h.agent_pods()

@@ -18,9 +18,8 @@ from chaosstream.sandbox.agent.config import AgentConfig
 
 log = logging.getLogger(__name__)
 
-REGISTER_TIMEOUT = 10.0  # http.Client{Timeout: 10 * time.Second}
-HANDSHAKE_TIMEOUT = 10.0  # websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-WRITE_WAIT = 10.0
+# http.Client{Timeout: 10 * time.Second}, websocket.Dialer{HandshakeTimeout: 10 * time.Second}:
+# Timers.agent_io_timeout (10 s real, scaled with --timers fast); writeWait 10 s (Connection)
 ACCEPTED_REGISTER_STATUSES = (200, 201, 202)
 
 
@@ -65,7 +64,7 @@ class ControlPlane:
                 url,
                 json=self._register_body(),
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=REGISTER_TIMEOUT),
+                timeout=aiohttp.ClientTimeout(total=self._config.timers.agent_io_timeout),
             ) as response:
                 text = await response.text()
                 if response.status not in ACCEPTED_REGISTER_STATUSES:
@@ -111,7 +110,7 @@ class ControlPlane:
             f"{self._config.control_plane_url}/api/v1/agents/connect?agent_id={escaped}", encoded=True
         )
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            async with asyncio.timeout(self._config.timers.agent_io_timeout):
                 return await self._session.ws_connect(
                     url,
                     headers={"X-Agent-API-Key": self.api_key},
@@ -136,9 +135,14 @@ class Connection:
     """One live WebSocket with its reader and pinger tasks."""
 
     def __init__(
-        self, ws: aiohttp.ClientWebSocketResponse, ping_interval: float, read_deadline: float
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        ping_interval: float,
+        read_deadline: float,
+        write_wait: float = 10.0,
     ) -> None:
         self.ws = ws
+        self._write_wait = write_wait
         self.inbox: asyncio.Queue[InboxItem] = asyncio.Queue()
         self._ping_interval = ping_interval
         self._read_deadline = read_deadline
@@ -193,13 +197,13 @@ class Connection:
             if self.ws.closed:
                 return
             try:
-                async with asyncio.timeout(WRITE_WAIT):
+                async with asyncio.timeout(self._write_wait):
                     await self.ws.ping()
             except Exception as exc:  # baseline: a ping error does not kill the write path
                 log.warning("Ping error: %s", exc)
 
     async def send(self, text: str) -> None:
-        async with asyncio.timeout(WRITE_WAIT):
+        async with asyncio.timeout(self._write_wait):
             await self.ws.send_str(text)
 
     async def close(self, timeout: float = 0.5) -> None:

@@ -178,7 +178,10 @@ async def get_agent(request: web.Request) -> web.Response:
     row = await request.app[CP].db.fetchrow("SELECT * FROM agents WHERE agent_id = %s", (agent_id,))
     if row is None:
         return json_error(404, "Agent not found", agentId=agent_id)
-    return web.json_response(agent_json(row))
+    out = agent_json(row)
+    if request.app[CP].config.profile.gin_wire:
+        out["approvalStatus"] = ""  # as built, GetAgent's SELECT leaves approval_status out (contract §2)
+    return web.json_response(out)
 
 
 async def delete_agent(request: web.Request) -> web.Response:

@@ -31,6 +31,11 @@ async def errors_as_json(request: web.Request, handler: auth.Handler) -> web.Str
     """Unhandled errors become ``500 {"error": "Internal server error", "details": ...}``."""
     try:
         return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        if request.app[CP].config.profile.gin_wire:
+            # gin.New() without HandleMethodNotAllowed: both are gin's default 404 (api/cmd/main.go:245)
+            return web.Response(status=404, text="404 page not found", content_type="text/plain")
+        raise
     except web.HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - the API answers 500 instead of dropping the request

@@ -99,6 +99,8 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        if cp.config.profile.gin_wire:  # ShouldBindJSON with binding:"required" (auth/handlers.go:236-241)
+            return json_error(400, "Invalid request body")
         return json_error(400, "Validation failed", fields={"username": "required", "password": "required"})
     user = await cp.db.fetchrow("SELECT * FROM users WHERE username = %s", (username,))
     if user is None or not verify_password(password, user["password_hash"]):

@@ -138,7 +138,13 @@ class Dispatcher:
             " WHERE command_id = %(id)s AND agent_id = %(agent)s RETURNING action, session_id",
             {"now": utcnow(), "id": command_id, "agent": agent_id},
         )
-        if row and row["session_id"] and row["action"] in RESULT_STATES:
+        # as built the session row is left as it is (profile.complete_updates_sessions)
+        if (
+            row
+            and row["session_id"]
+            and row["action"] in RESULT_STATES
+            and self.config.profile.complete_updates_sessions
+        ):
             await self._apply_result(row["action"], row["session_id"], result)
 
     async def on_failed(self, agent_id: str, command_id: str, error: str) -> None:

@@ -8,6 +8,7 @@ from aiohttp import web
 from chaosstream.sandbox.controlplane.db import Row, utcnow
 from chaosstream.sandbox.controlplane.dispatcher import short_command_id
 from chaosstream.sandbox.controlplane.models import session_json
+from chaosstream.sandbox.controlplane.quota import quota_refusal
 from chaosstream.sandbox.controlplane.selector import select_agent
 from chaosstream.sandbox.controlplane.state import CP, json_error, read_json
 
@@ -69,7 +70,8 @@ async def create_session(request: web.Request) -> web.Response:
     if not isinstance(template, str) or not template:
         return json_error(400, "Invalid request", message="either template or applicationId is required")
     resources = body.get("resources") or {}
-    tags = body.get("tags") or []
+    raw_tags = body.get("tags")
+    tags = raw_tags or []
     if (
         not isinstance(resources, dict)
         or not isinstance(tags, list)
@@ -87,13 +89,20 @@ async def create_session(request: web.Request) -> web.Response:
     )
     if tpl is None:
         return json_error(404, "Template not found", message=f"Template {template} does not exist")
+    defaults = ((tpl["manifest"] or {}).get("spec") or {}).get("defaultResources") or DEFAULT_RESOURCES
+    memory = str(resources.get("memory") or defaults.get("memory") or DEFAULT_RESOURCES["memory"])
+    cpu = str(resources.get("cpu") or defaults.get("cpu") or DEFAULT_RESOURCES["cpu"])
+    if cp.config.profile.default_quota:
+        # api/internal/api/handlers.go:727-777: usage from the user's rows, then the enforcer (403)
+        known = await cp.db.fetchrow("SELECT 1 AS ok FROM users WHERE username = %s", (user,))
+        usage = await cp.db.fetch("SELECT state, cpu, memory FROM sessions WHERE user_id = %s", (user,))
+        refusal = quota_refusal(known is not None, cpu, memory, usage)
+        if refusal is not None:
+            return json_error(403, "Quota exceeded", message=refusal)
     user_row = await cp.db.fetchrow("SELECT id, org_id FROM users WHERE id = %s", (user,))
     if user_row is None:
         # the real API hits the sessions.user_id FK here; the sandbox answers readably instead
         return json_error(404, "User not found", message=f"User {user} does not exist (sessions.user_id FK)")
-    defaults = ((tpl["manifest"] or {}).get("spec") or {}).get("defaultResources") or DEFAULT_RESOURCES
-    memory = str(resources.get("memory") or defaults.get("memory") or DEFAULT_RESOURCES["memory"])
-    cpu = str(resources.get("cpu") or defaults.get("cpu") or DEFAULT_RESOURCES["cpu"])
 
     agent_id = await select_agent(cp.db, cp.config)
     if agent_id is None:
@@ -143,7 +152,8 @@ async def create_session(request: web.Request) -> web.Response:
                 "phase": "Pending",
                 "message": f"Session provisioning in progress (agent: {agent_id}, command: {command['command_id']})",
             },
-            "tags": tags,
+            # as built: Go's nil slice when the request had no tags (handlers.go CreateSession response)
+            "tags": raw_tags if cp.config.profile.gin_wire else tags,
         },
         status=202,
     )
@@ -159,8 +169,18 @@ async def _transition(
     if row is None or row["state"] == "deleted":
         return _not_found(session_id)
     if allowed is None and row["state"] in ("terminating", "terminated"):
+        if cp.config.profile.gin_wire:  # api/internal/api/handlers.go DeleteSession
+            return json_error(
+                409, "Session already terminating", message=f"Session is already in {row['state']} state"
+            )
         return json_error(409, "Session is already being terminated", state=row["state"])
     if allowed is not None and row["state"] not in allowed:
+        if cp.config.profile.gin_wire and action == "wake_session":  # api/internal/api/handlers.go:1350-1357
+            return json_error(
+                409,
+                "Invalid session state",
+                message=f"Session must be in 'hibernated' state to wake, currently: {row['state']}",
+            )
         return json_error(
             409, f"Session cannot be {verb}", message=f"Session is {row['state']}", state=row["state"]
         )

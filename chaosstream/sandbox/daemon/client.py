@@ -64,6 +64,7 @@ def start_daemon(
     profile: str = "intended",
     agent_replicas: int = 1,
     extra: Optional[Dict[str, Any]] = None,
+    tenants: bool = True,
 ) -> Dict[str, str]:
     """Start the sandbox in a background process and return its environment once it is ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +80,7 @@ def start_daemon(
         "timers": timers,
         "profile": profile,
         "agent_replicas": agent_replicas,
+        "tenants": tenants,
         "db_dsn": db_dsn,
         "port": port,
         "network": network,

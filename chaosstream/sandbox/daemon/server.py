@@ -36,6 +36,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         service_route=options.get("service_route", "kube-proxy"),
         image_pull=options.get("image_pull", "fast"),
         pod_security=options.get("pod_security", "privileged"),
+        tenants=options.get("tenants", True),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
