@@ -7,7 +7,7 @@ wall-clock time, as on the picture's axis.
 """
 
 from html import escape
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from chaosstream.journal.report.model import ReportData, error_sentence, seconds_text
 from chaosstream.journal.report.svg import MAX_AGENTS, MAX_SAMPLES, status_steps, timeline_svg
@@ -166,6 +166,19 @@ def _headline(data: ReportData) -> str:
     return text
 
 
+def _problem_lines(data: Any, scrub: Any, errors: Dict[str, Any]) -> List[str]:
+    """Problems of the run or the tool (never findings about StreamSpace), for HTML and Markdown alike."""
+    sampler = []
+    if errors.get("count"):
+        sampler = [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
+    return (
+        [f"Timeline check: {note}" for note in data.notes]
+        + [_line(f, scrub) for f in data.problems]
+        + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
+        + sampler
+    )
+
+
 def render_html(data: ReportData) -> str:
     """A standalone HTML page; the same content as `render_markdown`, plus the timeline picture."""
     v, scrub = data.verdict, data.verdict.scrub
@@ -220,14 +233,7 @@ def render_html(data: ReportData) -> str:
         _items([_line(f, scrub) for f in data.findings], _no_findings(data)),
         "<h2>Problems with the run or the tool</h2>",
         _items(
-            [f"Timeline check: {note}" for note in data.notes]
-            + [_line(f, scrub) for f in data.problems]
-            + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
-            + (
-                [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
-                if errors.get("count")
-                else []
-            ),  # fmt: skip
+            _problem_lines(data, scrub, errors),
             "None.",
         ),
         "<h2>Steady-state hypothesis</h2>",
@@ -352,14 +358,7 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         "## Problems with the run or the tool",
         "",
         _md_list(
-            [f"Timeline check: {note}" for note in data.notes]
-            + [_line(f, scrub) for f in data.problems]
-            + [f"(not counted as a finding) {_line(f, scrub)}" for f in data.discounted]
-            + (
-                [f"Timeline sampler errors: {errors['count']} (last: {scrub(str(errors.get('last')))})"]
-                if errors.get("count")
-                else []
-            ),  # fmt: skip
+            _problem_lines(data, scrub, errors),
             "None.",
         ),
         "",
