@@ -31,7 +31,7 @@ def test_intended_install_has_fixed_ids_and_stale_rows_of_past_pods(harness):
 
 
 def test_as_built_new_pod_awaits_approval_is_placed_on_and_approve_agents_lets_it_connect(sandbox_factory):
-    sb = sandbox_factory(profile="as-built")
+    sb = sandbox_factory(profile="as-built", tenants=False)  # exact agent sets: no neighbour agents
     h = Harness(sb)
     assert (
         sb.env["STREAMSPACE_SANDBOX_PROFILE"] == "as-built" and sb.env["STREAMSPACE_AGENT_IDS"] == "per-pod"
@@ -71,7 +71,7 @@ def test_as_built_new_pod_awaits_approval_is_placed_on_and_approve_agents_lets_i
 
 
 def test_intended_agent_replicas_run_ha_and_the_lease_holder_is_the_one_hit(sandbox_factory):
-    sb = sandbox_factory(agent_replicas=3)
+    sb = sandbox_factory(agent_replicas=3, tenants=False)
     h = Harness(sb)
     assert h.deployment().spec.replicas == 3 and len(h.agent_pods()) == 3
     # One fixed id, one leader (the Lease holder) connected, two standbys.
@@ -92,7 +92,7 @@ def test_intended_agent_replicas_run_ha_and_the_lease_holder_is_the_one_hit(sand
 
 
 def test_as_built_agent_replicas_have_one_id_per_pod_and_a_replacement_is_a_new_agent(sandbox_factory):
-    sb = sandbox_factory(agent_replicas=3, profile="as-built")
+    sb = sandbox_factory(agent_replicas=3, profile="as-built", tenants=False)
     h = Harness(sb)
     online = {r[0] for r in h.sql("SELECT agent_id FROM agents WHERE status = 'online'")}
     assert online == {f"k8s-sandbox-{p}" for p in h.agent_pods()} and len(online) == 3
