@@ -204,9 +204,22 @@ class ProcessRuntime(ContainerRuntime):
         # /tmp) would hide them: such mounts go last
         sources = [src for src, _ in mounts]
         mounts = sorted(mounts, key=lambda m: any(src.startswith(m[1].rstrip("/") + "/") for src in sources))
+        # The runner's code (this checkout and the interpreter's import paths) may live under a mount
+        # target too (a clone in /tmp under an emptyDir at /tmp): stage it aside first, put it back after.
+        targets = [t.rstrip("/") + "/" for _, t in mounts]
+        code = {str(Path(__file__).resolve().parents[2]), *(p for p in sys.path if p and os.path.isdir(p))}
+        hidden = sorted(c for c in code if any((c.rstrip("/") + "/").startswith(t) for t in targets))
+        for n, path in enumerate(hidden):
+            script.append(
+                f"mkdir -p /run/chaosstream-keep/{n} && mount --bind {shlex.quote(path)} /run/chaosstream-keep/{n}"
+            )
         for source, target in mounts:
             script.append(
                 f"mkdir -p {shlex.quote(target)} && mount --bind {shlex.quote(source)} {shlex.quote(target)}"
+            )
+        for n, path in enumerate(hidden):
+            script.append(
+                f"mkdir -p {shlex.quote(path)} && mount --bind /run/chaosstream-keep/{n} {shlex.quote(path)}"
             )
         script.append(f"cd {shlex.quote(container.get('workingDir') or '/')}")
         script.append('exec "$@"')
