@@ -26,10 +26,12 @@ def sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
         network: str = "auto",
         profile: str = "intended",
         agent_replicas: int = 1,
-        tenants: bool = True,
+        tenants: bool = False,
         **extra: object,
     ) -> RunningSandbox:
-        """`extra`: agent_replicas, cni, service_route, image_pull (as the sandbox's command-line flags)."""
+        """`extra`: cni, service_route, image_pull, pod_security (as the sandbox's command-line flags).
+        Background tenants are off unless asked for: most tests assert exact agent sets; the experiments run
+        with tenants in the sensitivity matrix (bench/matrix.py) and the as-built table (bench/asbuilt.py)."""
         state = Path(tempfile.mkdtemp(prefix="css-test-"))
         started.append(state)
         env = start_daemon(
