@@ -145,6 +145,14 @@ def partition_agent(
             f"The partition would cut the kube-apiserver ({', '.join(clash)}): check 'destinations' / 'ports'."
         )
     heartbeat = _heartbeat_reader(settings) if method == "network-policy" and verify else None
+    window = (
+        2 * settings.heartbeat_interval + 1.5
+    )  # what the heartbeat verification watches (faults/partition)
+    if heartbeat is not None and duration <= window:
+        raise arguments.ArgumentError(
+            f"Argument 'duration' ({duration:g}s) must outlast the network-policy verification window ({window:g}s, "
+            "two heartbeat intervals): raise 'duration', or pass 'verify': false."
+        )
     hit = record_hit(settings, "partition_agent", pods)
     result = partition.inject(
         cluster,

@@ -32,7 +32,7 @@ pytestmark = [
     ),
 ]
 
-DURATION = 6  # STREAMSPACE_PARTITION_DURATION: how long a fault lives without its runner
+DURATION = 9  # STREAMSPACE_PARTITION_DURATION: outlasts the network-policy verification window (7.5 s fast)
 METHODS = ("ephemeral", "exec", "network-policy")
 CONTROL_FILE = EXPERIMENTS / "controls.yaml"
 LOCK = "chaosstream-run-lock"

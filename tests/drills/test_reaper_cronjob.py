@@ -27,7 +27,7 @@ pytestmark = [
     ),
 ]
 
-DURATION = 6
+DURATION = 9  # outlasts the network-policy verification window (7.5 s with fast timers)
 PERIOD = 60  # the reaper CronJob's schedule, "* * * * *"
 
 

@@ -52,7 +52,7 @@ def _runner_died(sandbox, kubeconfig):
         sandbox,
         kubeconfig,
         "from chaosstream.actions import partition_agent; import json; "
-        "print(json.dumps(partition_agent(method='network-policy', duration=2)))",
+        "print(json.dumps(partition_agent(method='network-policy', duration=9)))",
     )
     if made.returncode != 0:
         return [f"partition_agent(network-policy): {made.stderr[-2000:]}"]
