@@ -118,6 +118,9 @@ def translate(exc: BaseException, what: str) -> KubeError:
         body = rest.rpartition(" -+-+- ")[2] if rest else ""
         reason = " ".join(head.split()[3:])
     said = _status_message(body)
+    if status and not 400 <= int(status) <= 599:
+        # Not an API answer (e.g. a read cut short by a signal after a 200): a transport failure, retryable.
+        status = None
     if status and not _is_status_body(body):
         # A real API server answers errors with a Status object; anything else is another server
         # (KUBECONFIG pointing at the StreamSpace API, a proxy, a login page).
