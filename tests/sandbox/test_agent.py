@@ -249,7 +249,12 @@ def spawn(tmp_path: Path):
 
 
 def connected(peer: Peer, count: int = 1, timeout: float = 10.0) -> Dict[str, Any]:
-    return wait_until(lambda: len(peer.connects) >= count and peer.connects[count - 1], timeout, "WS connect")
+    """The count-th connection, once its WebSocket is prepared (the peer records the connect before)."""
+    return wait_until(
+        lambda: len(peer.connects) >= count and peer._ws is not None and peer.connects[count - 1],
+        timeout,
+        "WS connect",
+    )
 
 
 # --------------------------------------------------------------------------------------------- tests
