@@ -409,6 +409,13 @@ def delete_policy(cluster: Cluster, ns: str, name: str) -> bool:
     return True
 
 
+def _helper_state(fault: Fault) -> Any:
+    """The state of the fault's ephemeral helper container (partition or hang), or None if not reported."""
+    statuses = {c.name: c for c in (fault.obj.status.ephemeral_container_statuses or [])}
+    status = statuses.get(fault.record.get("container"))
+    return status.state if status is not None else None
+
+
 def undo_record(cluster: Cluster, fault: Fault) -> str:
     """Revert one partition record on its pod and drop the record; "" when it had already ended.
 
@@ -422,9 +429,7 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
     if method == "exec":
         live = _heal_rules_anywhere(cluster, fault, record.get("container") or "k8s-agent", tag)
     elif method == "ephemeral":
-        statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
-        status = statuses.get(record.get("container"))
-        state = status.state if status is not None else None
+        state = _helper_state(fault)
         if state is not None and state.running is not None:
             live = _heal_rules(cluster, ns, name, record["container"], tag)
         elif (state is None or state.terminated is None) and not fault.expired():
@@ -432,9 +437,7 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
     elif method == "hang":
         from chaosstream.faults.process import thaw
 
-        statuses = {s.name: s for s in (fault.obj.status.ephemeral_container_statuses or [])}
-        status = statuses.get(record.get("container"))
-        state = status.state if status is not None else None
+        state = _helper_state(fault)
         if state is not None and state.running is not None:
             live = thaw(cluster, ns, name, record["container"], tag)
         elif (state is None or state.terminated is None) and not fault.expired():
