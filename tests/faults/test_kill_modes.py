@@ -25,9 +25,9 @@ def test_delete_with_grace_zero_is_sigterm_first_and_the_agent_says_goodbye(sand
     wait_for(lambda: old not in h.agent_pods(), 15, "the old pod gone")
     # The API object may go before the process has finished its goodbye (grace 0 removes it at once; the
     # kubelet still gives the process its 2 s): read the log once the process had that time.
-    wait_for(lambda: "WebSocket closed" in log.read_text(), 5, "the agent's goodbye in its log")
-    text = log.read_text()
-    assert "Received signal: SIGTERM" in text, text[-2000:]
+    # Order matters, not speed: a loaded machine may take seconds to schedule the process.
+    wait_for(lambda: "Received signal: SIGTERM" in log.read_text(), 20, "SIGTERM in the agent's log")
+    wait_for(lambda: "WebSocket closed" in log.read_text(), 20, "the agent's goodbye in its log")
 
 
 def test_the_runtime_floors_the_grace_period_at_two_seconds(tmp_path):
