@@ -96,6 +96,7 @@ def kill_agent_pod(
     duration: float = 60.0,
     image: str = None,
     start_timeout: float = 120.0,
+    standbys: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -103,6 +104,12 @@ def kill_agent_pod(
     matching `label_selector` (default: `streamspace_agent_selector`), by `mode`. With
     `serving_sessions=true` only the pods of the agents serving the sessions this run created are
     candidates (with several agents, the sessions' own agents are the ones to hit).
+
+    HA replicas (one fixed id, ENABLE_HA=true) serve through the holder of Lease
+    `streamspace-agent-<id>`: the leader is the pod hit, and a standby takes over (at once after a
+    graceful exit, which releases the Lease). `standbys=true` takes down the standbys of each hit agent
+    too (first, so none takes over meanwhile): the agent is then really down until its Deployment's new
+    pods elect a leader — what an experiment about agent downtime needs on an HA install.
 
     - `delete` (default): an API deletion (`kubectl delete pod`). The kubelet sends SIGTERM first and
       floors the grace period at 2 s, so even `grace_period=0` lets the agent close its WebSocket cleanly:
@@ -155,6 +162,8 @@ def kill_agent_pod(
                 "drop 'serving_sessions'."
             )
     victims = random.sample(alive, min(max_pods, len(alive)))
+    if arguments.flag(standbys, "standbys"):
+        victims = _standbys_of(cluster, ns, selector, victims) + victims
     hit = record_hit(settings, "kill_agent_pod", victims)
     killed, details = [], []
     for pod in victims:
@@ -179,6 +188,17 @@ def kill_agent_pod(
         "mode": mode,
         "details": details,
     }
+
+
+def _standbys_of(cluster: Cluster, ns: str, selector: str, leaders: List[Any]) -> List[Any]:
+    """The other live replicas sharing a hit HA pod's fixed id (its standbys)."""
+    ids = {agent_env_id(p) for p in leaders if agent_env_id(p)}
+    names = {p.metadata.name for p in leaders}
+    return [
+        p
+        for p in cluster.core.list_namespaced_pod(ns, label_selector=selector).items
+        if pod_alive(p) and p.metadata.name not in names and agent_env_id(p) in ids
+    ]
 
 
 def _agents_serving_created_sessions(settings: Any) -> List[str]:

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosstream.clients.kube import Cluster, KubeError, pod_running
+from chaosstream.clients.kube import Cluster, KubeError, pod_ready, pod_running
 from chaosstream.clients.streamspace import api_client
 from chaosstream.selection import remember_agents
 from chaosstream.settings import Settings
@@ -47,6 +47,7 @@ __all__ = [
     "id_is_per_pod",
     "record_hit",
     "serving_pods",
+    "ha_standbys",
 ]
 
 AGENT_ENV = ("AGENT_ID", "AGENT_ID_PREFIX", "CONTROL_PLANE_URL")
@@ -231,6 +232,38 @@ def serving_pods(cluster: Cluster, ns: str, pods: List[Any]) -> List[Any]:
             holder = ""
         leaders = [p for p in group if p.metadata.name == holder]
         out.extend(leaders or group)
+    return out
+
+
+def ha_standbys(cluster: Cluster, ns: str, selector: str) -> Dict[str, int]:
+    """Ready standbys per HA agent id: what HA provides in place of more agents. Replicas sharing one
+    fixed AGENT_ID with ENABLE_HA=true elect a leader through Lease `streamspace-agent-<AGENT_ID>`
+    (identity POD_NAME; agents/k8s-agent/internal/leaderelection/leader_election.go) and only the leader
+    connects; an id counts its ready non-leader replicas only while a ready pod of its own holds that Lease,
+    renewed within two lease durations (a dead leader's stale record is not a leader)."""
+    import datetime as dt
+
+    groups: Dict[str, List[Any]] = {}
+    for pod in cluster.core.list_namespaced_pod(ns, label_selector=selector).items:
+        if pod_ready(pod) and _ha(pod) and agent_env_id(pod):
+            groups.setdefault(agent_env_id(pod), []).append(pod)
+    out: Dict[str, int] = {}
+    for agent_id, group in groups.items():
+        try:
+            lease = cluster.coordination.read_namespaced_lease(f"streamspace-agent-{agent_id}", ns)
+        except KubeError as exc:
+            if exc.status == 404:
+                continue  # no leader yet
+            raise
+        spec = lease.spec
+        holder = (spec.holder_identity or "") if spec else ""
+        if holder not in {p.metadata.name for p in group}:
+            continue
+        renewed = spec.renew_time
+        window = 2 * float(spec.lease_duration_seconds or 15)
+        if renewed is not None and (dt.datetime.now(dt.UTC) - renewed).total_seconds() > window:
+            continue
+        out[agent_id] = len(group) - 1
     return out
 
 
