@@ -137,6 +137,7 @@ def kill_agent_pod(
     max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
     grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
     allow_non_agent = arguments.flag(allow_non_agent, "allow_non_agent")
+    standbys = arguments.flag(standbys, "standbys")
     mode = arguments.choice(mode, "mode", ("delete", "crash", "hang"))
     start_timeout = arguments.seconds(start_timeout, "start_timeout")
     if mode == "hang":
@@ -162,7 +163,7 @@ def kill_agent_pod(
                 "drop 'serving_sessions'."
             )
     victims = random.sample(alive, min(max_pods, len(alive)))
-    if arguments.flag(standbys, "standbys"):
+    if standbys:
         victims = _standbys_of(cluster, ns, selector, victims) + victims
     hit = record_hit(settings, "kill_agent_pod", victims)
     killed, details = [], []
