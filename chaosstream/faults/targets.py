@@ -215,8 +215,9 @@ def target_pods(
 def serving_pods(cluster: Cluster, ns: str, pods: List[Any]) -> List[Any]:
     """The pods that serve their agent id: with HA replicas sharing one fixed id (ENABLE_HA=true), only
     the holder of Lease `streamspace-agent-<AGENT_ID>` (identity POD_NAME) serves; standbys do not
-    (agents/k8s-agent/internal/leaderelection/leader_election.go). Other pods are kept as they are; when
-    the Lease cannot be read every replica is kept."""
+    (agents/k8s-agent/internal/leaderelection/leader_election.go). Other pods are kept as they are; with no
+    Lease yet (no leader) every replica is kept; a Lease the runner may not read is refused with one sentence
+    rather than guessing (a standby hit would test nothing)."""
     by_id: Dict[str, List[Any]] = {}
     for pod in pods:
         by_id.setdefault(agent_env_id(pod), []).append(pod)
@@ -228,7 +229,12 @@ def serving_pods(cluster: Cluster, ns: str, pods: List[Any]) -> List[Any]:
         try:
             lease = cluster.coordination.read_namespaced_lease(f"streamspace-agent-{agent_id}", ns)
             holder = (lease.spec.holder_identity or "") if lease.spec else ""
-        except KubeError:
+        except KubeError as exc:
+            if exc.status in (401, 403):
+                raise ActivityFailed(
+                    f"Cannot tell which replica of HA agent {agent_id} leads: Kubernetes answered {exc.status} to "
+                    f"reading Lease {ns}/streamspace-agent-{agent_id}; grant the runner get on that Lease."
+                ) from None
             holder = ""
         leaders = [p for p in group if p.metadata.name == holder]
         out.extend(leaders or group)
