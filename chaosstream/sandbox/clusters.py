@@ -25,6 +25,10 @@ from chaosstream.sandbox.kube.rbac import ADMIN_TOKEN
 from chaosstream.sandbox.netpol import NetpolEnforcer
 from chaosstream.sandbox.processruntime import ProcessRuntime
 
+AGENT_ID_PREFIX = (
+    "k8s-sandbox"  # the sandbox's chart prefix, the same in every cluster (stack.AGENT_ID_PREFIX)
+)
+
 if TYPE_CHECKING:
     from chaosstream.sandbox.stack import Sandbox
 
@@ -126,7 +130,12 @@ class MemberCluster:
     def env_overrides(self) -> Dict[str, str]:
         """What differs in `sandbox-N.env`: the kube context, the agents' region and the first agent id."""
         sb = self.sandbox
-        first = "" if sb.ids_per_pod else sb.agent_id(1, self.number)
+        from chaosstream.sandbox.stack import AGENT_ID_PREFIX
+
+        first = sb.agent_id(1, self.number)
+        if sb.ids_per_pod:  # the chart's ids: the agent of this cluster's first pod
+            pods = self.emulator.list_objects("v1", "Pod", "streamspace") if self.emulator else []
+            first = min((f"{AGENT_ID_PREFIX}-{p['metadata']['name']}" for p in pods), default="")
         return {
             "KUBERNETES_CONTEXT": self.context,
             "STREAMSPACE_AGENT_REGION": region_of(self.number),

@@ -157,7 +157,7 @@ class Sandbox:
         await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
         if self.ids_per_pod:
             rows = await asyncio.to_thread(self._agent_rows)
-            online = sorted(r[0] for r in rows if r[1] == "online")
+            online = sorted(r[0] for r in rows if r[1] == "online" and r[3] == "sandbox")  # cluster 1's
             self.first_agent_id = online[0] if online else ""
         self._write_env_file()
         log.info("sandbox up in %.2fs", time.monotonic() - started)
@@ -529,7 +529,7 @@ class Sandbox:
 
     def _agent_rows(self) -> List[Any]:
         with psycopg.connect(self.dsn) as conn:
-            return conn.execute("SELECT agent_id, status, approval_status FROM agents").fetchall()
+            return conn.execute("SELECT agent_id, status, approval_status, region FROM agents").fetchall()
 
     def _connected_ids(self) -> set:
         """Agents whose latest hub event (sandbox ground truth) is a connect."""
