@@ -59,7 +59,7 @@ def restart_agent(
     check_agent_deployment(cluster, ns, name, settings.agent_container, allow_non_agent)
     pods = _deployment_pods(cluster, ns, name)
     before = [p.metadata.name for p in pods]
-    hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)])
+    hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)], cluster.context)
     now = iso(utcnow())
     body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
     cluster.apps.patch_namespaced_deployment(name, ns, body)
@@ -165,7 +165,7 @@ def kill_agent_pod(
     victims = random.sample(alive, min(max_pods, len(alive)))
     if standbys:
         victims = _standbys_of(cluster, ns, selector, victims) + victims
-    hit = record_hit(settings, "kill_agent_pod", victims)
+    hit = record_hit(settings, "kill_agent_pod", victims, cluster.context)
     killed, details = [], []
     for pod in victims:
         container = agent_container_of(pod, settings.agent_container) or settings.agent_container
@@ -261,6 +261,7 @@ def scale_agents(
                 down["per_pod"],
                 down["known_ids"],
                 utcnow(),
+                context=down.get("context", ""),
             )
         return {
             "namespace": ns,
@@ -270,7 +271,10 @@ def scale_agents(
             "expires_at": None,
         }
     hit = record_hit(
-        settings, "scale_agents", [p for p in _deployment_pods(cluster, ns, name) if pod_alive(p)]
+        settings,
+        "scale_agents",
+        [p for p in _deployment_pods(cluster, ns, name) if pod_alive(p)],
+        cluster.context,
     )
     done = scaledown.scale_down(cluster, ns, name, replicas, duration)
     return {

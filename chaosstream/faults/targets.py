@@ -281,9 +281,10 @@ def _ha(pod: Any) -> bool:
     return False
 
 
-def record_hit(settings: Settings, action: str, pods: List[Any]) -> Dict[str, Any]:
+def record_hit(settings: Settings, action: str, pods: List[Any], context: str = "") -> Dict[str, Any]:
     """Remember in the run's memory which agents (ids and pods) `action` is about to hit, with the agent
-    ids the control plane knows now; call it just before the fault. Returns what the action reports."""
+    ids the control plane knows now and the kube `context` they are in; call it just before the fault.
+    Returns what the action reports."""
     ids = [agent_env_id(p) for p in pods]
     per_pod = any(id_is_per_pod(i, p.metadata.name) for i, p in zip(ids, pods, strict=True))
     beats: Dict[str, str] = {}
@@ -295,7 +296,7 @@ def record_hit(settings: Settings, action: str, pods: List[Any]) -> Dict[str, An
     except ActivityFailed:  # the fault still runs; a replacement is then "an id not served by these pods"
         known = [i for i in ids if i]
     now = utcnow()
-    remember_agents(action, [p.metadata.name for p in pods], ids, per_pod, known, now, beats)
+    remember_agents(action, [p.metadata.name for p in pods], ids, per_pod, known, now, beats, context)
     return {
         "pods": [p.metadata.name for p in pods],
         "agent_ids": [i for i in ids if i],

@@ -326,6 +326,15 @@ def wait_for_agent_status(
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     hit = None if agent_id else targeted_agents()
+    if hit and hit.get("context"):
+        from chaosstream.clients.kube import context_of
+
+        if context_of(secrets) != hit["context"]:
+            raise ActivityFailed(
+                f"The agents this run hit are in kube context {hit['context']!r} but this wait reads "
+                f"{context_of(secrets)!r}: give it the same KUBERNETES_CONTEXT (environment or the kubernetes "
+                "secrets scope), or name the agent with 'agent_id'."
+            )
     if not agent_id and hit is None and status == "offline":
         raise ActivityFailed(
             f"Say which agent should become {status}: pass 'agent_id', or run partition_agent, kill_agent_pod, "
@@ -399,6 +408,7 @@ def wait_for_agent_status(
             hit["per_pod"],
             hit["known_ids"],
             event or hit["at"],
+            context=hit.get("context", ""),
         )
         result["clock"] = (
             "from the action (runner clock) to the agent's connect heartbeat (control-plane clock)"

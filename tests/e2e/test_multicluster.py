@@ -7,10 +7,13 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict
 
+import pytest
 import yaml
+from chaoslib.exceptions import ActivityFailed
 from helpers import EXPERIMENTS, ROOT
 from helpers.chaos import CHAOSSTREAM, chaos, run_args
 from helpers.harness import Harness
+from helpers.sentences import assert_one_sentence
 from helpers.waits import wait_for
 from kubernetes import client, config
 
@@ -63,6 +66,13 @@ def test_an_experiment_against_context_2_hits_cluster_2_only(sandbox_factory, tm
     sec2 = h.secrets(KUBERNETES_CONTEXT="sandbox-2")
     down = h.call(actions.scale_agents, replicas=0, duration=600, sec=sec2)
     assert down["previous_replicas"] == 1 and _replicas(two) == 0 and _replicas(one) == 1
+    # a wait that reads another context than the fault's is refused, never answered from cluster 1
+    with pytest.raises(ActivityFailed) as refused:
+        h.call(probes.wait_for_agent_status, "offline", timeout=1)
+    assert_one_sentence(str(refused.value), "kube context 'sandbox-2'")
+    assert (
+        h.call(probes.wait_for_agent_status, "offline", timeout=10, sec=sec2)["agentId"] == "k8s-sandbox-c2-1"
+    )
     cli_env = sb.environ()  # KUBECONFIG of the sandbox, no KUBERNETES_CONTEXT: the current context
     nothing = _cli("heal", env=cli_env)  # the default context: cluster 1 has no fault
     assert nothing.returncode == 0 and "Nothing to heal" in nothing.stdout, nothing.stdout + nothing.stderr
