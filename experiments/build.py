@@ -223,7 +223,12 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             *create_and_start(3),
             action("rollout-restart-the-agent", "restart_agent", wait=False),
             wait_agent("agent-reconnect-time", "online", "${reconnect_objective}"),
-            probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
+            probe(
+                "session-pods-not-deleted",
+                "session_pods_running",
+                raise_on_failure=True,
+                region="${agent_region}",
+            ),
             probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
             *a_new_session_starts("create-a-new-session-after-the-restart"),
