@@ -465,6 +465,9 @@ def heal(
     from chaosstream.settings import resolve_settings
 
     retry_for = (45.0 if expired_only else 10.0) if retry_for is None else retry_for
+    named = (
+        context or os.environ.get("KUBERNETES_CONTEXT") or ""
+    )  # an explicit context is named in the output
     deadline = time.monotonic() + retry_for
     delay = 1.0
     while True:
@@ -472,7 +475,6 @@ def heal(
             settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
             ns = settings.namespace
             cluster = Cluster({"KUBERNETES_CONTEXT": context} if context else None)
-            named = context or os.environ.get("KUBERNETES_CONTEXT") or ""
             holder = read_holder(cluster, ns, named) if not expired_only else None
             if holder and holder["live"]:
                 whose = (

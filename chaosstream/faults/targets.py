@@ -266,6 +266,8 @@ def ha_standbys(cluster: Cluster, ns: str, selector: str) -> Dict[str, int]:
         if holder not in {p.metadata.name for p in group}:
             continue
         renewed = spec.renew_time
+        if renewed is not None and renewed.tzinfo is None:
+            renewed = renewed.replace(tzinfo=dt.UTC)
         window = 2 * float(spec.lease_duration_seconds or 15)
         if renewed is not None and (dt.datetime.now(dt.UTC) - renewed).total_seconds() > window:
             continue
