@@ -68,6 +68,13 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
             ),
             click.option(
+                "--clusters",
+                type=click.IntRange(1, 3),
+                default=1,
+                show_default=True,
+                help="Emulated clusters whose agents dial the control plane (kube contexts sandbox, sandbox-2…).",
+            ),
+            click.option(
                 "--tenants/--no-tenants",
                 default=True,
                 show_default=True,
@@ -143,6 +150,7 @@ def sandbox_up(
     faults: Tuple[str, ...],
     agent_replicas: int,
     profile: str,
+    clusters: int,
     tenants: bool,
     timers: str,
     db_dsn: Optional[str],
@@ -175,6 +183,7 @@ def sandbox_up(
                 "service_route": service_route,
                 "image_pull": image_pull,
                 "pod_security": pod_security,
+                "clusters": clusters,
             },
             tenants=tenants,
         )
@@ -186,6 +195,10 @@ def sandbox_up(
         f"profile {profile}."
     )
     click.echo(f"Environment file: {env_file}")
+    for number in range(2, clusters + 1):
+        click.echo(
+            f"Cluster {number} (kube context sandbox-{number}, its agents only): {state / f'sandbox-{number}.env'}"
+        )
     click.echo(f"Use it:  set -a; . {env_file}; set +a; chaos run experiments/agent-disconnect.json")
     click.echo("Stop it: chaosstream sandbox down")
 
@@ -322,6 +335,7 @@ def sandbox_run(
     faults: Tuple[str, ...],
     agent_replicas: int,
     profile: str,
+    clusters: int,
     tenants: bool,
     timers: str,
     db_dsn: Optional[str],
@@ -360,6 +374,7 @@ def sandbox_run(
                     "service_route": service_route,
                     "image_pull": image_pull,
                     "pod_security": pod_security,
+                    "clusters": clusters,
                 },
                 tenants=tenants,
             )
@@ -400,8 +415,18 @@ main.add_command(report_command, "report")
 main.add_command(history_command, "history")
 
 
+def _context_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--context",
+        default=None,
+        help="Kube context of the cluster to act on (default: KUBERNETES_CONTEXT, else the kubeconfig's current "
+        "context); faults and the run lock live in each cluster, so heal each context a run touched.",
+    )(func)
+
+
 @main.command("heal")
 @click.option("--namespace", default=None, help="Namespace (default: STREAMSPACE_NAMESPACE or streamspace).")
+@_context_option
 @click.option(
     "--expired-only",
     is_flag=True,
@@ -417,7 +442,13 @@ main.add_command(history_command, "history")
     help="Keep retrying this many seconds while Kubernetes is unreachable or answers 5xx "
     "(default: 45 with --expired-only, else 10).",
 )
-def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: Optional[float]) -> None:
+def heal(
+    namespace: Optional[str],
+    context: Optional[str],
+    expired_only: bool,
+    force: bool,
+    retry_for: Optional[float],
+) -> None:
     """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents).
 
     Refuses while a live run holds the run lock (Lease chaosstream-run-lock), because the faults are that
@@ -434,14 +465,17 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
     from chaosstream.settings import resolve_settings
 
     retry_for = (45.0 if expired_only else 10.0) if retry_for is None else retry_for
+    named = (
+        context or os.environ.get("KUBERNETES_CONTEXT") or ""
+    )  # an explicit context is named in the output
     deadline = time.monotonic() + retry_for
     delay = 1.0
     while True:
         try:
             settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
             ns = settings.namespace
-            cluster = Cluster(None)
-            holder = read_holder(cluster, ns) if not expired_only else None
+            cluster = Cluster({"KUBERNETES_CONTEXT": context} if context else None)
+            holder = read_holder(cluster, ns, named) if not expired_only else None
             if holder and holder["live"]:
                 whose = (
                     f"{holder['where']} is held by {holder['holder']} (experiment {holder['experiment']!r}, "
@@ -469,14 +503,15 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
             click.echo(f"Heal incomplete ({str(exc).splitlines()[0]}); retrying in {delay:g}s", err=True)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+    where = f" in kube context {named}" if named else ""
     if not healed:
         click.echo(
-            "Nothing to heal: no expired chaosstream fault remains."
+            f"Nothing to heal: no expired chaosstream fault remains{where}."
             if expired_only
-            else "Nothing to heal: no chaosstream fault remains."
+            else f"Nothing to heal: no chaosstream fault remains{where}."
         )
     for item in healed:
-        click.echo(f"healed: {item}")
+        click.echo(f"healed: {item}{where}")
 
 
 @main.command("check")
@@ -484,7 +519,8 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
 @click.option(
     "--no-lock", is_flag=True, help="The run will not take the run lock (do not check Lease access)."
 )
-def check(experiment: Optional[Path], no_lock: bool) -> None:
+@_context_option
+def check(experiment: Optional[Path], no_lock: bool, context: Optional[str]) -> None:
     """Preflight before a game day or a scheduled run: is the target ready for EXPERIMENT?
 
     API reachable, login, admin role, token lifetime; Kubernetes access and, through
@@ -505,7 +541,7 @@ def check(experiment: Optional[Path], no_lock: bool) -> None:
             raise click.UsageError(f"Cannot read the experiment {experiment}: {exc}.") from None
         if not isinstance(doc, dict):
             raise click.UsageError(f"{experiment} is not a Chaos Toolkit experiment (not a JSON object).")
-    checks = run_checks(doc, lock=not no_lock)
+    checks = run_checks(doc, lock=not no_lock, kube={"KUBERNETES_CONTEXT": context} if context else None)
     for item in checks:
         click.echo(item.line())
     failed = [c for c in checks if c.status == FAIL]

@@ -93,12 +93,14 @@ def remember_agents(
     known_ids: List[str],
     at: Any,
     beats: Optional[Dict[str, str]] = None,
+    context: str = "",
 ) -> Dict[str, Any]:
     """What an agent fault hit: the `action` (restart, kill, partition, scale), the `pods` and the agent
     ids they served, whether those ids are per pod (`<prefix>-<pod name>`), the agent ids the control plane
     knew at that moment (so a replacement is recognised as a *new* id), their `lastHeartbeat` then
-    (control-plane clock) and when (runner clock, UTC)."""
+    (control-plane clock), when (runner clock, UTC) and the kube `context` of the cluster they are in."""
     record = {
+        "context": context,
         "action": action,
         "pods": list(pods),
         "agent_ids": [a for a in agent_ids if a],

@@ -24,6 +24,9 @@ CONFIGURATION: Dict[str, Any] = {
     "streamspace_agent_container": ("STREAMSPACE_AGENT_CONTAINER", "k8s-agent", None),
     "streamspace_poll_interval": ("STREAMSPACE_POLL_INTERVAL", "1", "float"),
     "agent_id_prefix": ("STREAMSPACE_AGENT_ID_PREFIX", "k8s-prod-cluster", None),
+    # the REGION this cluster's agents register with: every cluster of the chart uses the same prefix, so
+    # the region keeps the agent probes on the cluster of the run's kube context ("" = every cluster)
+    "agent_region": ("STREAMSPACE_AGENT_REGION", "", None),
     "session_template": ("STREAMSPACE_SESSION_TEMPLATE", "firefox-browser", None),
     "session_user": ("STREAMSPACE_SESSION_USER", "admin", None),
     # every StreamSpace user has the default quota (5 sessions, 4000m): larger experiments spread over these
@@ -104,6 +107,7 @@ def agent_online(timeout: str = "${reconnect_objective}") -> Dict[str, Any]:
         within("elapsed_s", "${reconnect_objective}", "online-within-reconnect-objective"),
         status="online",
         agent_id_prefix="${agent_id_prefix}",
+        region="${agent_region}",
         timeout=timeout,
     )
 
@@ -115,6 +119,7 @@ def wait_agent(name: str, status: str, timeout: str, **extra: Any) -> Dict[str, 
         "wait_for_agent_status",
         status=status,
         agent_id_prefix="${agent_id_prefix}",
+        region="${agent_region}",
         timeout=timeout,
         **extra,
     )
@@ -218,7 +223,12 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             *create_and_start(3),
             action("rollout-restart-the-agent", "restart_agent", wait=False),
             wait_agent("agent-reconnect-time", "online", "${reconnect_objective}"),
-            probe("session-pods-not-deleted", "session_pods_running", raise_on_failure=True),
+            probe(
+                "session-pods-not-deleted",
+                "session_pods_running",
+                raise_on_failure=True,
+                region="${agent_region}",
+            ),
             probe("sessions-still-running", "sessions_survived", raise_on_failure=True),
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
             *a_new_session_starts("create-a-new-session-after-the-restart"),
@@ -230,7 +240,8 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         "StreamSpace integration test 3.2, automated. Start two sessions, kill the agent pod, and terminate both "
         "sessions while the agent is away: the API must answer 202 and keep the stop_session commands pending; "
         "after the agent reconnects they must be delivered and completed, the sessions terminated within the "
-        "drain objective, and no command lost.",
+        "drain objective, and no command lost. On an HA install the standbys go down with the leader (else one takes "
+        "the Lease over within a retry period and nothing is ever queued).",
         ["agent", "commands", "retry"],
         {
             "title": "An agent is online and no command is lost or stuck",
@@ -247,8 +258,16 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         },
         [
             *create_and_start(2),
-            # the agents serving our two sessions (one pod with one agent; two with several agents)
-            action("kill-the-agent-pod", "kill_agent_pod", grace_period=0, max_pods=2, serving_sessions=True),
+            # the agents serving our two sessions (one pod with one agent; two with several agents); on an HA
+            # install with their standbys, else a standby takes over at once and no command ever queues
+            action(
+                "kill-the-agent-pod",
+                "kill_agent_pod",
+                grace_period=0,
+                max_pods=2,
+                serving_sessions=True,
+                standbys=True,
+            ),
             wait_agent("agent-marked-offline", "offline", "${offline_threshold}"),
             action("terminate-sessions-while-the-agent-is-down", "terminate_sessions", ignore_missing=False),
             probe(
@@ -304,22 +323,28 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         "StreamSpace test 3.4, made strict. With three agents, six sessions spread within ±2. One agent is cut off "
         "(a network partition keeps its identity, as a node or zone failure would); it must be marked offline, new "
         "sessions must go only to the healthy agents, and after recovery all agents are online and the spread is "
-        "within ±2 again.",
+        "within ±2 again. On an HA install (replicas sharing one fixed id) the leader holding the Lease and its "
+        "ready standbys count as the agents; the leader is the one cut off, and as it still reaches the Kubernetes "
+        "API it keeps the Lease: no standby takes over, so the new sessions need another healthy agent.",
         ["agent", "failover", "load-balancing"],
         {
             "title": "Every agent is online and sessions are balanced within ±2",
             "probes": [
+                # HA replicas count as what they provide: a leader holding the Lease plus ready standbys
                 probe(
                     "enough-agents-online",
                     "agents_online",
                     True,
                     min_count="${min_agents}",
                     agent_id_prefix="${agent_id_prefix}",
+                    region="${agent_region}",
+                    count_standbys=True,
                 ),
                 probe(
                     "sessions-balanced",
                     "session_distribution",
                     {"type": "range", "range": [0, 2], "target": "spread"},
+                    region="${agent_region}",
                 ),
             ],
         },
@@ -339,14 +364,18 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 status="offline",
                 timeout="${offline_threshold}",
             ),
-            action(
-                "create-sessions-during-the-loss",
-                "create_sessions",
-                count=3,
-                template="${session_template}",
-                user="${session_user}",
-                users="${session_users}",
-            ),
+            # a check of the degraded system, not a fault: a 503 (no healthy agent took them) is a finding
+            {
+                **action(
+                    "create-sessions-during-the-loss",
+                    "create_sessions",
+                    count=3,
+                    template="${session_template}",
+                    user="${session_user}",
+                    users="${session_users}",
+                ),
+                "type": "probe",
+            },
             no_session_on_offline_agents("new-sessions-only-on-healthy-agents"),
             probe(
                 "new-sessions-start-time",
@@ -360,6 +389,8 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
                 "wait_for_agents_online",
                 min_count="${min_agents}",
                 agent_id_prefix="${agent_id_prefix}",
+                region="${agent_region}",
+                count_standbys=True,
                 timeout="${reconnect_objective}",
             ),
         ],

@@ -59,7 +59,7 @@ def restart_agent(
     check_agent_deployment(cluster, ns, name, settings.agent_container, allow_non_agent)
     pods = _deployment_pods(cluster, ns, name)
     before = [p.metadata.name for p in pods]
-    hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)])
+    hit = record_hit(settings, "restart_agent", [p for p in pods if pod_alive(p)], cluster.context)
     now = iso(utcnow())
     body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
     cluster.apps.patch_namespaced_deployment(name, ns, body)
@@ -96,6 +96,7 @@ def kill_agent_pod(
     duration: float = 60.0,
     image: str = None,
     start_timeout: float = 120.0,
+    standbys: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -103,6 +104,12 @@ def kill_agent_pod(
     matching `label_selector` (default: `streamspace_agent_selector`), by `mode`. With
     `serving_sessions=true` only the pods of the agents serving the sessions this run created are
     candidates (with several agents, the sessions' own agents are the ones to hit).
+
+    HA replicas (one fixed id, ENABLE_HA=true) serve through the holder of Lease
+    `streamspace-agent-<id>`: the leader is the pod hit, and a standby takes over (at once after a
+    graceful exit, which releases the Lease). `standbys=true` takes down the standbys of each hit agent
+    too (first, so none takes over meanwhile): the agent is then really down until its Deployment's new
+    pods elect a leader — what an experiment about agent downtime needs on an HA install.
 
     - `delete` (default): an API deletion (`kubectl delete pod`). The kubelet sends SIGTERM first and
       floors the grace period at 2 s, so even `grace_period=0` lets the agent close its WebSocket cleanly:
@@ -130,6 +137,7 @@ def kill_agent_pod(
     max_pods = arguments.whole(max_pods, "max_pods", minimum=1)
     grace_period = arguments.whole(grace_period, "grace_period", minimum=0)
     allow_non_agent = arguments.flag(allow_non_agent, "allow_non_agent")
+    standbys = arguments.flag(standbys, "standbys")
     mode = arguments.choice(mode, "mode", ("delete", "crash", "hang"))
     start_timeout = arguments.seconds(start_timeout, "start_timeout")
     if mode == "hang":
@@ -155,7 +163,9 @@ def kill_agent_pod(
                 "drop 'serving_sessions'."
             )
     victims = random.sample(alive, min(max_pods, len(alive)))
-    hit = record_hit(settings, "kill_agent_pod", victims)
+    if standbys:
+        victims = _standbys_of(cluster, ns, selector, victims) + victims
+    hit = record_hit(settings, "kill_agent_pod", victims, cluster.context)
     killed, details = [], []
     for pod in victims:
         container = agent_container_of(pod, settings.agent_container) or settings.agent_container
@@ -179,6 +189,17 @@ def kill_agent_pod(
         "mode": mode,
         "details": details,
     }
+
+
+def _standbys_of(cluster: Cluster, ns: str, selector: str, leaders: List[Any]) -> List[Any]:
+    """The other live replicas sharing a hit HA pod's fixed id (its standbys)."""
+    ids = {agent_env_id(p) for p in leaders if agent_env_id(p)}
+    names = {p.metadata.name for p in leaders}
+    return [
+        p
+        for p in cluster.core.list_namespaced_pod(ns, label_selector=selector).items
+        if pod_alive(p) and p.metadata.name not in names and agent_env_id(p) in ids
+    ]
 
 
 def _agents_serving_created_sessions(settings: Any) -> List[str]:
@@ -240,6 +261,7 @@ def scale_agents(
                 down["per_pod"],
                 down["known_ids"],
                 utcnow(),
+                context=down.get("context", ""),
             )
         return {
             "namespace": ns,
@@ -249,7 +271,10 @@ def scale_agents(
             "expires_at": None,
         }
     hit = record_hit(
-        settings, "scale_agents", [p for p in _deployment_pods(cluster, ns, name) if pod_alive(p)]
+        settings,
+        "scale_agents",
+        [p for p in _deployment_pods(cluster, ns, name) if pod_alive(p)],
+        cluster.context,
     )
     done = scaledown.scale_down(cluster, ns, name, replicas, duration)
     return {

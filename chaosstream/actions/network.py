@@ -153,7 +153,7 @@ def partition_agent(
             f"Argument 'duration' ({duration:g}s) must outlast the network-policy verification window ({window:g}s, "
             "two heartbeat intervals): raise 'duration', or pass 'verify': false."
         )
-    hit = record_hit(settings, "partition_agent", pods)
+    hit = record_hit(settings, "partition_agent", pods, cluster.context)
     result = partition.inject(
         cluster,
         ns,

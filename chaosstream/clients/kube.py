@@ -23,6 +23,9 @@ from chaoslib.exceptions import ActivityFailed
 __all__ = [
     "Cluster",
     "KubeError",
+    "kube_secrets",
+    "kube_env",
+    "context_of",
     "DEFAULT_TIMEOUT",
     "check_namespace",
     "pod_alive",
@@ -264,6 +267,11 @@ class Cluster:
         self.timeout = float(timeout)
         self.client = api_client(secrets)
 
+    @property
+    def context(self) -> str:
+        """The kube context every call of this cluster goes to (for outputs and messages)."""
+        return context_of(self.secrets)
+
     def _typed(self, name: str) -> _Api:
         from kubernetes import client
 
@@ -371,6 +379,56 @@ def _lookup(secrets: Optional[Mapping[str, Any]], key: str, default: Optional[st
     if secrets and secrets.get(key) not in (None, ""):
         return str(secrets[key])
     return os.environ.get(key, default)
+
+
+_KUBE_KEYS = (
+    "KUBECONFIG",
+    "KUBERNETES_CONTEXT",
+    "KUBERNETES_HOST",
+    "KUBERNETES_API_KEY",
+    "KUBERNETES_API_KEY_PREFIX",
+    "KUBERNETES_VERIFY_SSL",
+    "KUBERNETES_CA_CERT_FILE",
+)
+
+
+def kube_secrets(secrets: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The KUBECONFIG / KUBERNETES_* keys of secrets as controls get them (every scope, nested: the
+    `kubernetes` scope wins over `streamspace`) or as activities get them (the listed scopes, flat)."""
+    if not isinstance(secrets, Mapping):
+        return None
+    merged: Dict[str, Any] = {k: v for k, v in secrets.items() if k in _KUBE_KEYS}
+    for scope in ("streamspace", "kubernetes"):
+        if isinstance(secrets.get(scope), Mapping):
+            merged.update({k: v for k, v in secrets[scope].items() if k in _KUBE_KEYS})
+    return merged or None
+
+
+def kube_env(secrets: Optional[Mapping[str, Any]]) -> Dict[str, str]:
+    """The environment a helper process needs to reach the same cluster (the dead-man reaper): the
+    activity's own kubeconfig and context, so it never falls back to the runner's default context."""
+    return {k: str(v) for k, v in (kube_secrets(secrets) or {}).items() if v not in (None, "")}
+
+
+def context_of(secrets: Optional[Mapping[str, Any]] = None) -> str:
+    """The kube context calls go to: KUBERNETES_CONTEXT (secrets, then env), else the kubeconfig's
+    current context, else `in-cluster` / `KUBERNETES_HOST`."""
+    explicit = _lookup(secrets, "KUBERNETES_CONTEXT")
+    if explicit:
+        return explicit
+    kubeconfig = (_lookup(secrets, "KUBECONFIG") or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+    if os.path.exists(kubeconfig):
+        try:
+            import yaml
+
+            with open(kubeconfig, encoding="utf-8") as fh:
+                current = (yaml.safe_load(fh) or {}).get("current-context")
+            return str(current or "(no current context)")
+        except (OSError, ValueError, AttributeError):
+            return "(unreadable kubeconfig)"
+    if os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
+        return "in-cluster"
+    return _lookup(secrets, "KUBERNETES_HOST", "https://localhost") or ""
 
 
 def api_client(secrets: Optional[Mapping[str, Any]] = None) -> Any:

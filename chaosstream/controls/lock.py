@@ -99,10 +99,11 @@ class LeaseLock:
         holder: str,
         experiment: str,
         duration: float = LEASE_DURATION,
+        context: str = "",
     ) -> None:
         self.api, self.namespace, self.holder, self.experiment = coordination, namespace, holder, experiment
         self.duration = max(1, int(round(duration)))
-        self.where = f"Lease {namespace}/{LOCK_NAME}"
+        self.where = _where(namespace, context)
 
     def _body(self, current: Any = None) -> Any:
         from kubernetes import client
@@ -188,7 +189,12 @@ class LeaseLock:
         self.api.delete_namespaced_lease(LOCK_NAME, self.namespace, body=pre)
 
 
-def read_holder(cluster: Any, namespace: str) -> Optional[Dict[str, Any]]:
+def _where(namespace: str, context: str = "") -> str:
+    """The lock's place; with several clusters, the kube context says which cluster's Lease it is."""
+    return f"Lease {namespace}/{LOCK_NAME}" + (f" (kube context {context})" if context else "")
+
+
+def read_holder(cluster: Any, namespace: str, context: str = "") -> Optional[Dict[str, Any]]:
     """Who holds the namespace's run lock: {holder, experiment, expires_at, live, where}, or None (no Lease,
     or a released one). `live` is False once the holder stopped renewing it for the lease duration."""
     from chaosstream.clients.kube import KubeError
@@ -203,7 +209,7 @@ def read_holder(cluster: Any, namespace: str) -> Optional[Dict[str, Any]]:
     if not state["holder"]:
         return None
     state["live"] = state["expires"] > now_epoch()
-    state["where"] = f"Lease {namespace}/{LOCK_NAME}"
+    state["where"] = _where(namespace, context)
     return state
 
 

@@ -228,7 +228,11 @@ def _one(exc: BaseException) -> str:
 
 
 def _kube_checks(
-    settings: Any, experiment: Optional[Mapping[str, Any]], out: List[Check], lock: bool
+    settings: Any,
+    experiment: Optional[Mapping[str, Any]],
+    out: List[Check],
+    lock: bool,
+    kube: Optional[Mapping[str, Any]] = None,
 ) -> None:
     from kubernetes import client
 
@@ -236,7 +240,7 @@ def _kube_checks(
 
     ns = settings.namespace
     try:
-        cluster = Cluster(None, timeout=10.0)
+        cluster = Cluster(kube, timeout=10.0)
         cluster.core.list_namespaced_pod(ns, label_selector=settings.agent_selector, limit=1)
     except KubeError as exc:
         status = FAIL
@@ -247,7 +251,7 @@ def _kube_checks(
     except Exception as exc:  # no kubeconfig at all
         out.append(Check(FAIL, "kubernetes", f"{_one(exc)} Set KUBECONFIG or CHAOSTOOLKIT_IN_POD=true."))
         return
-    out.append(Check(OK, "kubernetes", f"reachable; pods in {ns} are listable."))
+    out.append(Check(OK, "kubernetes", f"reachable (context {cluster.context}); pods in {ns} are listable."))
 
     need, methods = needed_access(experiment, settings.agent_deployment, lock)
     denied = []
@@ -405,7 +409,10 @@ def run_checks(
     configuration: Optional[Mapping[str, Any]] = None,
     secrets: Optional[Mapping[str, Any]] = None,
     lock: bool = True,
+    kube: Optional[Mapping[str, Any]] = None,
 ) -> List[Check]:
+    """Every preflight check; `kube` holds KUBECONFIG / KUBERNETES_CONTEXT when the run's cluster is not
+    the environment's (the experiment's `kubernetes` secrets scope, or `chaosstream check --context`)."""
     out: List[Check] = []
     if experiment is not None:
         errors = config_errors(experiment)
@@ -422,7 +429,7 @@ def run_checks(
         return out + [Check(FAIL, "settings", _one(exc))]
     run_seconds = float((configuration or {}).get("partition_duration") or 0) + 300.0
     _api_checks(settings, out, run_seconds)
-    _kube_checks(settings, experiment, out, lock)
+    _kube_checks(settings, experiment, out, lock, kube)
     _db_checks(settings, experiment, out)
     return out
 
@@ -440,8 +447,10 @@ def before_experiment_control(
 ) -> None:
     """Refuse to start the run (nothing injected) when a preflight check fails; the refusal lands in the
     journal (extension chaosstream-preflight) and `chaosstream verdict` reads it as 6."""
+    from chaosstream.clients.kube import kube_secrets
+
     scoped = (secrets or {}).get("streamspace") if isinstance(secrets, Mapping) else None
-    checks = run_checks(context, configuration, scoped)
+    checks = run_checks(context, configuration, scoped, kube=kube_secrets(secrets))
     _STATE["checks"] = [c.line() for c in checks]
     failed = [c for c in checks if c.status == FAIL]
     if failed:

@@ -141,13 +141,9 @@ def _holder() -> str:
 
 def _kube_secrets(secrets: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     """KUBECONFIG / KUBERNETES_* keys from the `kubernetes` or `streamspace` scope (controls get all scopes)."""
-    if not isinstance(secrets, Mapping):
-        return None
-    merged: Dict[str, Any] = {}
-    for scope in ("streamspace", "kubernetes"):
-        if isinstance(secrets.get(scope), Mapping):
-            merged.update(secrets[scope])
-    return merged or None
+    from chaosstream.clients.kube import kube_secrets
+
+    return kube_secrets(secrets)
 
 
 def _take_lock(
@@ -161,8 +157,13 @@ def _take_lock(
     try:
         from chaosstream.clients.kube import Cluster
 
-        cluster = Cluster(_kube_secrets(secrets), timeout=_K8S_TIMEOUT)
-        lock: Any = LeaseLock(cluster.coordination, settings.namespace, holder, title, lease_duration)
+        kube = _kube_secrets(secrets)
+        cluster = Cluster(kube, timeout=_K8S_TIMEOUT)
+        # the run's own cluster: an explicit context is named in every lock message
+        context = (kube or {}).get("KUBERNETES_CONTEXT") or os.environ.get("KUBERNETES_CONTEXT") or ""
+        lock: Any = LeaseLock(
+            cluster.coordination, settings.namespace, holder, title, lease_duration, context=context
+        )
         how = lock.acquire()
         period = lock.duration / 3.0
     except LockHeld:

@@ -310,7 +310,7 @@ def inject(
                 raise
             from chaosstream.faults.deadman import spawn_reaper
 
-            spawn_reaper(["networkpolicy", ns, policy_name, pid, str(expires)])
+            spawn_reaper(["networkpolicy", ns, policy_name, pid, str(expires)], cluster.secrets)
             injected_at = utcnow()
             if verify and heartbeat is not None:
                 check = _verify_by_heartbeats(heartbeat, pod, heartbeat_interval, 1.0)

@@ -66,5 +66,5 @@ def scale_down(
         "spec": {"replicas": replicas},
     }
     cluster.apps.patch_namespaced_deployment(deployment, namespace, patch)
-    spawn_reaper(["replicas", namespace, deployment, expires_at, str(expires)])
+    spawn_reaper(["replicas", namespace, deployment, expires_at, str(expires)], cluster.secrets)
     return {"previous_replicas": current, "expires_at": expires_at}

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosstream.clients.kube import Cluster, KubeError, pod_running
+from chaosstream.clients.kube import Cluster, KubeError, pod_ready, pod_running
 from chaosstream.clients.streamspace import api_client
 from chaosstream.selection import remember_agents
 from chaosstream.settings import Settings
@@ -47,6 +47,7 @@ __all__ = [
     "id_is_per_pod",
     "record_hit",
     "serving_pods",
+    "ha_standbys",
 ]
 
 AGENT_ENV = ("AGENT_ID", "AGENT_ID_PREFIX", "CONTROL_PLANE_URL")
@@ -214,8 +215,9 @@ def target_pods(
 def serving_pods(cluster: Cluster, ns: str, pods: List[Any]) -> List[Any]:
     """The pods that serve their agent id: with HA replicas sharing one fixed id (ENABLE_HA=true), only
     the holder of Lease `streamspace-agent-<AGENT_ID>` (identity POD_NAME) serves; standbys do not
-    (agents/k8s-agent/internal/leaderelection/leader_election.go). Other pods are kept as they are; when
-    the Lease cannot be read every replica is kept."""
+    (agents/k8s-agent/internal/leaderelection/leader_election.go). Other pods are kept as they are; with no
+    Lease yet (no leader) every replica is kept; a Lease the runner may not read is refused with one sentence
+    rather than guessing (a standby hit would test nothing)."""
     by_id: Dict[str, List[Any]] = {}
     for pod in pods:
         by_id.setdefault(agent_env_id(pod), []).append(pod)
@@ -227,10 +229,49 @@ def serving_pods(cluster: Cluster, ns: str, pods: List[Any]) -> List[Any]:
         try:
             lease = cluster.coordination.read_namespaced_lease(f"streamspace-agent-{agent_id}", ns)
             holder = (lease.spec.holder_identity or "") if lease.spec else ""
-        except KubeError:
+        except KubeError as exc:
+            if exc.status in (401, 403):
+                raise ActivityFailed(
+                    f"Cannot tell which replica of HA agent {agent_id} leads: Kubernetes answered {exc.status} to "
+                    f"reading Lease {ns}/streamspace-agent-{agent_id}; grant the runner get on that Lease."
+                ) from None
             holder = ""
         leaders = [p for p in group if p.metadata.name == holder]
         out.extend(leaders or group)
+    return out
+
+
+def ha_standbys(cluster: Cluster, ns: str, selector: str) -> Dict[str, int]:
+    """Ready standbys per HA agent id: what HA provides in place of more agents. Replicas sharing one
+    fixed AGENT_ID with ENABLE_HA=true elect a leader through Lease `streamspace-agent-<AGENT_ID>`
+    (identity POD_NAME; agents/k8s-agent/internal/leaderelection/leader_election.go) and only the leader
+    connects; an id counts its ready non-leader replicas only while a ready pod of its own holds that Lease,
+    renewed within two lease durations (a dead leader's stale record is not a leader)."""
+    import datetime as dt
+
+    groups: Dict[str, List[Any]] = {}
+    for pod in cluster.core.list_namespaced_pod(ns, label_selector=selector).items:
+        if pod_ready(pod) and _ha(pod) and agent_env_id(pod):
+            groups.setdefault(agent_env_id(pod), []).append(pod)
+    out: Dict[str, int] = {}
+    for agent_id, group in groups.items():
+        try:
+            lease = cluster.coordination.read_namespaced_lease(f"streamspace-agent-{agent_id}", ns)
+        except KubeError as exc:
+            if exc.status == 404:
+                continue  # no leader yet
+            raise
+        spec = lease.spec
+        holder = (spec.holder_identity or "") if spec else ""
+        if holder not in {p.metadata.name for p in group}:
+            continue
+        renewed = spec.renew_time
+        if renewed is not None and renewed.tzinfo is None:
+            renewed = renewed.replace(tzinfo=dt.UTC)
+        window = 2 * float(spec.lease_duration_seconds or 15)
+        if renewed is not None and (dt.datetime.now(dt.UTC) - renewed).total_seconds() > window:
+            continue
+        out[agent_id] = len(group) - 1
     return out
 
 
@@ -242,9 +283,10 @@ def _ha(pod: Any) -> bool:
     return False
 
 
-def record_hit(settings: Settings, action: str, pods: List[Any]) -> Dict[str, Any]:
+def record_hit(settings: Settings, action: str, pods: List[Any], context: str = "") -> Dict[str, Any]:
     """Remember in the run's memory which agents (ids and pods) `action` is about to hit, with the agent
-    ids the control plane knows now; call it just before the fault. Returns what the action reports."""
+    ids the control plane knows now and the kube `context` they are in; call it just before the fault.
+    Returns what the action reports."""
     ids = [agent_env_id(p) for p in pods]
     per_pod = any(id_is_per_pod(i, p.metadata.name) for i, p in zip(ids, pods, strict=True))
     beats: Dict[str, str] = {}
@@ -256,7 +298,7 @@ def record_hit(settings: Settings, action: str, pods: List[Any]) -> Dict[str, An
     except ActivityFailed:  # the fault still runs; a replacement is then "an id not served by these pods"
         known = [i for i in ids if i]
     now = utcnow()
-    remember_agents(action, [p.metadata.name for p in pods], ids, per_pod, known, now, beats)
+    remember_agents(action, [p.metadata.name for p in pods], ids, per_pod, known, now, beats, context)
     return {
         "pods": [p.metadata.name for p in pods],
         "agent_ids": [i for i in ids if i],

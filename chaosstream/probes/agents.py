@@ -5,7 +5,7 @@ from typing import Any, Dict, List
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds
+from chaosstream.arguments import flag, seconds
 from chaosstream.clients.database import query
 from chaosstream.clients.streamspace import api_client
 from chaosstream.polling import agents_progress, poll_interval_of, wait_until
@@ -30,8 +30,21 @@ AGENT_STATUSES = ("online", "offline", "draining")
 REPLACING_ACTIONS = ("restart_agent", "kill_agent_pod", "scale_agents", "scale_agents_restore")
 
 
-def _pick(agents: List[Dict[str, Any]], agent_id: str = None, agent_id_prefix: str = None) -> Dict[str, Any]:
-    """The agent named by id, else the newest one whose id starts with the prefix, else the newest one."""
+def _in_cluster(agent: Dict[str, Any], agent_id_prefix: str = None, region: str = None) -> bool:
+    """One cluster's agents: every cluster of the chart uses the same id prefix, so the `region` the agents
+    register with (their REGION env) is what tells clusters apart (`cluster_id` is never written)."""
+    if agent_id_prefix and not str(agent.get("agentId", "")).startswith(agent_id_prefix):
+        return False
+    return not region or agent.get("region") == region
+
+
+def _pick(
+    agents: List[Dict[str, Any]], agent_id: str = None, agent_id_prefix: str = None, region: str = None
+) -> Dict[str, Any]:
+    """The agent named by id, else the newest one whose id starts with the prefix (and in `region`), else the
+    newest one (in `region`)."""
+    if region:
+        agents = [a for a in agents if _in_cluster(a, None, region)]
     if agent_id:
         matches = [a for a in agents if a.get("agentId") == agent_id]
     elif agent_id_prefix:
@@ -69,6 +82,7 @@ def agent_status(
     agent_id: str = None,
     agent_id_prefix: str = None,
     timeout: float = 10.0,
+    region: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -76,6 +90,7 @@ def agent_status(
 
     The agent is named by `agent_id`, or by `agent_id_prefix` (the newest agent whose id starts with it:
     the Helm chart names agents `<prefix>-<pod name>`), or is the newest agent when neither is given.
+    `region` keeps only the agents of one cluster (every cluster of the chart uses the same prefix).
 
     Returns `{"agentId", "status", "approvalStatus", "lastHeartbeat", "heartbeat_age_s"}`; raises
     `ActivityFailed` when no such agent exists or the API cannot be reached.
@@ -85,11 +100,12 @@ def agent_status(
     settings = resolve_settings(configuration, secrets)
     with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         agents = api.list_agents()
-    agent = _pick(agents, agent_id, agent_id_prefix)
+    agent = _pick(agents, agent_id, agent_id_prefix, region)
     if not agent:
+        where = f" in region {region!r}" if region else ""
         raise ActivityFailed(
-            f"Unknown agent {agent_id or (agent_id_prefix or '') + '*'}: {_describe_agents(agents)}; check "
-            "'agent_id' / 'agent_id_prefix'."
+            f"Unknown agent {agent_id or (agent_id_prefix or '') + '*'}{where}: {_describe_agents(agents)}; check "
+            "'agent_id' / 'agent_id_prefix' / 'region'."
         )
     return _summary(agent)
 
@@ -100,12 +116,17 @@ def agents_online(
     max_heartbeat_age: float = None,
     region: str = None,
     timeout: float = 10.0,
+    count_standbys: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> bool:
     """True when at least `min_count` agents are `online` (optionally with a heartbeat younger than
     `max_heartbeat_age` seconds, an id starting with `agent_id_prefix` and, when given, the agent `region`:
     every cluster of the chart uses the same default prefix, so the region scopes the count to one cluster).
+
+    With `count_standbys=true` an HA agent (replicas sharing one fixed id, ENABLE_HA=true) also counts its
+    ready standbys while one of its pods holds its Lease `streamspace-agent-<id>` (read from the activity's
+    kube context): on an HA install redundancy is standby pods, not more agent ids.
 
     Tolerance example: `true`.
     """
@@ -116,19 +137,26 @@ def agents_online(
     settings = resolve_settings(configuration, secrets)
     with api_client(settings, timeout=seconds(timeout, "timeout")) as api:
         agents = api.list_agents()
+    standbys = _standbys(settings, secrets) if flag(count_standbys, "count_standbys") else {}
     count = 0
     for agent in agents:
-        if agent_id_prefix and not str(agent.get("agentId", "")).startswith(agent_id_prefix):
-            continue
-        if region and agent.get("region") != region:
+        if not _in_cluster(agent, agent_id_prefix, region):
             continue
         if agent.get("status") != "online":
             continue
         age = age_seconds(agent.get("lastHeartbeat"))
         if max_heartbeat_age is not None and (age is None or age > max_heartbeat_age):
             continue
-        count += 1
+        count += 1 + standbys.get(str(agent.get("agentId")), 0)
     return count >= min_count
+
+
+def _standbys(settings: Any, secrets: Any) -> Dict[str, int]:
+    """Ready HA standbys per agent id in the activity's own kube context (faults.targets.ha_standbys)."""
+    from chaosstream.clients.kube import Cluster
+    from chaosstream.faults.targets import ha_standbys
+
+    return ha_standbys(Cluster(secrets, settings.kube_timeout), settings.namespace, settings.agent_selector)
 
 
 def agent_heartbeat_age(
@@ -136,6 +164,7 @@ def agent_heartbeat_age(
     agent_id_prefix: str = None,
     source: str = "api",
     timeout: float = 10.0,
+    region: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> float:
@@ -154,15 +183,23 @@ def agent_heartbeat_age(
         rows = query(
             settings,
             "SELECT agent_id, last_heartbeat FROM agents WHERE (%s::text IS NULL OR agent_id = %s) "
-            "AND (%s::text IS NULL OR agent_id LIKE %s) ORDER BY created_at DESC LIMIT 1",
-            (agent_id, agent_id, agent_id_prefix, (agent_id_prefix or "") + "%"),
+            "AND (%s::text IS NULL OR agent_id LIKE %s) AND (%s::text IS NULL OR region = %s) "
+            "ORDER BY created_at DESC LIMIT 1",
+            (
+                agent_id,
+                agent_id,
+                agent_id_prefix,
+                (agent_id_prefix or "") + "%",
+                region or None,
+                region or None,
+            ),
         )
         if not rows:
             raise ActivityFailed(f"Unknown agent {agent_id or agent_id_prefix or ''!r} in the agents table.")
         last = rows[0]["last_heartbeat"]
         name = rows[0]["agent_id"]
     else:
-        agent = agent_status(agent_id, agent_id_prefix, timeout, configuration, secrets)
+        agent = agent_status(agent_id, agent_id_prefix, timeout, region or None, configuration, secrets)
         last, name = agent["lastHeartbeat"], agent["agentId"]
     age = age_seconds(last)
     if age is None:
@@ -185,7 +222,9 @@ def _pending_finding(agents: List[Dict[str, Any]]) -> str:
     )
 
 
-def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any, secrets: Any):
+def _replacement_check(
+    api: Any, hit: Dict[str, Any], prefix: str, settings: Any, secrets: Any, region: str = None
+):
     """A check for `wait_until`: have the agents a restart/kill/scale hit come back, by identity?
 
     Per-pod ids (`<prefix>-<pod>`): as many *new* ids (not known to the control plane at the action) with
@@ -206,12 +245,7 @@ def _replacement_check(api: Any, hit: Dict[str, Any], prefix: str, settings: Any
         state: Dict[str, Any] = {"agents": agents, "pending": []}
         if per_pod:
             pfx = prefix or _common_prefix(hit)
-            new = [
-                a
-                for a in agents
-                if str(a.get("agentId")) not in known
-                and (not pfx or str(a.get("agentId", "")).startswith(pfx))
-            ]
+            new = [a for a in agents if str(a.get("agentId")) not in known and _in_cluster(a, pfx, region)]
             state["pending"] = [a for a in new if a.get("approvalStatus") == "pending"]
             ready = [a for a in new if a.get("approvalStatus") != "pending" and a.get("status") == "online"]
         else:
@@ -256,6 +290,7 @@ def wait_for_agent_status(
     timeout: float = 60.0,
     poll_interval: float = None,
     after_rollout: bool = False,
+    region: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -277,7 +312,9 @@ def wait_for_agent_status(
 
     A new agent awaiting approval fails the wait with a finding (it reads `online` on a real install
     while it cannot serve sessions). `after_rollout` is accepted for compatibility; identity replaces it.
-    `agent_id_prefix` also scopes the agents to one cluster.
+    `agent_id_prefix` and `region` (the REGION the agents register with) scope the agents to one cluster:
+    every cluster of the chart uses the same prefix, and a replacement or "the newest agent" must come from
+    the cluster the run acts on (its kube context), never from another one dialling the same API.
 
     Returns `{"agentId", "status", "elapsed_s", "polls", "clock"}`; raises `ActivityFailed` on timeout, on
     401, when the API is unreachable and when a new agent awaits approval.
@@ -289,6 +326,15 @@ def wait_for_agent_status(
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
     hit = None if agent_id else targeted_agents()
+    if hit and hit.get("context"):
+        from chaosstream.clients.kube import context_of
+
+        if context_of(secrets) != hit["context"]:
+            raise ActivityFailed(
+                f"The agents this run hit are in kube context {hit['context']!r} but this wait reads "
+                f"{context_of(secrets)!r}: give it the same KUBERNETES_CONTEXT (environment or the kubernetes "
+                "secrets scope), or name the agent with 'agent_id'."
+            )
     if not agent_id and hit is None and status == "offline":
         raise ActivityFailed(
             f"Say which agent should become {status}: pass 'agent_id', or run partition_agent, kill_agent_pod, "
@@ -300,7 +346,7 @@ def wait_for_agent_status(
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
         if reconnect:
-            check = _replacement_check(api, hit, agent_id_prefix, settings, secrets)
+            check = _replacement_check(api, hit, agent_id_prefix, settings, secrets, region or None)
         else:
             # distinct ids: HA replicas of one Deployment share one fixed id
             ids = [agent_id] if agent_id else sorted(set(hit["agent_ids"])) if hit else []
@@ -312,9 +358,11 @@ def wait_for_agent_status(
                     ok = len(candidates) == len(ids) and all(a.get("status") == status for a in candidates)
                     return ok, {"agents": agents, "ready": candidates, "pending": []}
                 if agent_id_prefix:
-                    agent = _pick(agents, None, agent_id_prefix)
+                    agent = _pick(agents, None, agent_id_prefix, region)
                 else:  # any agent in that status
-                    agent = next((a for a in agents if a.get("status") == status), {})
+                    agent = next(
+                        (a for a in agents if a.get("status") == status and _in_cluster(a, None, region)), {}
+                    )
                 ok = bool(agent) and agent.get("status") == status
                 return ok, {"agents": agents, "ready": [agent] if agent else [], "pending": []}
 
@@ -360,6 +408,7 @@ def wait_for_agent_status(
             hit["per_pod"],
             hit["known_ids"],
             event or hit["at"],
+            context=hit.get("context", ""),
         )
         result["clock"] = (
             "from the action (runner clock) to the agent's connect heartbeat (control-plane clock)"
@@ -374,6 +423,7 @@ def wait_for_agents_online(
     region: str = None,
     timeout: float = 60.0,
     poll_interval: float = None,
+    count_standbys: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -381,7 +431,9 @@ def wait_for_agents_online(
     given: one cluster) are `online`; returns as soon as they are. Use it after healing one agent among several, where
     "an agent is online" would already hold.
 
-    Returns `{"online": n, "agents": [ids], "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout.
+    With `count_standbys=true` an online HA agent also counts its ready standbys while one of its pods holds
+    its Lease (as in `agents_online`). Returns `{"online": n, "agents": [ids], "standbys": {id: n},
+    "elapsed_s", "polls"}`; raises `ActivityFailed` on timeout.
     Tolerance example: `{"type": "probe", ... "func": "within", "arguments": {"target": "elapsed_s", "upper": 30}}`.
     """
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
@@ -389,6 +441,7 @@ def wait_for_agents_online(
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
+    with_standbys = flag(count_standbys, "count_standbys")
     # One slow request must not outlast the wait's own timeout.
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
 
@@ -396,16 +449,19 @@ def wait_for_agents_online(
             agents = [
                 a
                 for a in api.list_agents()
-                if a.get("status") == "online"
-                and (not agent_id_prefix or str(a.get("agentId", "")).startswith(agent_id_prefix))
-                and (not region or a.get("region") == region)
+                if a.get("status") == "online" and _in_cluster(a, agent_id_prefix, region)
             ]
-            return len(agents) >= min_count, agents
+            standbys = _standbys(settings, secrets) if with_standbys else {}
+            standbys = {k: v for k, v in standbys.items() if k in {a.get("agentId") for a in agents}}
+            last = {"agents": agents, "standbys": standbys, "count": len(agents) + sum(standbys.values())}
+            return last["count"] >= min_count, last
 
         def describe(last):
-            return f"Only {len(last or [])} agent(s) online after {timeout:g}s, {min_count} needed."
+            last = last or {"count": 0, "standbys": {}}
+            what = " (with HA standbys)" if with_standbys else ""
+            return f"Only {last['count']} agent(s){what} online after {timeout:g}s, {min_count} needed."
 
-        agents, elapsed, polls = wait_until(
+        found, elapsed, polls = wait_until(
             check,
             timeout,
             interval,
@@ -413,8 +469,9 @@ def wait_for_agents_online(
             agents_progress(f"{min_count} x {agent_id_prefix or 'any'}", "online"),
         )
     return {
-        "online": len(agents),
-        "agents": sorted(a.get("agentId") for a in agents),
+        "online": found["count"],
+        "agents": sorted(a.get("agentId") for a in found["agents"]),
+        "standbys": found["standbys"],
         "elapsed_s": elapsed,
         "polls": polls,
     }
@@ -460,6 +517,7 @@ def session_distribution(
     states: List[str] = None,
     agent_id_prefix: str = None,
     scope: str = "run",
+    region: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -469,7 +527,8 @@ def session_distribution(
     By default (`scope: run`) only this run's sessions count, over the online agents that hold one of
     them or that this run's faults hit: other tenants' sessions and agents never move the spread. Before
     the run created any session it holds with `spread: 0`. `scope: all` counts every session on every
-    online agent.
+    online agent. `region` keeps the agents of one cluster (sessions another cluster took meanwhile do not
+    unbalance this one).
 
     Returns `{"per_agent": {agentId: n}, "spread": int, "agents": int, "sessions": int, "unassigned": int}`.
 
@@ -498,14 +557,15 @@ def session_distribution(
         agents = query(
             settings,
             "SELECT agent_id FROM agents WHERE status = 'online' AND agent_id LIKE %s AND agent_id = ANY(%s)"
-            " ORDER BY agent_id",
-            (prefix, involved),
+            " AND (%s::text IS NULL OR region = %s) ORDER BY agent_id",
+            (prefix, involved, region or None, region or None),
         )
     else:
         agents = query(
             settings,
-            "SELECT agent_id FROM agents WHERE status = 'online' AND agent_id LIKE %s ORDER BY agent_id",
-            (prefix,),
+            "SELECT agent_id FROM agents WHERE status = 'online' AND agent_id LIKE %s"
+            " AND (%s::text IS NULL OR region = %s) ORDER BY agent_id",
+            (prefix, region or None, region or None),
         )
         counts = query(
             settings,

@@ -212,29 +212,55 @@ def _ready_pods(core: Any, ns: str, ids: List[str]) -> Tuple[Dict[str, Any], Lis
     return pods, missing
 
 
+def _elsewhere(settings: Any, ids: List[str], region: str) -> Dict[str, Any]:
+    """The sessions among `ids` that StreamSpace placed on an agent outside `region` (another cluster
+    dialling the same control plane: its selector has no cluster affinity, agent_selector.go), whose pods
+    are therefore not in this kube context: {session: agent id}."""
+    if not region or not ids:
+        return {}
+    rows = query(
+        settings,
+        "SELECT s.id, s.agent_id FROM sessions s JOIN agents a ON a.agent_id = s.agent_id"
+        " WHERE s.id = ANY(%s) AND a.region IS DISTINCT FROM %s",
+        (ids, region),
+    )
+    return {r["id"]: r["agent_id"] for r in rows}
+
+
 def session_pods_running(
     session_ids: List[str] = None,
     tag: str = None,
     namespace: str = None,
     raise_on_failure: bool = False,
+    region: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
     """Whether each selected session has a Running, Ready, non-terminating pod (label `session=<id>`)
     in Kubernetes, and which one. Before the run created any session, it holds with no pods.
 
+    With `region` (the REGION of this cluster's agents), sessions StreamSpace placed on another cluster's
+    agents are listed under `elsewhere` and not looked for in this kube context (their pods are there).
     With `raise_on_failure=true` (for a method) a session without a ready pod raises `ActivityFailed`.
 
-    Returns `{"ok": bool, "pods": {session: pod name}, "missing": [sessions without a ready pod]}`.
+    Returns `{"ok": bool, "pods": {session: pod name}, "missing": [sessions without a ready pod],
+    "elsewhere": {session: agent}}`.
     Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
     """
     settings = resolve_settings(configuration, secrets)
     ns = namespace or settings.namespace
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
-    ready, missing = _ready_pods(Cluster(secrets, settings.kube_timeout).core, ns, ids)
+    elsewhere = _elsewhere(settings, ids, region)
+    here = [sid for sid in ids if sid not in elsewhere]
+    ready, missing = _ready_pods(Cluster(secrets, settings.kube_timeout).core, ns, here)
     if raise_on_failure and missing:
         raise ActivityFailed(f"Sessions without a ready pod in {ns}: {missing}.")
-    return {"ok": not missing, "pods": {sid: p.metadata.name for sid, p in ready.items()}, "missing": missing}
+    return {
+        "ok": not missing,
+        "pods": {sid: p.metadata.name for sid, p in ready.items()},
+        "missing": missing,
+        "elsewhere": elsewhere,
+    }
 
 
 def wait_for_session_pods(

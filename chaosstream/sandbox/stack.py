@@ -64,6 +64,7 @@ class SandboxOptions:
     image_pull: str = "fast"  # fast | slow:SECONDS | backoff:SECONDS
     pod_security: str = "privileged"  # privileged | baseline | restricted (the namespace's enforce label)
     tenants: bool = True  # other users' sessions and commands on neighbour agents (sandbox/tenants.py)
+    clusters: int = 1  # emulated clusters whose agents dial this control plane (sandbox/clusters.py)
 
 
 API_SERVICE = "streamspace-api"
@@ -107,6 +108,8 @@ class Sandbox:
             raise SandboxError(f"--agents must be between 1 and 20, not {options.agents}.")
         if not 1 <= options.agent_replicas <= 20:
             raise SandboxError(f"--agent-replicas must be between 1 and 20, not {options.agent_replicas}.")
+        if not 1 <= options.clusters <= 3:
+            raise SandboxError(f"--clusters must be between 1 and 3, not {options.clusters}.")
         try:
             self.profile: Profile = profile_named(options.profile)
         except ValueError as exc:
@@ -139,6 +142,7 @@ class Sandbox:
         self.first_agent_id = self.agent_id(1)
         self._tasks: List[asyncio.Task] = []
         self.enforcer: Optional[NetpolEnforcer] = None
+        self.members: List[Any] = []  # clusters 2..N (sandbox/clusters.py)
 
     # -- start -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,17 +157,14 @@ class Sandbox:
         await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
         if self.ids_per_pod:
             rows = await asyncio.to_thread(self._agent_rows)
-            online = sorted(r[0] for r in rows if r[1] == "online")
+            online = sorted(r[0] for r in rows if r[1] == "online" and r[3] == "sandbox")  # cluster 1's
             self.first_agent_id = online[0] if online else ""
         self._write_env_file()
         log.info("sandbox up in %.2fs", time.monotonic() - started)
 
     def kill_leftover_processes(self) -> None:
         """Kill agent processes a crashed sandbox of this state dir left behind."""
-        pids_dir = self.state_dir / "pids"
-        if not pids_dir.is_dir():
-            return
-        for pid_file in pids_dir.glob("*.pid"):
+        for pid_file in [*self.state_dir.glob("pids/*.pid"), *self.state_dir.glob("cluster-*/pids/*.pid")]:
             with contextlib.suppress(ValueError, ProcessLookupError, PermissionError, OSError):
                 os.kill(int(pid_file.read_text().strip()), 9)
             pid_file.unlink(missing_ok=True)
@@ -310,6 +311,16 @@ class Sandbox:
             )
             self.enforcer = enforcer
             self._tasks.append(asyncio.create_task(self._every(0.2, enforcer.reconcile)))
+        await self._start_members()
+
+    async def _start_members(self) -> None:
+        """Clusters 2..N: their own emulator and kubeconfig context, agents dialling this control plane."""
+        from chaosstream.sandbox.clusters import MemberCluster
+
+        for number in range(2, self.options.clusters + 1):
+            member = MemberCluster(self, number)
+            self.members.append(member)
+            self._tasks.extend(await member.start(NAMESPACE))
 
     def _create_services(self) -> None:
         """The API Service and the `kubernetes` Service, with their Endpoints, as a cluster has them."""
@@ -408,9 +419,10 @@ class Sandbox:
             return f"ws://{API_SERVICE}:{API_SERVICE_PORT}"
         return f"ws://127.0.0.1:{self.api_port}"
 
-    def agent_id(self, index: int) -> str:
-        """The fixed id of agent Deployment `index` (static manifests' shape)."""
-        return f"{AGENT_ID_PREFIX}-{index}"
+    def agent_id(self, index: int, cluster: int = 1) -> str:
+        """The fixed id of agent Deployment `index` (static manifests' shape); the same prefix in every
+        cluster (`k8s-sandbox-c2-1` in cluster 2)."""
+        return f"{AGENT_ID_PREFIX}-{index}" if cluster == 1 else f"{AGENT_ID_PREFIX}-c{cluster}-{index}"
 
     @property
     def ids_per_pod(self) -> bool:
@@ -425,9 +437,13 @@ class Sandbox:
 
     @property
     def agents_expected_online(self) -> int:
-        return self.options.agents * (1 if self.agent_ha else self.options.agent_replicas)
+        per_cluster = self.options.agents * (1 if self.agent_ha else self.options.agent_replicas)
+        return per_cluster * self.options.clusters
 
-    def agent_deployment(self, index: int) -> Dict[str, Any]:
+    def agent_deployment(self, index: int, cluster: int = 1) -> Dict[str, Any]:
+        from chaosstream.sandbox.clusters import region_of
+
+        pod_kubeconfig = "kubeconfig-pods" if cluster == 1 else f"kubeconfig-pods-{cluster}"
         name = agent_deployment_name(index)
         labels = dict(AGENT_LABELS, **{"sandbox.streamspace.io/agent": str(index)})
         env: List[Dict[str, Any]] = [
@@ -435,9 +451,9 @@ class Sandbox:
             {"name": "CONTROL_PLANE_URL", "value": self.control_plane_url},
             {"name": "AGENT_API_KEY", "value": self.bootstrap_key},
             {"name": "PLATFORM", "value": "kubernetes"},
-            {"name": "REGION", "value": "sandbox"},
+            {"name": "REGION", "value": region_of(cluster)},
             {"name": "NAMESPACE", "value": NAMESPACE},
-            {"name": "KUBECONFIG", "value": str(self.state_dir / "kubeconfig-pods")},
+            {"name": "KUBECONFIG", "value": str(self.state_dir / pod_kubeconfig)},
             {"name": "HEALTH_CHECK_INTERVAL", "value": _go_duration(self.timers.heartbeat_interval)},
             {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
             {"name": "SANDBOX_FAULTS", "value": ",".join(sorted(self.faults))},
@@ -449,7 +465,7 @@ class Sandbox:
             env.append({"name": "AGENT_ID", "value": "$(AGENT_ID_PREFIX)-$(POD_NAME)"})
         else:
             # static manifests (agents/k8s-agent/deployments/*.yaml): one fixed id, kept across restarts
-            env.append({"name": "AGENT_ID", "value": self.agent_id(index)})
+            env.append({"name": "AGENT_ID", "value": self.agent_id(index, cluster)})
             if self.agent_ha:
                 env.append({"name": "ENABLE_HA", "value": "true"})
         return {
@@ -513,7 +529,7 @@ class Sandbox:
 
     def _agent_rows(self) -> List[Any]:
         with psycopg.connect(self.dsn) as conn:
-            return conn.execute("SELECT agent_id, status, approval_status FROM agents").fetchall()
+            return conn.execute("SELECT agent_id, status, approval_status, region FROM agents").fetchall()
 
     def _connected_ids(self) -> set:
         """Agents whose latest hub event (sandbox ground truth) is a connect."""
@@ -547,6 +563,10 @@ class Sandbox:
             "STREAMSPACE_NAMESPACE": NAMESPACE,
             "STREAMSPACE_AGENT_ID": self.first_agent_id,
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
+            # agents register with their cluster's REGION: it scopes the agent probes to this cluster
+            "STREAMSPACE_AGENT_REGION": "sandbox",
+            "STREAMSPACE_SANDBOX_CLUSTERS": str(self.options.clusters),
+            "STREAMSPACE_KUBE_CONTEXTS": ",".join(["sandbox"] + [m.context for m in self.members]),
             # the seeded users: as built each has the default quota (5 sessions, 4000m)
             "STREAMSPACE_SESSION_USERS": "admin,user1",
             "STREAMSPACE_AGENTS": str(self.options.agents),
@@ -566,6 +586,11 @@ class Sandbox:
         lines = [f"{k}={v}" for k, v in self.env().items()]
         self.env_file.write_text("\n".join(lines) + "\n")
         self.env_file.chmod(0o600)
+        for member in self.members:  # sandbox-N.env: the same install seen from cluster N
+            env = dict(self.env(), **member.env_overrides())
+            path = self.state_dir / f"sandbox-{member.number}.env"
+            path.write_text("\n".join(f"{k}={v}" for k, v in env.items()) + "\n")
+            path.chmod(0o600)
         (self.state_dir / "sandbox.json").write_text(
             json.dumps(
                 {
@@ -618,6 +643,8 @@ class Sandbox:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        for member in self.members:
+            await member.stop()
         if self.emulator is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.emulator.stop(), timeout=15)
@@ -636,4 +663,6 @@ class Sandbox:
                 await asyncio.to_thread(self.network.teardown)
         for name in ("sandbox.env", "sandbox.json", "kubeconfig", "kubeconfig-pods"):
             (self.state_dir / name).unlink(missing_ok=True)
+        for member in self.members:
+            (self.state_dir / f"sandbox-{member.number}.env").unlink(missing_ok=True)
         shutil.rmtree(self.state_dir / "pg", ignore_errors=True)

@@ -301,6 +301,9 @@ CASES = [
     ("restart-unknown-deployment", actions.restart_agent, {"deployment": "no-such-agent"}, {}, {}, "no-such-agent"),
     ("kill-float-grace", actions.kill_agent_pod, {"grace_period": 1.5}, {}, {}, "grace_period"),
     ("kill-selector-matches-nothing", actions.kill_agent_pod, {"label_selector": "app=nothing-here"}, {}, {}, "app=nothing-here"),
+    ("kill-standbys-word", actions.kill_agent_pod, {"standbys": "all"}, {}, {}, "standbys"),
+    ("online-count-standbys-int", probes.agents_online, {"count_standbys": 1}, {}, {}, "count_standbys"),
+    ("wait-online-count-standbys-word", probes.wait_for_agents_online, {"count_standbys": "yes"}, {}, {}, "count_standbys"),
     # --- values that are not what they claim (non-finite, wrong type, broken configuration) ---------------
     ("partition-inf-duration", actions.partition_agent, {"duration": float("inf")}, {}, {}, "duration"),
     ("partition-huge-duration", actions.partition_agent, {"duration": 1e300, "max_duration": 1e300}, {}, {}, "max_duration"),

@@ -38,6 +38,10 @@ def _setup_logging(agent_id: str) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+def _preload_workloads() -> None:
+    import chaosstream.sandbox.agent.workloads  # noqa: F401  (imports kubernetes)
+
+
 class _WorkloadsWhenReady:
     """The Kubernetes client, built in a worker thread while the agent registers and dials.
 
@@ -150,9 +154,9 @@ def main() -> int:
             config.agent_id, config.namespace, config.pod_name or config.agent_id, config.timers,
             os.environ.get("KUBECONFIG", ""),
         )  # fmt: skip
-        # A standby is a started process: load what serving needs now, not after winning the lease.
-        import chaosstream.sandbox.agent.workloads  # noqa: F401
-
+        # A standby is a started process: load what serving needs (the kubernetes client) while it waits,
+        # in the background, so that a new pod that can lead at once does not wait for the import.
+        threading.Thread(target=_preload_workloads, name="preload", daemon=True).start()
         elector.wait_until_leader()  # standbys block here (SIGTERM exits them)
         elector.keep_renewing()
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="k8s")

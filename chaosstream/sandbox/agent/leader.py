@@ -9,75 +9,128 @@ Only the leader registers and connects: replicas of one fixed-id Deployment are 
 """
 
 import datetime as dt
+import json
 import logging
 import os
 import threading
 import time
-from typing import Any, Optional, Tuple
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Optional, Tuple
 
 log = logging.getLogger("k8s-agent")
+
+_HTTP_TIMEOUT = 5.0
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the API server, never a proxy
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _micro(when: dt.datetime) -> str:
+    """A Lease MicroTime (RFC 3339 with microseconds), as client-go writes it."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _LeaseApi:
+    """The three Lease calls leader election makes, as plain JSON over HTTP.
+
+    client-go is compiled into the Go agent and costs it nothing at start; importing the python
+    `kubernetes` package costs this emulation a second or more on a loaded machine, on the path from a new
+    pod to its leadership (and so to the agent's reconnection). The sandbox's pod kubeconfig is a plain
+    server URL and a bearer token, which is all this needs."""
+
+    def __init__(self, kubeconfig: str, namespace: str, name: str) -> None:
+        import yaml
+
+        with open(kubeconfig, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        current = data.get("current-context")
+        context = next(c["context"] for c in data["contexts"] if c["name"] == current)
+        cluster = next(c["cluster"] for c in data["clusters"] if c["name"] == context["cluster"])
+        user = next((u["user"] for u in data.get("users") or [] if u["name"] == context.get("user")), {})
+        self.base = (
+            f"{cluster['server'].rstrip('/')}/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        )
+        self.name = name
+        self.token = user.get("token") or ""
+
+    def _call(self, method: str, url: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        with _OPENER.open(request, timeout=_HTTP_TIMEOUT) as response:
+            return json.loads(response.read() or b"{}")
+
+    def read(self) -> Dict[str, Any]:
+        return self._call("GET", f"{self.base}/{self.name}")
+
+    def create(self, body: Dict[str, Any]) -> None:
+        self._call("POST", self.base, body)
+
+    def replace(self, body: Dict[str, Any]) -> None:
+        self._call("PUT", f"{self.base}/{self.name}", body)
+
+
+def _status(exc: BaseException) -> Optional[int]:
+    return exc.code if isinstance(exc, urllib.error.HTTPError) else None
+
+
 class LeaderElector:
     def __init__(self, agent_id: str, namespace: str, identity: str, timers: Any, kubeconfig: str) -> None:
-        import kubernetes  # lazy: only HA agents pay for it
-
-        api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
-        self._k8s = kubernetes
-        self.api = kubernetes.client.CoordinationV1Api(api)
         self.name = f"streamspace-agent-{agent_id}"
         self.namespace = namespace
+        self.api = _LeaseApi(kubeconfig, namespace, self.name)
         self.identity = identity
         self.timers = timers
         self._observed: Tuple[Any, Any] = (None, None)
         self._observed_at = 0.0
         self._stop = threading.Event()
 
-    def _body(self, resource_version: Optional[str], acquire: Optional[dt.datetime]) -> Any:
-        client = self._k8s.client
-        now = _now()
-        return client.V1Lease(
-            metadata=client.V1ObjectMeta(
-                name=self.name, namespace=self.namespace, resource_version=resource_version
-            ),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.identity,
-                lease_duration_seconds=max(1, round(self.timers.lease_duration)),
-                acquire_time=acquire or now,
-                renew_time=now,
-            ),
-        )
+    def _body(self, resource_version: Optional[str], acquire: Optional[str]) -> Dict[str, Any]:
+        now = _micro(_now())
+        meta: Dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": max(1, round(self.timers.lease_duration)),
+                "acquireTime": acquire or now,
+                "renewTime": now,
+            },
+        }
 
     def try_acquire_or_renew(self) -> bool:
-        ApiException = self._k8s.client.exceptions.ApiException
+        errors = (urllib.error.URLError, OSError, ValueError)
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
+            lease = self.api.read()
+        except errors as exc:
+            if _status(exc) != 404:
                 return False
             try:
-                self.api.create_namespaced_lease(self.namespace, self._body(None, None))
+                self.api.create(self._body(None, None))
                 return True
-            except ApiException:
+            except errors:
                 return False
-        spec = lease.spec
-        record = (spec.holder_identity, spec.renew_time)
+        spec = lease.get("spec") or {}
+        record = (spec.get("holderIdentity"), spec.get("renewTime"))
         if record != self._observed:
             self._observed, self._observed_at = record, time.monotonic()
-        holder = spec.holder_identity or ""
+        holder = spec.get("holderIdentity") or ""
         expired = time.monotonic() > self._observed_at + self.timers.lease_duration
         if holder and holder != self.identity and not expired:
             return False
-        acquire = spec.acquire_time if holder == self.identity else None
+        acquire = spec.get("acquireTime") if holder == self.identity else None
         try:
-            self.api.replace_namespaced_lease(
-                self.name, self.namespace, self._body(lease.metadata.resource_version, acquire)
-            )
-        except ApiException:
+            self.api.replace(self._body((lease.get("metadata") or {}).get("resourceVersion"), acquire))
+        except errors:
             return False
         if holder != self.identity:
             log.info("Became leader (lease %s, previous holder %s)", self.name, holder or "-")
@@ -107,9 +160,9 @@ class LeaderElector:
         """ReleaseOnCancel: empty the holder so a standby takes over at once."""
         self._stop.set()
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = ""
-                self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            lease = self.api.read()
+            if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                lease["spec"]["holderIdentity"] = ""
+                self.api.replace(lease)
         except Exception as exc:  # best effort, as client-go's release
             log.warning("Could not release lease %s: %s", self.name, exc)
