@@ -283,6 +283,7 @@ class Sandbox:
         return create_app(config, self._routes if shared_routing else None)
 
     async def _start_kubernetes(self) -> None:
+        from chaosstream.sandbox.crds import crd_objects
         from chaosstream.sandbox.topology import api_objects, postgres_objects
 
         self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
@@ -307,23 +308,25 @@ class Sandbox:
                 },
             }
         )
+        for crd in crd_objects():  # chart/crds/, installed before the chart's templates as helm does
+            self.emulator.create_object(crd)
         if self.network is not None:
             self._create_services()
-        # the chart's control plane (sandbox/topology.py): PostgreSQL first, then the API replicas; the
-        # agents start once every replica serves
+        # the chart's control plane (sandbox/topology.py) and the agents at once, as `helm install` does:
+        # the agents' start-up overlaps the API's (an agent that dials before a replica serves retries)
         if self.postgres is not None:
             for obj in postgres_objects(NAMESPACE):
                 self.emulator.create_object(obj)
         for obj in api_objects(NAMESPACE, self.api_replica_count, self.profile.shared_agent_routing):
             self.emulator.create_object(obj)
+        for index in range(1, self.options.agents + 1):
+            self.emulator.create_object(self.agent_deployment(index))
         try:
             await self.api.wait_serving(self.api_replica_count, timeout=30)
         except TimeoutError as exc:
             raise SandboxError(
                 f"The API pods did not start ({exc}); see {self.state_dir / 'logs'}."
             ) from None
-        for index in range(1, self.options.agents + 1):
-            self.emulator.create_object(self.agent_deployment(index))
         if self.network is not None:
             enforcer = NetpolEnforcer(
                 self.emulator,

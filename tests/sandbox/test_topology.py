@@ -33,6 +33,20 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
+def as_built():
+    """`--profile as-built`: the chart's two API replicas without Redis (AGENTHUB_REDIS_ENABLED=false)."""
+    from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
+
+    state = Path(tempfile.mkdtemp(prefix="css-test-"))
+    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, profile="as-built")
+    try:
+        yield env
+    finally:
+        stop_daemon(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def core(sandbox):
     return client.CoreV1Api(config.new_client_from_config(config_file=sandbox["KUBECONFIG"]))
 
@@ -80,6 +94,64 @@ def test_the_chart_shape(core, apps):
     assert pod.status.phase == "Running"
     assert core.read_namespaced_service("streamspace-postgres", NS).spec.ports[0].port == 5432
     assert core.read_namespaced_persistent_volume_claim("streamspace-postgres", NS)
+
+
+def _token(env) -> str:
+    with httpx.Client(base_url=env["STREAMSPACE_API_URL"], timeout=10) as http:
+        body = {"username": env["STREAMSPACE_USERNAME"], "password": env["STREAMSPACE_PASSWORD"]}
+        return http.post("/api/v1/auth/login", json=body).json()["token"]
+
+
+def _create_sessions(env, count: int):
+    """`count` sessions, each created over a new connection (so the Service sends them to the replicas in
+    turn); returns their start_session command rows once each left `pending`."""
+    token, ids = _token(env), []
+    for n in range(count):
+        with httpx.Client(base_url=env["STREAMSPACE_API_URL"], timeout=10) as http:
+            body = {"user": ("admin", "user1")[n % 2], "template": "firefox-browser"}
+            created = http.post("/api/v1/sessions", json=body, headers={"Authorization": f"Bearer {token}"})
+            assert created.status_code == 202, created.text
+            ids.append(created.json()["name"])
+
+    def settled():
+        with psycopg.connect(env["STREAMSPACE_DB_DSN"]) as conn:
+            rows = conn.execute(
+                "SELECT session_id, status, error_message FROM agent_commands"
+                " WHERE action = 'start_session' AND session_id = ANY(%s)",
+                (ids,),
+            ).fetchall()
+        return rows if len(rows) == count and all(r[1] != "pending" for r in rows) else None
+
+    return wait_for(settled, timeout=20)
+
+
+def test_intended_replicas_share_agent_routing(sandbox):
+    """With Redis (intended) either replica hands a command to the agent whichever holds its socket
+    (api/internal/websocket/agent_hub.go:509-536)."""
+    rows = _create_sessions(sandbox, 4)
+    assert all(status in ("sent", "ack", "completed") for _, status, _ in rows), rows
+
+
+def test_as_built_only_the_replica_holding_the_socket_dispatches(as_built):
+    """No Redis (chart default, api/cmd/main.go:170-205): the replica without the agent's socket marks the
+    command failed "agent is not connected" (command_dispatcher.go:217-221, agent_hub.go:539-540); the
+    Service sends every other connection there. Its admin command endpoint answers 503
+    (api/internal/handlers/agents.go:581)."""
+    rows = _create_sessions(as_built, 4)
+    failed = [r for r in rows if r[1] == "failed"]
+    assert failed and len(failed) < len(rows), rows
+    assert {r[2] for r in failed} == {"agent is not connected"}
+    agent, token = as_built["STREAMSPACE_AGENT_ID"], _token(as_built)
+    codes = set()
+    for _ in range(4):
+        with httpx.Client(base_url=as_built["STREAMSPACE_API_URL"], timeout=10) as http:
+            got = http.post(
+                f"/api/v1/admin/agents/{agent}/command",
+                json={"action": "stop_session", "sessionId": rows[0][0]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            codes.add(got.status_code)
+    assert codes == {201, 503}
 
 
 def test_deleting_the_api_pod_that_holds_the_agent_restarts_that_replica(sandbox, core):
@@ -130,3 +202,34 @@ def test_deleting_the_postgres_pod_restarts_the_database(sandbox, core):
     with psycopg.connect(dsn) as again:
         assert again.execute("SELECT count(*) FROM agents").fetchone()[0] == agents  # same data (the PVC)
     wait_for(lambda: _login(sandbox) == 200, timeout=30)
+
+
+def test_crds_are_served_and_prune_as_the_api_server_does(sandbox):
+    """chart/crds/: `kubectl get crd` lists sessions/templates.stream.space; a Session CR loses its `status`
+    on create (status subresource, sessions.yaml:111-112) and the `spec` fields the schema does not declare
+    (`resources.cpu`: the schema has resources.limits/requests only, sessions.yaml:35-56); defaults apply."""
+    api = config.new_client_from_config(config_file=sandbox["KUBECONFIG"])
+    names = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+    assert {"sessions.stream.space", "templates.stream.space"} <= names
+    custom = client.CustomObjectsApi(api)
+    body = {
+        "apiVersion": "stream.space/v1alpha1",
+        "kind": "Session",
+        "metadata": {"name": "crd-check"},
+        "spec": {"user": "admin", "template": "firefox-browser", "state": "running",
+                 "resources": {"cpu": "1000m", "requests": {"cpu": "500m"}}, "unknown": 1},
+        "status": {"phase": "Running"},
+    }  # fmt: skip
+    created = custom.create_namespaced_custom_object("stream.space", "v1alpha1", NS, "sessions", body)
+    assert "status" not in created
+    assert created["spec"] == {
+        "user": "admin", "template": "firefox-browser", "state": "running",
+        "resources": {"requests": {"cpu": "500m"}},
+        "persistentHome": True, "idleTimeout": "30m", "maxSessionDuration": "8h",
+    }  # fmt: skip
+    created["status"] = {"phase": "Running", "podName": "p", "extra": "x"}
+    status = custom.replace_namespaced_custom_object_status(
+        "stream.space", "v1alpha1", NS, "sessions", "crd-check", created
+    )
+    assert status["status"] == {"phase": "Running", "podName": "p"}
+    custom.delete_namespaced_custom_object("stream.space", "v1alpha1", NS, "sessions", "crd-check")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Callable, Iterator
 
-from . import defaults
+from . import defaults, structural
 from .errors import ApiError, already_exists, bad_request, conflict, not_found
 from .resources import NAMESPACE, ResourceType
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
@@ -239,6 +239,8 @@ class Store:
         meta["generation"] = 1
         if rtype.has_status and not rtype.crd and rtype.plural not in ("namespaces", "nodes"):
             obj.pop("status", None)  # status is set by controllers, not by create (except CR/ns/node)
+        if rtype.crd:
+            obj = self._shape_custom(rtype, obj, None, creating=True)
         defaults.on_create(rtype, obj)
         meta["resourceVersion"] = self._next_rv()
         entry = Entry(obj)
@@ -279,6 +281,8 @@ class Store:
                 result["status"] = new["status"]
             else:
                 result.pop("status", None)
+            if rtype.crd:
+                result = self._shape_custom(rtype, result, "status")
         else:
             result = new
             result["apiVersion"], result["kind"] = rtype.api_version, rtype.kind
@@ -301,6 +305,8 @@ class Store:
                     result["status"] = old["status"]
                 else:
                     result.pop("status", None)
+            if rtype.crd:
+                result = self._shape_custom(rtype, result, None)
             defaults.on_update(rtype, result, old)
             if _spec_of(result) != _spec_of(old):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
@@ -313,6 +319,19 @@ class Store:
         self._index_owners(rtype, old, result)
         self._emit("MODIFIED", rtype, entry, old)
         return result
+
+    def _shape_custom(
+        self, rtype: ResourceType, obj: Obj, subresource: str | None, creating: bool = False
+    ) -> Obj:
+        """A custom resource as its installed CRD stores it (structural.py); unchanged without a CRD."""
+        entry = self._data.get(structural.CRD_KEY, {}).get("", {}).get(structural.crd_name(rtype))
+        if entry is None:
+            return obj
+        crd = entry.obj
+        if creating and structural.has_status_subresource(crd, rtype.version):
+            obj = dict(obj)
+            obj.pop("status", None)  # only /status writes it
+        return structural.shape(obj, crd, rtype.version, subresource)
 
     def put_system(self, rtype: ResourceType, obj: Obj) -> Obj:
         """Store a system-side rewrite as-is (deletionTimestamp, nodeName, ephemeral containers...).
