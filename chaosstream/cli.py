@@ -67,6 +67,12 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="Replicas of the API Deployment (default 0: the chart's 2).",
             ),
             click.option(
+                "--session-namespace",
+                default="",
+                help="Where the agents put sessions (the chart's k8sAgent.config.sessionNamespace; default: "
+                "their own namespace).",
+            ),
+            click.option(
                 "--profile",
                 type=click.Choice(["intended", "as-built"]),
                 default="intended",
@@ -149,6 +155,7 @@ def sandbox_up(
     faults: Tuple[str, ...],
     agent_replicas: int,
     api_replicas: int,
+    session_namespace: str,
     profile: str,
     tenants: bool,
     timers: str,
@@ -183,6 +190,7 @@ def sandbox_up(
                 "image_pull": image_pull,
                 "pod_security": pod_security,
                 "api_replicas": api_replicas,
+                "session_namespace": session_namespace,
             },
             tenants=tenants,
         )
@@ -330,6 +338,7 @@ def sandbox_run(
     faults: Tuple[str, ...],
     agent_replicas: int,
     api_replicas: int,
+    session_namespace: str,
     profile: str,
     tenants: bool,
     timers: str,
@@ -370,6 +379,7 @@ def sandbox_run(
                     "image_pull": image_pull,
                     "pod_security": pod_security,
                     "api_replicas": api_replicas,
+                    "session_namespace": session_namespace,
                 },
                 tenants=tenants,
             )

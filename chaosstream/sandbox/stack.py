@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -67,6 +68,7 @@ class SandboxOptions:
     pod_security: str = "privileged"  # privileged | baseline | restricted (the namespace's enforce label)
     tenants: bool = True  # other users' sessions and commands on neighbour agents (sandbox/tenants.py)
     api_replicas: int = 0  # API Deployment replicas; 0 = the profile's (the chart's 2)
+    session_namespace: str = ""  # the chart's k8sAgent.config.sessionNamespace; "" = the agents' namespace
 
 
 API_SERVICE = "streamspace-api"
@@ -126,6 +128,11 @@ class Sandbox:
         if options.service_route not in ("kube-proxy", "socket-lb"):
             raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
         self.api_replica_count = options.api_replicas or self.profile.api_replicas
+        self.session_namespace = options.session_namespace or NAMESPACE
+        if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", self.session_namespace):
+            raise SandboxError(
+                f"--session-namespace must be a namespace name, not {options.session_namespace!r}."
+            )
         if not 1 <= self.api_replica_count <= 10:
             raise SandboxError(f"--api-replicas must be between 1 and 10, not {options.api_replicas}.")
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
@@ -308,6 +315,17 @@ class Sandbox:
                 },
             }
         )
+        if self.session_namespace != NAMESPACE:
+            self.emulator.create_object(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": self.session_namespace,
+                        "labels": {"pod-security.kubernetes.io/enforce": self.options.pod_security},
+                    },
+                }
+            )
         for crd in crd_objects():  # chart/crds/, installed before the chart's templates as helm does
             self.emulator.create_object(crd)
         if self.network is not None:
@@ -467,7 +485,8 @@ class Sandbox:
             {"name": "AGENT_API_KEY", "value": self.bootstrap_key},
             {"name": "PLATFORM", "value": "kubernetes"},
             {"name": "REGION", "value": "sandbox"},
-            {"name": "NAMESPACE", "value": NAMESPACE},
+            # k8s-agent-deployment.yaml:62-64: NAMESPACE = sessionNamespace, else the release namespace
+            {"name": "NAMESPACE", "value": self.session_namespace},
             {"name": "KUBECONFIG", "value": str(self.state_dir / "kubeconfig-pods")},
             {"name": "HEALTH_CHECK_INTERVAL", "value": _go_duration(self.timers.heartbeat_interval)},
             {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
@@ -576,6 +595,7 @@ class Sandbox:
             "STREAMSPACE_DB_DSN": self.dsn,
             "KUBECONFIG": str(self.state_dir / "kubeconfig"),
             "STREAMSPACE_NAMESPACE": NAMESPACE,
+            "STREAMSPACE_SESSION_NAMESPACE": self.session_namespace,
             "STREAMSPACE_AGENT_ID": self.first_agent_id,
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
             # the seeded users: as built each has the default quota (5 sessions, 4000m)

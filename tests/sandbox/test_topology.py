@@ -16,6 +16,7 @@ from helpers.waits import wait_for
 from kubernetes import client, config
 
 NS = "streamspace"
+SESSIONS = "streamspace-sessions"  # the chart's k8sAgent.config.sessionNamespace
 API = "app.kubernetes.io/name=streamspace,app.kubernetes.io/instance=streamspace,app.kubernetes.io/component=api"
 
 
@@ -24,7 +25,7 @@ def sandbox():
     from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
 
     state = Path(tempfile.mkdtemp(prefix="css-test-"))
-    env = start_daemon(state, parent_pid=os.getpid(), tenants=False)
+    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, extra={"session_namespace": SESSIONS})
     try:
         yield env
     finally:
@@ -130,6 +131,36 @@ def test_intended_replicas_share_agent_routing(sandbox):
     (api/internal/websocket/agent_hub.go:509-536)."""
     rows = _create_sessions(sandbox, 4)
     assert all(status in ("sent", "ack", "completed") for _, status, _ in rows), rows
+    STARTED.extend(r[0] for r in rows)
+
+
+STARTED: list = []
+
+
+def test_session_probes_and_actions_look_in_the_session_namespace(sandbox, core):
+    """The agent puts sessions in its NAMESPACE, the chart's sessionNamespace (k8s-agent-deployment.yaml:62-64,
+    agent_handlers.go:109-137); every session probe and action follows `streamspace_session_namespace`."""
+    from chaosstream.actions.sessions import kill_session_pod
+    from chaosstream.probes.sessions import session_pods_running, wait_for_session_pods
+
+    assert sandbox["STREAMSPACE_SESSION_NAMESPACE"] == SESSIONS
+    ids = STARTED[:1]
+    wait_for(lambda: core.list_namespaced_pod(SESSIONS, label_selector=f"session={ids[0]}").items, timeout=20)
+    assert not core.list_namespaced_pod(NS, label_selector=f"session={ids[0]}").items
+    cfg = {"streamspace_api_url": sandbox["STREAMSPACE_API_URL"], "streamspace_namespace": NS}
+    sec = {"username": "admin", "password": sandbox["STREAMSPACE_PASSWORD"],
+           "db_dsn": sandbox["STREAMSPACE_DB_DSN"], "KUBECONFIG": sandbox["KUBECONFIG"]}  # fmt: skip
+    blind = session_pods_running(session_ids=ids, configuration=cfg, secrets=sec)
+    assert blind["missing"] == ids  # the agent's namespace holds none of them
+    cfg["streamspace_session_namespace"] = SESSIONS
+    seen = wait_for(
+        lambda: session_pods_running(session_ids=ids, configuration=cfg, secrets=sec)["ok"], timeout=20
+    )
+    assert seen
+    killed = kill_session_pod(session_id=ids[0], configuration=cfg, secrets=sec)
+    assert killed["namespace"] == SESSIONS
+    back = wait_for_session_pods(session_ids=ids, timeout=30, configuration=cfg, secrets=sec)
+    assert back["pods"][ids[0]] != killed["killed"][ids[0]]
 
 
 def test_as_built_only_the_replica_holding_the_socket_dispatches(as_built):

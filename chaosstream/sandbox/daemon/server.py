@@ -38,6 +38,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         pod_security=options.get("pod_security", "privileged"),
         tenants=options.get("tenants", True),
         api_replicas=options.get("api_replicas", 0),
+        session_namespace=options.get("session_namespace", ""),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
