@@ -67,6 +67,13 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="Replicas of the API Deployment (default 0: the chart's 2).",
             ),
             click.option(
+                "--storage-classes",
+                default="standard",
+                show_default=True,
+                help="The cluster's StorageClasses, comma-separated, the first the default ('gp2' is EKS-like: "
+                "no 'standard' for persistent homes).",
+            ),
+            click.option(
                 "--session-namespace",
                 default="",
                 help="Where the agents put sessions (the chart's k8sAgent.config.sessionNamespace; default: "
@@ -156,6 +163,7 @@ def sandbox_up(
     agent_replicas: int,
     api_replicas: int,
     session_namespace: str,
+    storage_classes: str,
     profile: str,
     tenants: bool,
     timers: str,
@@ -191,6 +199,7 @@ def sandbox_up(
                 "pod_security": pod_security,
                 "api_replicas": api_replicas,
                 "session_namespace": session_namespace,
+                "storage_classes": storage_classes,
             },
             tenants=tenants,
         )
@@ -339,6 +348,7 @@ def sandbox_run(
     agent_replicas: int,
     api_replicas: int,
     session_namespace: str,
+    storage_classes: str,
     profile: str,
     tenants: bool,
     timers: str,
@@ -380,6 +390,7 @@ def sandbox_run(
                     "pod_security": pod_security,
                     "api_replicas": api_replicas,
                     "session_namespace": session_namespace,
+                    "storage_classes": storage_classes,
                 },
                 tenants=tenants,
             )

@@ -300,6 +300,7 @@ def _kube_checks(
                          + ("make sure it is not 'baseline' or 'restricted' (NET_ADMIN partitions)." if net_admin else "not needed.")))  # fmt: skip
 
     _quota_check(cluster, ns, experiment, out)
+    _storage_check(cluster, experiment, out)
 
     # the agent Deployment
     try:
@@ -371,6 +372,41 @@ def _quota_check(cluster: Any, ns: str, experiment: Optional[Mapping[str, Any]],
                 out.append(Check(FAIL, "quota", f"ResourceQuota {quota.metadata.name} leaves room for {room} pod(s); the experiment creates {wanted} session(s): raise it or free pods."))  # fmt: skip
                 return
     out.append(Check(OK, "quota", f"room for the {wanted} session pod(s) the experiment creates."))
+
+
+# agents/k8s-agent/agent_k8s_operations.go:543: `storageClass := "standard" // TODO: Make configurable`
+AGENT_STORAGE_CLASS = "standard"
+
+
+def _asks_persistent_homes(experiment: Optional[Mapping[str, Any]]) -> bool:
+    config = _resolved(experiment) if experiment else {}
+    return any(
+        (activity.get("provider") or {}).get("func") == "create_sessions"
+        and _argument(activity, "persistent_home", config) is True
+        for activity in _activities(experiment or {})
+    )
+
+
+def _storage_check(cluster: Any, experiment: Optional[Mapping[str, Any]], out: List[Check]) -> None:
+    """Persistent homes need the StorageClass the agent hard-codes; without it their PVCs stay Pending."""
+    from chaosstream.clients.kube import KubeError
+
+    if not _asks_persistent_homes(experiment):
+        return
+    try:
+        cluster.storage.read_storage_class(AGENT_STORAGE_CLASS)
+    except KubeError as exc:
+        if exc.status == 404:
+            try:
+                names = sorted(c.metadata.name for c in cluster.storage.list_storage_class().items)
+            except KubeError:
+                names = []
+            have = f" (it has: {', '.join(names)})" if names else ""
+            out.append(Check(FAIL, "storage class", f"the experiment asks persistent homes, and StreamSpace's agent puts them on StorageClass '{AGENT_STORAGE_CLASS}' (hard-coded), which this cluster lacks{have}: their PVCs would stay Pending. Set STREAMSPACE_SESSION_PERSISTENT_HOME=false, or create a StorageClass named '{AGENT_STORAGE_CLASS}'."))  # fmt: skip
+        else:
+            out.append(Check(WARN, "storage class", f"cannot read StorageClass '{AGENT_STORAGE_CLASS}' ({exc.status}); persistent homes need it."))  # fmt: skip
+        return
+    out.append(Check(OK, "storage class", f"'{AGENT_STORAGE_CLASS}' exists for the persistent homes the experiment asks."))  # fmt: skip
 
 
 def _db_checks(settings: Any, experiment: Optional[Mapping[str, Any]], out: List[Check]) -> None:

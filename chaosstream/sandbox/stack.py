@@ -69,6 +69,9 @@ class SandboxOptions:
     tenants: bool = True  # other users' sessions and commands on neighbour agents (sandbox/tenants.py)
     api_replicas: int = 0  # API Deployment replicas; 0 = the profile's (the chart's 2)
     session_namespace: str = ""  # the chart's k8sAgent.config.sessionNamespace; "" = the agents' namespace
+    # the cluster's StorageClasses, the first the default: kind/minikube have `standard`; EKS has `gp2`
+    # (no `standard`), AKS `default`/`managed-csi`; "" = none
+    storage_classes: str = "standard"
 
 
 API_SERVICE = "streamspace-api"
@@ -129,6 +132,7 @@ class Sandbox:
             raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
         self.api_replica_count = options.api_replicas or self.profile.api_replicas
         self.session_namespace = options.session_namespace or NAMESPACE
+        self.storage_classes = [c.strip() for c in options.storage_classes.split(",") if c.strip()]
         if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", self.session_namespace):
             raise SandboxError(
                 f"--session-namespace must be a namespace name, not {options.session_namespace!r}."
@@ -324,6 +328,20 @@ class Sandbox:
                         "name": self.session_namespace,
                         "labels": {"pod-security.kubernetes.io/enforce": self.options.pod_security},
                     },
+                }
+            )
+        for n, name in enumerate(self.storage_classes):
+            self.emulator.create_object(
+                {
+                    "apiVersion": "storage.k8s.io/v1",
+                    "kind": "StorageClass",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {"storageclass.kubernetes.io/is-default-class": str(n == 0).lower()},
+                    },
+                    "provisioner": "rancher.io/local-path",
+                    "reclaimPolicy": "Delete",
+                    "volumeBindingMode": "Immediate",
                 }
             )
         for crd in crd_objects():  # chart/crds/, installed before the chart's templates as helm does
@@ -596,6 +614,8 @@ class Sandbox:
             "KUBECONFIG": str(self.state_dir / "kubeconfig"),
             "STREAMSPACE_NAMESPACE": NAMESPACE,
             "STREAMSPACE_SESSION_NAMESPACE": self.session_namespace,
+            # persistent homes need the StorageClass the agent hard-codes (agent_k8s_operations.go:543)
+            "STREAMSPACE_SESSION_PERSISTENT_HOME": str("standard" in self.storage_classes).lower(),
             "STREAMSPACE_AGENT_ID": self.first_agent_id,
             "STREAMSPACE_AGENT_ID_PREFIX": AGENT_ID_PREFIX,
             # the seeded users: as built each has the default quota (5 sessions, 4000m)

@@ -39,7 +39,10 @@ def as_built():
     from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
 
     state = Path(tempfile.mkdtemp(prefix="css-test-"))
-    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, profile="as-built")
+    # an EKS-like cluster: StorageClass gp2, no `standard`
+    env = start_daemon(
+        state, parent_pid=os.getpid(), tenants=False, profile="as-built", extra={"storage_classes": "gp2"}
+    )
     try:
         yield env
     finally:
@@ -264,3 +267,25 @@ def test_crds_are_served_and_prune_as_the_api_server_does(sandbox):
     )
     assert status["status"] == {"phase": "Running", "podName": "p"}
     custom.delete_namespaced_custom_object("stream.space", "v1alpha1", NS, "sessions", "crd-check")
+
+
+def test_check_refuses_persistent_homes_without_the_agents_storage_class(as_built, monkeypatch):
+    """The agent puts homes on StorageClass `standard` (agent_k8s_operations.go:543): on a cluster without it
+    (EKS-like here) `check` fails an experiment that asks persistent homes and says what to change; the
+    experiment asks them only when configured (STREAMSPACE_SESSION_PERSISTENT_HOME, off in this sandbox)."""
+    import json
+
+    from helpers import EXPERIMENTS
+
+    from chaosstream.controls.preflight import run_checks
+
+    for key, value in as_built.items():
+        monkeypatch.setenv(key, value)
+    experiment = json.loads((EXPERIMENTS / "session-pod-loss.json").read_text())
+    assert as_built["STREAMSPACE_SESSION_PERSISTENT_HOME"] == "false"
+    assert "storage class" not in {c.name for c in run_checks(experiment, lock=False)}
+    monkeypatch.setenv("STREAMSPACE_SESSION_PERSISTENT_HOME", "true")
+    storage = [c for c in run_checks(experiment, lock=False) if c.name == "storage class"]
+    assert [c.status for c in storage] == ["fail"]
+    assert "'standard'" in storage[0].text and "gp2" in storage[0].text
+    assert "STREAMSPACE_SESSION_PERSISTENT_HOME=false" in storage[0].text

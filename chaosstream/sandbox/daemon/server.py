@@ -39,6 +39,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         tenants=options.get("tenants", True),
         api_replicas=options.get("api_replicas", 0),
         session_namespace=options.get("session_namespace", ""),
+        storage_classes=options.get("storage_classes", "standard"),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()

@@ -242,6 +242,8 @@ class Store:
         if rtype.crd:
             obj = self._shape_custom(rtype, obj, None, creating=True)
         defaults.on_create(rtype, obj)
+        if rtype.plural == "persistentvolumeclaims":
+            self._provision(obj)
         meta["resourceVersion"] = self._next_rv()
         entry = Entry(obj)
         names[name] = entry
@@ -319,6 +321,31 @@ class Store:
         self._index_owners(rtype, old, result)
         self._emit("MODIFIED", rtype, entry, old)
         return result
+
+    def _provision(self, claim: Obj) -> None:
+        """StorageClasses, once the cluster has any: a claim without a class gets the default one (the
+        DefaultStorageClass admission plugin); a claim naming a class that does not exist stays Pending
+        (the PV controller: `storageclass.storage.k8s.io "<name>" not found`). A cluster without any
+        StorageClass object binds every claim at once (the emulator's plain mode)."""
+        classes = self._data.get("storage.k8s.io/storageclasses", {}).get("", {})
+        if not classes:
+            return
+        spec = claim.setdefault("spec", {})
+        name = spec.get("storageClassName")
+        if name is None:
+            default = [
+                n
+                for n, e in sorted(classes.items())
+                if (e.obj["metadata"].get("annotations") or {}).get(
+                    "storageclass.kubernetes.io/is-default-class"
+                )
+                == "true"
+            ]
+            if default:
+                spec["storageClassName"] = name = default[0]
+        if name and name not in classes:
+            spec.pop("volumeName", None)
+            claim["status"] = {"phase": "Pending"}
 
     def _shape_custom(
         self, rtype: ResourceType, obj: Obj, subresource: str | None, creating: bool = False
