@@ -66,6 +66,7 @@ class ApiReplicas(Component):
         self.make_app = make_app
         self.balancer = balancer
         self.replicas: Dict[str, Replica] = {}
+        self._retries: Dict[str, asyncio.Task] = {}
         self.detached = False  # sandbox shutdown: the sandbox stops the replicas itself, in order
         self.changed = asyncio.Event()
 
@@ -75,20 +76,52 @@ class ApiReplicas(Component):
 
     async def _serve(self, name: str, shared: bool) -> Replica:
         runner = web.AppRunner(self.make_app(name, shared), handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, reuse_address=True)
-        await site.start()
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, reuse_address=True)
+            await site.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+            raise
         return Replica(name, runner, runner.addresses[0][1], shared)
 
     async def start(self, pod: Obj) -> Optional[Obj]:
         uid, name = pod["metadata"]["uid"], pod["metadata"]["name"]
         shared = _env(pod, "AGENTHUB_REDIS_ENABLED") == "true"
-        self.replicas[uid] = await self._serve(name, shared)
-        log.info("API replica %s serving on 127.0.0.1:%s", name, self.replicas[uid].port)
-        self._publish()
+        try:
+            replica = await self._serve(name, shared)
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: the Go API exits and restarts
+            log.warning("API replica %s failed to start (%s): retrying", name, exc)
+            self._retries[uid] = asyncio.create_task(self._retry(uid, name, shared))
+            return None
+        self._up(uid, replica)
         return None
 
+    def _up(self, uid: str, replica: Replica) -> None:
+        self.replicas[uid] = replica
+        log.info("API replica %s serving on 127.0.0.1:%s", replica.pod, replica.port)
+        self._publish()
+
+    async def _retry(self, uid: str, name: str, shared: bool) -> None:
+        """The container's restarts with the kubelet's back-off (1, 2, 4, 5, 5… s) until the app starts."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                replica = await self._serve(name, shared)
+            except Exception as exc:  # noqa: BLE001
+                log.info("API replica %s still failing (%s)", name, exc)
+                delay = min(5.0, delay * 2)
+                continue
+            self._retries.pop(uid, None)
+            self._up(uid, replica)
+            return
+
     async def stop(self, pod: Obj, grace: float) -> None:
+        retry = self._retries.pop(pod["metadata"]["uid"], None)
+        if retry is not None:
+            retry.cancel()
         if self.detached:
             return
         replica = self.replicas.pop(pod["metadata"]["uid"], None)
@@ -123,6 +156,8 @@ class ApiReplicas(Component):
 
     async def stop_all(self) -> None:
         self.detached = True
+        for retry in self._retries.values():
+            retry.cancel()
         replicas, self.replicas = list(self.replicas.values()), {}
         self._publish()
         for replica in replicas:
