@@ -19,7 +19,7 @@ def _bench():
 
 def test_readme_asbuilt_table_is_fresh():
     bench = _bench()
-    table, unexplained = bench.run_table(jobs=3)
+    table, unexplained = bench.run_table(jobs=6)
     assert not unexplained, f"as-built runs the table cannot explain: {unexplained}\n{table}"
     assert bench.outcome(bench.readme_table()) == bench.outcome(table), (
         "README's as-built table is stale: run python bench/asbuilt.py --update-readme\n" + table
