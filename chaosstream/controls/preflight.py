@@ -165,6 +165,20 @@ def needed_access(
     return {(v, g, r, s, agent_deployment if n == "@agent" else n) for v, g, r, s, n in need}, methods
 
 
+# activities that act on session pods/PVCs: they work in the session namespace (`streamspace_session_namespace`)
+_SESSION_FUNCS = ("kill_session_pod", "wait_for_session_pods", "session_pods_running")
+
+
+def session_access(experiment: Optional[Mapping[str, Any]]) -> Set[Access]:
+    """The Kubernetes calls the experiment's session activities make in the session namespace."""
+    need: Set[Access] = set()
+    for activity in _activities(experiment or {}):
+        func = str((activity.get("provider") or {}).get("func"))
+        if func in _SESSION_FUNCS:
+            need |= set(_PODS) | set(_FUNCS.get(func, []))
+    return need
+
+
 def _needs_db(experiment: Optional[Mapping[str, Any]]) -> bool:
     if not experiment:
         return False
@@ -250,15 +264,19 @@ def _kube_checks(
     out.append(Check(OK, "kubernetes", f"reachable; pods in {ns} are listable."))
 
     need, methods = needed_access(experiment, settings.agent_deployment, lock)
-    denied = []
-    for verb, group, resource, sub, name in sorted(need):
+    checks = [(ns, access) for access in sorted(need)]
+    sessions_ns = settings.session_namespace
+    if sessions_ns != ns:
+        checks += [(sessions_ns, access) for access in sorted(session_access(experiment))]
+    denied: Optional[List[Tuple[str, str]]] = []
+    for where, (verb, group, resource, sub, name) in checks:
         attrs = client.V1ResourceAttributes(
             verb=verb,
             group=group,
             resource=resource,
             subresource=sub or None,
             name=name or None,
-            namespace=ns,
+            namespace=where,
         )
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
@@ -275,13 +293,18 @@ def _kube_checks(
             break
         if not answer.status.allowed:
             what = f"{resource}/{sub}" if sub else resource
-            denied.append(f"{verb} {what}{'.' + group if group else ''}{' ' + name if name else ''}")
+            denied.append((where, f"{verb} {what}{'.' + group if group else ''}{' ' + name if name else ''}"))
+    spaces = sorted({where for where, _ in checks})
     if denied:
-        out.append(
-            Check(FAIL, "permissions", f"denied in {ns}: {', '.join(denied)}; grant them (deploy/kubernetes/rbac.yaml).")
-        )  # fmt: skip
+        text = "; ".join(
+            f"denied in {w}: {', '.join(t for x, t in denied if x == w)}"
+            for w in spaces
+            if any(x == w for x, _ in denied)
+        )
+        out.append(Check(FAIL, "permissions", f"{text}; grant them (deploy/kubernetes/rbac.yaml, in each namespace named).")
+                   if len(spaces) > 1 else Check(FAIL, "permissions", f"{text}; grant them (deploy/kubernetes/rbac.yaml)."))  # fmt: skip
     elif denied is not None:
-        out.append(Check(OK, "permissions", f"all {len(need)} Kubernetes calls the experiment makes are allowed in {ns}."))  # fmt: skip
+        out.append(Check(OK, "permissions", f"all {len(checks)} Kubernetes calls the experiment makes are allowed in {' and '.join(spaces)}."))  # fmt: skip
 
     # Pod Security Admission against the partition method
     net_admin = methods & {"ephemeral", "exec"}

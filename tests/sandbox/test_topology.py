@@ -293,3 +293,24 @@ def test_check_refuses_persistent_homes_without_the_agents_storage_class(as_buil
     assert [c.status for c in storage] == ["fail"]
     assert "'standard'" in storage[0].text and "gp2" in storage[0].text
     assert "STREAMSPACE_SESSION_PERSISTENT_HOME=false" in storage[0].text
+
+
+def test_check_verifies_session_permissions_in_the_session_namespace(sandbox, monkeypatch, tmp_path):
+    """`check` asks for the session activities' calls in the session namespace: the CronJob's Role
+    (deploy/kubernetes/rbac.yaml) bound in the agents' namespace only does not cover them."""
+    import json
+
+    from helpers import EXPERIMENTS
+    from helpers.rbac import service_account_kubeconfig
+
+    from chaosstream.controls.preflight import run_checks
+
+    sa = service_account_kubeconfig(sandbox["KUBECONFIG"], tmp_path / "sa.kubeconfig")
+    for key, value in sandbox.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KUBECONFIG", str(sa))
+    experiment = json.loads((EXPERIMENTS / "session-pod-loss.json").read_text())
+    (permissions,) = [c for c in run_checks(experiment, lock=False) if c.name == "permissions"]
+    assert permissions.status == "fail", permissions.text
+    assert f"denied in {SESSIONS}: " in permissions.text and "delete pods" in permissions.text
+    assert f"denied in {NS}:" not in permissions.text
