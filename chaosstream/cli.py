@@ -61,6 +61,25 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
             ),
             click.option(
+                "--api-replicas",
+                type=click.IntRange(0, 10),
+                default=0,
+                help="Replicas of the API Deployment (default 0: the chart's 2).",
+            ),
+            click.option(
+                "--storage-classes",
+                default="standard",
+                show_default=True,
+                help="The cluster's StorageClasses, comma-separated, the first the default ('gp2' is EKS-like: "
+                "no 'standard' for persistent homes).",
+            ),
+            click.option(
+                "--session-namespace",
+                default="",
+                help="Where the agents put sessions (the chart's k8sAgent.config.sessionNamespace; default: "
+                "their own namespace).",
+            ),
+            click.option(
                 "--profile",
                 type=click.Choice(["intended", "as-built"]),
                 default="intended",
@@ -149,6 +168,9 @@ def sandbox_up(
     agents: int,
     faults: Tuple[str, ...],
     agent_replicas: int,
+    api_replicas: int,
+    session_namespace: str,
+    storage_classes: str,
     profile: str,
     clusters: int,
     tenants: bool,
@@ -184,6 +206,9 @@ def sandbox_up(
                 "image_pull": image_pull,
                 "pod_security": pod_security,
                 "clusters": clusters,
+                "api_replicas": api_replicas,
+                "session_namespace": session_namespace,
+                "storage_classes": storage_classes,
             },
             tenants=tenants,
         )
@@ -334,6 +359,9 @@ def sandbox_run(
     agents: int,
     faults: Tuple[str, ...],
     agent_replicas: int,
+    api_replicas: int,
+    session_namespace: str,
+    storage_classes: str,
     profile: str,
     clusters: int,
     tenants: bool,
@@ -375,6 +403,9 @@ def sandbox_run(
                     "image_pull": image_pull,
                     "pod_security": pod_security,
                     "clusters": clusters,
+                    "api_replicas": api_replicas,
+                    "session_namespace": session_namespace,
+                    "storage_classes": storage_classes,
                 },
                 tenants=tenants,
             )

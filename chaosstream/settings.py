@@ -27,6 +27,9 @@ class SettingsError(ActivityFailed):
 _CONFIG_KEYS: Dict[str, tuple] = {
     "streamspace_api_url": ("STREAMSPACE_API_URL", "http://localhost:8000"),
     "streamspace_namespace": ("STREAMSPACE_NAMESPACE", "streamspace"),
+    # the chart's k8sAgent.config.sessionNamespace (values.yaml:147): where the agent puts session pods,
+    # Services, PVCs and Session CRs (its NAMESPACE env); empty = the agent's own namespace
+    "streamspace_session_namespace": ("STREAMSPACE_SESSION_NAMESPACE", None),
     "streamspace_agent_deployment": ("STREAMSPACE_AGENT_DEPLOYMENT", "streamspace-k8s-agent"),
     "streamspace_agent_selector": ("STREAMSPACE_AGENT_SELECTOR", "app.kubernetes.io/component=k8s-agent"),
     "streamspace_agent_container": ("STREAMSPACE_AGENT_CONTAINER", "k8s-agent"),
@@ -76,6 +79,13 @@ class Settings:
     username: Optional[str] = None
     password: Optional[str] = dataclasses.field(default=None, repr=False)
     db_dsn: Optional[str] = dataclasses.field(default=None, repr=False)
+    session_namespace_override: Optional[str] = None
+
+    @property
+    def session_namespace(self) -> str:
+        """Where sessions' pods, Services, PVCs and CRs live: `streamspace_session_namespace`, else the
+        agent's namespace (the chart's default)."""
+        return self.session_namespace_override or self.namespace
 
     @property
     def verify(self) -> Any:
@@ -224,6 +234,12 @@ def resolve_settings(configuration: Mapping[str, Any] = None, secrets: Mapping[s
         raise SettingsError(
             f"Configuration 'streamspace_namespace' must be a Kubernetes namespace name, not {namespace!r}."
         )
+    session_namespace = str(_lookup(configuration, "streamspace_session_namespace") or "").strip() or None
+    if session_namespace is not None and not _NAMESPACE_RE.match(session_namespace):
+        raise SettingsError(
+            "Configuration 'streamspace_session_namespace' must be a Kubernetes namespace name, "
+            f"not {session_namespace!r}."
+        )
     selector = str(_lookup(configuration, "streamspace_agent_selector") or "").strip()
     if not selector:
         raise SettingsError(
@@ -257,6 +273,7 @@ def resolve_settings(configuration: Mapping[str, Any] = None, secrets: Mapping[s
     return Settings(
         api_url=_check_url(_lookup(configuration, "streamspace_api_url")),
         namespace=namespace,
+        session_namespace_override=session_namespace,
         agent_deployment=deployment,
         agent_selector=selector,
         agent_container=str(_lookup(configuration, "streamspace_agent_container") or "k8s-agent"),

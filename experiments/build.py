@@ -39,6 +39,11 @@ CONFIGURATION: Dict[str, Any] = {
     "partition_duration": ("STREAMSPACE_PARTITION_DURATION", "120", "float"),
     "partition_image": ("STREAMSPACE_PARTITION_IMAGE", "nicolaka/netshoot:v0.13", None),
     "min_agents": ("STREAMSPACE_MIN_AGENTS", "3", "int"),
+    # the chart's k8sAgent.config.sessionNamespace: where session pods live ("" = the agent's namespace)
+    "streamspace_session_namespace": ("STREAMSPACE_SESSION_NAMESPACE", "", None),
+    # persistent homes only when asked: the agent puts them on StorageClass `standard` (hard-coded,
+    # agents/k8s-agent/agent_k8s_operations.go:543), which EKS and AKS lack; `chaosstream check` says so
+    "session_persistent_home": ("STREAMSPACE_SESSION_PERSISTENT_HOME", "false", "bool"),
 }
 
 RUNTIME = {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "always"}}
@@ -193,7 +198,7 @@ def experiment(
     }
 
 
-def create_and_start(count: int, persistent_home: bool = False) -> list:
+def create_and_start(count: int, persistent_home: Any = False) -> list:
     return [
         action(
             "create-sessions",
@@ -399,8 +404,9 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
     "session-pod-loss.json": experiment(
         "Session pod loss: the pod comes back for the same session with the same home volume",
         "A session's pod is deleted (node loss, eviction). Kubernetes must bring a new pod up for the same "
-        "session, mounting the same PVC (<session>-home, not recreated), and the session must stay running in "
-        "the StreamSpace API throughout.",
+        "session, mounting the same PVC (<session>-home, not recreated) when the session has a persistent home "
+        "(STREAMSPACE_SESSION_PERSISTENT_HOME=true, which needs StorageClass 'standard': `chaosstream check` "
+        "says so), and the session must stay running in the StreamSpace API throughout.",
         ["session", "pod", "storage"],
         {
             "title": "The API is healthy and our sessions run",
@@ -410,7 +416,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             ],
         },
         [
-            *create_and_start(1, persistent_home=True),
+            *create_and_start(1, persistent_home="${session_persistent_home}"),
             action("kill-the-session-pod", "kill_session_pod", grace_period=0),
             probe("new-session-pod-time", "wait_for_session_pods", timeout="${start_objective}"),
             probe("session-still-running-in-the-api", "sessions_survived", raise_on_failure=True),

@@ -227,7 +227,7 @@ def kill_session_pod(
     `{"namespace", "killed": {session: pod}}`.
     """
     settings = resolve_settings(configuration, secrets)
-    ns = check_namespace(namespace, settings.namespace)
+    ns = check_namespace(namespace, settings.session_namespace)
     whole(max_pods, "max_pods", minimum=1)
     whole(grace_period, "grace_period", minimum=0)
     if session_id is not None and not isinstance(session_id, str):

@@ -305,6 +305,10 @@ class Cluster:
     def auth(self) -> _Api:
         return self._typed("AuthorizationV1Api")
 
+    @property
+    def storage(self) -> _Api:
+        return self._typed("StorageV1Api")
+
     def claims_of(self, namespace: str, pod: Any) -> Dict[str, str]:
         """PVCs a pod mounts: claim name -> PVC uid (a recreated PVC has a new uid: the home is gone)."""
         out: Dict[str, str] = {}

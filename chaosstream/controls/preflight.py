@@ -165,6 +165,20 @@ def needed_access(
     return {(v, g, r, s, agent_deployment if n == "@agent" else n) for v, g, r, s, n in need}, methods
 
 
+# activities that act on session pods/PVCs: they work in the session namespace (`streamspace_session_namespace`)
+_SESSION_FUNCS = ("kill_session_pod", "wait_for_session_pods", "session_pods_running")
+
+
+def session_access(experiment: Optional[Mapping[str, Any]]) -> Set[Access]:
+    """The Kubernetes calls the experiment's session activities make in the session namespace."""
+    need: Set[Access] = set()
+    for activity in _activities(experiment or {}):
+        func = str((activity.get("provider") or {}).get("func"))
+        if func in _SESSION_FUNCS:
+            need |= set(_PODS) | set(_FUNCS.get(func, []))
+    return need
+
+
 def _needs_db(experiment: Optional[Mapping[str, Any]]) -> bool:
     if not experiment:
         return False
@@ -254,15 +268,19 @@ def _kube_checks(
     out.append(Check(OK, "kubernetes", f"reachable (context {cluster.context}); pods in {ns} are listable."))
 
     need, methods = needed_access(experiment, settings.agent_deployment, lock)
-    denied = []
-    for verb, group, resource, sub, name in sorted(need):
+    checks = [(ns, access) for access in sorted(need)]
+    sessions_ns = settings.session_namespace
+    if sessions_ns != ns:
+        checks += [(sessions_ns, access) for access in sorted(session_access(experiment))]
+    denied: Optional[List[Tuple[str, str]]] = []
+    for where, (verb, group, resource, sub, name) in checks:
         attrs = client.V1ResourceAttributes(
             verb=verb,
             group=group,
             resource=resource,
             subresource=sub or None,
             name=name or None,
-            namespace=ns,
+            namespace=where,
         )
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
@@ -279,13 +297,18 @@ def _kube_checks(
             break
         if not answer.status.allowed:
             what = f"{resource}/{sub}" if sub else resource
-            denied.append(f"{verb} {what}{'.' + group if group else ''}{' ' + name if name else ''}")
+            denied.append((where, f"{verb} {what}{'.' + group if group else ''}{' ' + name if name else ''}"))
+    spaces = sorted({where for where, _ in checks})
     if denied:
-        out.append(
-            Check(FAIL, "permissions", f"denied in {ns}: {', '.join(denied)}; grant them (deploy/kubernetes/rbac.yaml).")
-        )  # fmt: skip
+        text = "; ".join(
+            f"denied in {w}: {', '.join(t for x, t in denied if x == w)}"
+            for w in spaces
+            if any(x == w for x, _ in denied)
+        )
+        out.append(Check(FAIL, "permissions", f"{text}; grant them (deploy/kubernetes/rbac.yaml, in each namespace named).")
+                   if len(spaces) > 1 else Check(FAIL, "permissions", f"{text}; grant them (deploy/kubernetes/rbac.yaml)."))  # fmt: skip
     elif denied is not None:
-        out.append(Check(OK, "permissions", f"all {len(need)} Kubernetes calls the experiment makes are allowed in {ns}."))  # fmt: skip
+        out.append(Check(OK, "permissions", f"all {len(checks)} Kubernetes calls the experiment makes are allowed in {' and '.join(spaces)}."))  # fmt: skip
 
     # Pod Security Admission against the partition method
     net_admin = methods & {"ephemeral", "exec"}
@@ -304,6 +327,7 @@ def _kube_checks(
                          + ("make sure it is not 'baseline' or 'restricted' (NET_ADMIN partitions)." if net_admin else "not needed.")))  # fmt: skip
 
     _quota_check(cluster, ns, experiment, out)
+    _storage_check(cluster, experiment, out)
 
     # the agent Deployment
     try:
@@ -375,6 +399,41 @@ def _quota_check(cluster: Any, ns: str, experiment: Optional[Mapping[str, Any]],
                 out.append(Check(FAIL, "quota", f"ResourceQuota {quota.metadata.name} leaves room for {room} pod(s); the experiment creates {wanted} session(s): raise it or free pods."))  # fmt: skip
                 return
     out.append(Check(OK, "quota", f"room for the {wanted} session pod(s) the experiment creates."))
+
+
+# agents/k8s-agent/agent_k8s_operations.go:543: `storageClass := "standard" // TODO: Make configurable`
+AGENT_STORAGE_CLASS = "standard"
+
+
+def _asks_persistent_homes(experiment: Optional[Mapping[str, Any]]) -> bool:
+    config = _resolved(experiment) if experiment else {}
+    return any(
+        (activity.get("provider") or {}).get("func") == "create_sessions"
+        and _argument(activity, "persistent_home", config) is True
+        for activity in _activities(experiment or {})
+    )
+
+
+def _storage_check(cluster: Any, experiment: Optional[Mapping[str, Any]], out: List[Check]) -> None:
+    """Persistent homes need the StorageClass the agent hard-codes; without it their PVCs stay Pending."""
+    from chaosstream.clients.kube import KubeError
+
+    if not _asks_persistent_homes(experiment):
+        return
+    try:
+        cluster.storage.read_storage_class(AGENT_STORAGE_CLASS)
+    except KubeError as exc:
+        if exc.status == 404:
+            try:
+                names = sorted(c.metadata.name for c in cluster.storage.list_storage_class().items)
+            except KubeError:
+                names = []
+            have = f" (it has: {', '.join(names)})" if names else ""
+            out.append(Check(FAIL, "storage class", f"the experiment asks persistent homes, and StreamSpace's agent puts them on StorageClass '{AGENT_STORAGE_CLASS}' (hard-coded), which this cluster lacks{have}: their PVCs would stay Pending. Set STREAMSPACE_SESSION_PERSISTENT_HOME=false, or create a StorageClass named '{AGENT_STORAGE_CLASS}'."))  # fmt: skip
+        else:
+            out.append(Check(WARN, "storage class", f"cannot read StorageClass '{AGENT_STORAGE_CLASS}' ({exc.status}); persistent homes need it."))  # fmt: skip
+        return
+    out.append(Check(OK, "storage class", f"'{AGENT_STORAGE_CLASS}' exists for the persistent homes the experiment asks."))  # fmt: skip
 
 
 def _db_checks(settings: Any, experiment: Optional[Mapping[str, Any]], out: List[Check]) -> None:

@@ -248,7 +248,7 @@ def session_pods_running(
     Tolerance example: `{"type": "probe", ... "func": "all_true", "arguments": {"keys": ["ok"]}}`.
     """
     settings = resolve_settings(configuration, secrets)
-    ns = namespace or settings.namespace
+    ns = namespace or settings.session_namespace
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
     elsewhere = _elsewhere(settings, ids, region)
     here = [sid for sid in ids if sid not in elsewhere]
@@ -285,7 +285,7 @@ def wait_for_session_pods(
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
-    ns = namespace or settings.namespace
+    ns = namespace or settings.session_namespace
     ids = resolve_session_ids(settings, session_ids, tag)
     killed = killed_pods()
     cluster = Cluster(secrets, timeout)

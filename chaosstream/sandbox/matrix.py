@@ -131,6 +131,24 @@ def _result(
     )
 
 
+_CLAIMED: set = set()
+
+
+def _state_dir() -> Path:
+    """A fresh state dir whose sandbox instance (bridge `cssbr<k>`, from the dir's hash) no running sandbox
+    uses, so that cells can run in parallel without one cleaning up another's network."""
+    import hashlib
+
+    for _ in range(50):
+        state = Path(tempfile.mkdtemp(prefix="css-matrix-state-"))
+        instance = hashlib.sha1(str(state.resolve()).encode()).digest()[0] % 250 + 1
+        if instance not in _CLAIMED and not Path(f"/sys/class/net/cssbr{instance}").exists():
+            _CLAIMED.add(instance)
+            return state
+        shutil.rmtree(state, ignore_errors=True)
+    raise RuntimeError("no free sandbox instance number (250 in use?)")
+
+
 def run_cell(
     experiment: str,
     faults: Sequence[str] = (),
@@ -138,8 +156,10 @@ def run_cell(
     workdir: Optional[Path] = None,
     experiments_dir: Optional[Path] = None,
     profile: str = "intended",
+    options: Optional[Dict[str, Any]] = None,
 ) -> List[CellResult]:
-    """Start a sandbox with `faults` (and `profile`), run the experiment `repeats` times on it, stop it.
+    """Start a sandbox with `faults` (and `profile`, and sandbox `options` such as `api_replicas`), run
+    the experiment `repeats` times on it, stop it. Cells may run in parallel (threads).
 
     The experiment file is `experiment` in `experiments_dir` (default `./experiments`).
     """
@@ -147,7 +167,7 @@ def run_cell(
 
     directory = experiments_path(experiments_dir)  # fail before starting a sandbox
     workdir = workdir or Path(tempfile.mkdtemp(prefix="css-matrix-"))
-    state = Path(tempfile.mkdtemp(prefix="css-matrix-state-"))
+    state = _state_dir()
     started = time.monotonic()
     results: List[CellResult] = []
     try:
@@ -157,6 +177,7 @@ def run_cell(
             faults=faults,
             parent_pid=os.getpid(),
             profile=profile,
+            extra=options,
         )
         boot = time.monotonic() - started
         for index in range(repeats):

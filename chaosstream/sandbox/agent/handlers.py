@@ -84,7 +84,9 @@ class CommandHandlers:
         return await loop.run_in_executor(self._executor, func, *args)
 
     def _namespace(self, payload: Dict[str, Any]) -> str:
-        return _string(payload, "namespace") or self._config.namespace
+        """The agent's own NAMESPACE (the chart's sessionNamespace), whatever the payload says: the k8s
+        agent passes h.config.Namespace to every call (agents/k8s-agent/agent_handlers.go:96-137,220-231)."""
+        return self._config.namespace
 
     async def _wait_for_ready_pod(self, namespace: str, session_id: str) -> Tuple[str, str]:
         """Poll like the real agent: first look one poll period in, give up after start_timeout."""

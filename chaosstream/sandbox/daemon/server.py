@@ -38,6 +38,9 @@ async def _main(state_dir: Path, options: dict) -> int:
         pod_security=options.get("pod_security", "privileged"),
         tenants=options.get("tenants", True),
         clusters=options.get("clusters", 1),
+        api_replicas=options.get("api_replicas", 0),
+        session_namespace=options.get("session_namespace", ""),
+        storage_classes=options.get("storage_classes", "standard"),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()

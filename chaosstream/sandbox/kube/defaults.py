@@ -139,6 +139,17 @@ def on_create(rtype: ResourceType, obj: Obj) -> None:
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
         obj["spec"] = {"finalizers": ["kubernetes"]}
         obj["status"] = {"phase": "Active"}
+    elif p == "customresourcedefinitions":
+        # the apiextensions controller accepts the names and establishes the CRD at once
+        spec = obj.get("spec") or {}
+        obj["status"] = {
+            "acceptedNames": dict(spec.get("names") or {}),
+            "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
+            "conditions": [
+                {"type": t, "status": "True", "reason": r, "lastTransitionTime": meta["creationTimestamp"]}
+                for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
+            ],
+        }
     elif p == "persistentvolumeclaims":
         spec = obj.setdefault("spec", {})
         spec.setdefault("volumeMode", "Filesystem")

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .resources import NODE, POD
+from .resources import BY_KEY, NODE, POD
 from .store import clone, now_iso
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
+PVC = BY_KEY["/persistentvolumeclaims"]
 
 NODE_NAME = "sandbox-node"
 NODE_IP = "127.0.0.1"
@@ -112,6 +113,7 @@ class Kubelet:
     def __init__(self, emu: Cluster) -> None:
         self.emu = emu
         self.pods: dict[str, PodState] = {}
+        self._unschedulable: set[tuple[str, str]] = set()  # pods waiting for their claims
         self._next_ip = 2
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -186,7 +188,43 @@ class Kubelet:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
 
+    def _unbound_claims(self, pod: Obj) -> list[str]:
+        """The pod's PersistentVolumeClaims that are missing or not Bound (the scheduler's volume check)."""
+        ns = pod["metadata"]["namespace"]
+        out = []
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if name:
+                claim = self.emu.store.get(PVC, ns, name)
+                if claim is None or (claim.get("status") or {}).get("phase") != "Bound":
+                    out.append(name)
+        return out
+
+    async def _retry_schedule(self, namespace: str, name: str) -> None:
+        try:
+            await asyncio.sleep(1.0)  # the scheduler's back-off queue
+        finally:
+            self._unschedulable.discard((namespace, name))
+        self.emu.controllers.enqueue("pod", namespace, name)
+
     def _bind(self, pod: Obj) -> None:
+        unbound = self._unbound_claims(pod)
+        if unbound:
+            message = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "PodScheduled" and c.get("message") == message for c in conditions):
+                status = dict(pod.get("status") or {}, phase="Pending")
+                status["conditions"] = [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                     "lastTransitionTime": now_iso(), "lastProbeTime": None}
+                ]  # fmt: skip
+                pending = self._write_status(pod, status)
+                self.emu.record_event(pending, "FailedScheduling", message, "Warning")
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if key not in self._unschedulable:
+                self._unschedulable.add(key)
+                self._spawn(self._retry_schedule(*key))
+            return
         new = clone(pod)
         new["spec"]["nodeName"] = NODE_NAME
         new["status"] = dict(new.get("status") or {}, phase="Pending")

@@ -165,6 +165,18 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), True, ("status",)),
     ResourceType("batch", "v1", "jobs", "Job", True, (), True, ("status",)),
     ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        ("crd", "crds"),
+        True,
+        ("status",),
+        categories=("api-extensions",),
+    ),
+    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
+    ResourceType(
         "stream.space", "v1alpha1", "sessions", "Session", True, ("ss",), True, ("status",), crd=True
     ),
     ResourceType(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Callable, Iterator
 
-from . import defaults
+from . import defaults, structural
 from .errors import ApiError, already_exists, bad_request, conflict, not_found
 from .resources import NAMESPACE, ResourceType
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
@@ -239,7 +239,11 @@ class Store:
         meta["generation"] = 1
         if rtype.has_status and not rtype.crd and rtype.plural not in ("namespaces", "nodes"):
             obj.pop("status", None)  # status is set by controllers, not by create (except CR/ns/node)
+        if rtype.crd:
+            obj = self._shape_custom(rtype, obj, None, creating=True)
         defaults.on_create(rtype, obj)
+        if rtype.plural == "persistentvolumeclaims":
+            self._provision(obj)
         meta["resourceVersion"] = self._next_rv()
         entry = Entry(obj)
         names[name] = entry
@@ -279,6 +283,8 @@ class Store:
                 result["status"] = new["status"]
             else:
                 result.pop("status", None)
+            if rtype.crd:
+                result = self._shape_custom(rtype, result, "status")
         else:
             result = new
             result["apiVersion"], result["kind"] = rtype.api_version, rtype.kind
@@ -301,6 +307,8 @@ class Store:
                     result["status"] = old["status"]
                 else:
                     result.pop("status", None)
+            if rtype.crd:
+                result = self._shape_custom(rtype, result, None)
             defaults.on_update(rtype, result, old)
             if _spec_of(result) != _spec_of(old):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
@@ -313,6 +321,44 @@ class Store:
         self._index_owners(rtype, old, result)
         self._emit("MODIFIED", rtype, entry, old)
         return result
+
+    def _provision(self, claim: Obj) -> None:
+        """StorageClasses, once the cluster has any: a claim without a class gets the default one (the
+        DefaultStorageClass admission plugin); a claim naming a class that does not exist stays Pending
+        (the PV controller: `storageclass.storage.k8s.io "<name>" not found`). A cluster without any
+        StorageClass object binds every claim at once (the emulator's plain mode)."""
+        classes = self._data.get("storage.k8s.io/storageclasses", {}).get("", {})
+        if not classes:
+            return
+        spec = claim.setdefault("spec", {})
+        name = spec.get("storageClassName")
+        if name is None:
+            default = [
+                n
+                for n, e in sorted(classes.items())
+                if (e.obj["metadata"].get("annotations") or {}).get(
+                    "storageclass.kubernetes.io/is-default-class"
+                )
+                == "true"
+            ]
+            if default:
+                spec["storageClassName"] = name = default[0]
+        if name and name not in classes:
+            spec.pop("volumeName", None)
+            claim["status"] = {"phase": "Pending"}
+
+    def _shape_custom(
+        self, rtype: ResourceType, obj: Obj, subresource: str | None, creating: bool = False
+    ) -> Obj:
+        """A custom resource as its installed CRD stores it (structural.py); unchanged without a CRD."""
+        entry = self._data.get(structural.CRD_KEY, {}).get("", {}).get(structural.crd_name(rtype))
+        if entry is None:
+            return obj
+        crd = entry.obj
+        if creating and structural.has_status_subresource(crd, rtype.version):
+            obj = dict(obj)
+            obj.pop("status", None)  # only /status writes it
+        return structural.shape(obj, crd, rtype.version, subresource)
 
     def put_system(self, rtype: ResourceType, obj: Obj) -> Obj:
         """Store a system-side rewrite as-is (deletionTimestamp, nodeName, ephemeral containers...).
