@@ -157,6 +157,9 @@ def test_one_connection_per_session_and_what_ends_a_stream(cp):
     # the old stream's tunnel is closed before the new one is asked for, so the new tunnel survives
     assert _vnc(agent) == {"sessionId": session_id, "reason": "client_disconnect"}
     assert _vnc(agent) == {"sessionId": session_id, "data": ""}
+    # the agent answers each request in order: the old stream's tunnel (ready, bytes), then the new one's
+    agent.send("vnc_ready", {"sessionId": session_id, "vncPort": 3000})
+    agent.send("vnc_data", {"sessionId": session_id, "data": base64.b64encode(b"old tunnel").decode()})
     agent.send("vnc_ready", {"sessionId": session_id, "vncPort": 3000})
     agent.send("vnc_data", {"sessionId": session_id, "data": BANNER})
     assert _recv(new, 5) == BANNER
