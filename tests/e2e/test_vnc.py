@@ -171,3 +171,29 @@ def test_vnc_tunnel_rbac_sessions_run_and_every_stream_fails(rbac_sandbox):
         and 'cannot get resource "pods/portforward"' in record["closeReason"]
     )
     assert rbac_sandbox.state(session_id) == "running"
+
+
+@pytest.fixture(scope="module")
+def as_built_sandbox():
+    yield from _sandbox(profile="as-built")
+
+
+def test_as_built_a_session_streams_once(as_built_sandbox):
+    """As built the tunnel opens once, 2 s (scaled) after start_session (agent_handlers.go:142-147,
+    agent_vnc_handler.go:150-172); the proxy sends vnc_close when the UI leaves (vnc_proxy.go:304), the
+    agent closes the tunnel (agent_vnc_handler.go:81) and nothing opens another: a reconnecting browser's
+    socket stays open and silent (agent_vnc_tunnel.go:189-196 only logs "tunnel not found")."""
+    sandbox = as_built_sandbox
+    session_id = sandbox.session()
+    sandbox.running(session_id)
+    first = sandbox.stream(session_id)
+    assert first.handshake(timeout=10)[0] == b"RFB 003.008\n"
+    first.update()
+    first.close()
+    wait_for(lambda: all(r["closedAt"] for r in sandbox.records(session_id)))
+    second = sandbox.stream(session_id)
+    assert not second.closed_by_server(2.0), "as built the socket stays open"
+    assert second.received == 0, "a second stream got bytes: the tunnel was reopened"
+    record = sandbox.records(session_id)[-1]
+    assert record["closedAt"] is None and record["firstBytesAt"] is None
+    second.close()

@@ -79,7 +79,7 @@ class Stream:
     inbox: "asyncio.Queue[dict]" = dataclasses.field(default_factory=lambda: asyncio.Queue(INBOX))
     generation: int = 0  # intended: which of the session's tunnel requests on its agent socket is ours
     ready: bool = False
-    replaced: bool = False
+    close_sent: bool = False  # vnc_close went to the agent for this stream
     opened_at: dt.datetime = dataclasses.field(default_factory=utcnow)
     first_bytes_at: Optional[dt.datetime] = None
     last_bytes_at: Optional[dt.datetime] = None
@@ -284,7 +284,7 @@ class VncProxy:
             log.info("Closing existing VNC connection for session %s", session_id)
             old.close_reason = old.close_reason or "replaced by a newer connection"
             if not self.as_built:
-                old.replaced = True
+                old.close_sent = True
                 if old.agent is not None:  # before the new stream's request, so its tunnel survives
                     old.agent.send(
                         _message("vnc_close", {"sessionId": session_id, "reason": "client_disconnect"})
@@ -360,19 +360,26 @@ class VncProxy:
             self.active.pop(stream.session_id, None)  # whichever connection holds the key
         elif self.active.get(stream.session_id) is stream:
             del self.active[stream.session_id]
+            # intended: before any await, so a reconnecting UI's tunnel request comes after this close
+            self._close_tunnel(stream)
         with contextlib.suppress(Exception):
             await self.cp.db.execute(
                 "UPDATE sessions SET active_connections = active_connections - 1, last_disconnect = %s"
                 " WHERE id = %s AND active_connections > 0",
                 (utcnow(), stream.session_id),
             )
-        if not stream.replaced:
-            conn = self.cp.hub.get(stream.agent_id)
-            if conn is not None:
-                conn.send(
-                    _message("vnc_close", {"sessionId": stream.session_id, "reason": "client_disconnect"})
-                )
+        if self.as_built:
+            self._close_tunnel(stream)  # vnc_proxy.go:304, after the DB update
         await self._record_close(stream)
+
+    def _close_tunnel(self, stream: Stream) -> None:
+        """``vnc_close {sessionId, reason: "client_disconnect"}`` to the agent, once per stream."""
+        if stream.close_sent:
+            return  # intended: the newer connection sent it already
+        stream.close_sent = True
+        conn = self.cp.hub.get(stream.agent_id)
+        if conn is not None:
+            conn.send(_message("vnc_close", {"sessionId": stream.session_id, "reason": "client_disconnect"}))
 
     # -- relaying --------------------------------------------------------------------------------------
     def _send_to_agent(self, stream: Stream, data: str) -> Optional[str]:
