@@ -62,12 +62,6 @@ async def handle_portforward(
     pod = emu.store.get(POD, namespace, name)
     if pod is None:
         raise not_found("pods", "", name)
-    ports = _ports(request)
-    if not pod["spec"].get("nodeName"):
-        raise bad_request(f"pod {name} does not have a host assigned")
-    phase = (pod.get("status") or {}).get("phase")
-    if phase != "Running" or pod["metadata"].get("deletionTimestamp"):
-        raise bad_request(f"pod {name} is not running (phase {phase})")
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     if request.headers.get("Upgrade", "").lower() != "websocket" or (offered and PROTOCOLS[0] not in offered):
         # SPDY (client-go's POST) and kubectl's SPDY-over-WebSocket tunnelling are not emulated
@@ -75,6 +69,12 @@ async def handle_portforward(
             400, "BadRequest", "Upgrade request required: this API serves pods/portforward over WebSocket "
             f"subprotocol {PROTOCOLS[0]} only (offered: {', '.join(offered) or 'none'})",
         )  # fmt: skip
+    ports = _ports(request)
+    if not pod["spec"].get("nodeName"):
+        raise bad_request(f"pod {name} does not have a host assigned")
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running" or pod["metadata"].get("deletionTimestamp"):
+        raise bad_request(f"pod {name} is not running (phase {phase})")
     ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "BadRequest", "Upgrade request required")
