@@ -298,7 +298,12 @@ class Sandbox:
         from chaosstream.sandbox.crds import crd_objects
         from chaosstream.sandbox.topology import api_objects, postgres_objects
 
-        self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
+        self.runtime = ProcessRuntime(
+            self.state_dir,
+            self.network,
+            image_pull=self.options.image_pull,
+            vnc_frame_interval=1.0 / self.timers.factor,  # a session desktop's frame: 1 s real
+        )
         self.api = ApiReplicas(self._make_api_app, self.balancer)
         self.runtime.components["api"] = self.api
         if self.postgres is not None:
@@ -347,6 +352,8 @@ class Sandbox:
             )
         for crd in crd_objects():  # chart/crds/, installed before the chart's templates as helm does
             self.emulator.create_object(crd)
+        if "vnc-tunnel-rbac" in self.faults:
+            self._agent_rbac()
         if self.network is not None:
             self._create_services()
         # the chart's control plane (sandbox/topology.py) and the agents at once, as `helm install` does:
@@ -388,6 +395,23 @@ class Sandbox:
             member = MemberCluster(self, number)
             self.members.append(member)
             self._tasks.extend(await member.start(NAMESPACE))
+
+    def _agent_rbac(self) -> None:
+        """Fault vnc-tunnel-rbac: the agents use ServiceAccount streamspace-agent, bound to the chart's Role
+        without pods/portforward (chaosstream/sandbox/agentrbac.py)."""
+        import yaml
+
+        from chaosstream.sandbox.agentrbac import SERVICE_ACCOUNT, agent_rbac_objects
+        from chaosstream.sandbox.kube.kubeconfig import kubeconfig_dict
+
+        assert self.emulator is not None
+        for obj in agent_rbac_objects(NAMESPACE, portforward=False):
+            self.emulator.create_object(obj)
+        config = kubeconfig_dict(f"http://{self.pod_host}:{self.emulator.port}", NAMESPACE)
+        config["users"][0]["user"]["token"] = self.emulator.rbac.mint(NAMESPACE, SERVICE_ACCOUNT)  # type: ignore[index]
+        path = self.state_dir / "kubeconfig-agent"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
 
     def _create_services(self) -> None:
         """The API Service and the `kubernetes` Service, with their Endpoints, as a cluster has them."""
@@ -507,10 +531,14 @@ class Sandbox:
         per_cluster = self.options.agents * (1 if self.agent_ha else self.options.agent_replicas)
         return per_cluster * self.options.clusters
 
+    @property
+    def _agent_kubeconfig(self) -> str:
+        return "kubeconfig-agent" if "vnc-tunnel-rbac" in self.faults else "kubeconfig-pods"
+
     def agent_deployment(self, index: int, cluster: int = 1) -> Dict[str, Any]:
         from chaosstream.sandbox.clusters import region_of
 
-        pod_kubeconfig = "kubeconfig-pods" if cluster == 1 else f"kubeconfig-pods-{cluster}"
+        pod_kubeconfig = self._agent_kubeconfig if cluster == 1 else f"kubeconfig-pods-{cluster}"
         name = agent_deployment_name(index)
         labels = dict(AGENT_LABELS, **{"sandbox.streamspace.io/agent": str(index)})
         env: List[Dict[str, Any]] = [
@@ -525,6 +553,7 @@ class Sandbox:
             {"name": "HEALTH_CHECK_INTERVAL", "value": _go_duration(self.timers.heartbeat_interval)},
             {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
             {"name": "SANDBOX_FAULTS", "value": ",".join(sorted(self.faults))},
+            {"name": "SANDBOX_PROFILE", "value": self.profile.name},
         ]
         if self.ids_per_pod:
             # chart/templates/k8s-agent-deployment.yaml:45-52: AGENT_ID="$(AGENT_ID_PREFIX)-$(POD_NAME)",
@@ -736,7 +765,7 @@ class Sandbox:
         if self.network is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.network.teardown)
-        for name in ("sandbox.env", "sandbox.json", "kubeconfig", "kubeconfig-pods"):
+        for name in ("sandbox.env", "sandbox.json", "kubeconfig", "kubeconfig-pods", "kubeconfig-agent"):
             (self.state_dir / name).unlink(missing_ok=True)
         for member in self.members:
             (self.state_dir / f"sandbox-{member.number}.env").unlink(missing_ok=True)
