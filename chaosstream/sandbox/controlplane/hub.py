@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from aiohttp import web
 
@@ -93,7 +93,15 @@ class AgentRoutes(Dict[str, "AgentConnection"]):
     """Which replica's socket holds each agent, shared by the API replicas that share routing: what the
     Redis AgentHub keeps as `agent:<id>:pod` and reaches with `pod:<name>:commands`
     (api/internal/websocket/agent_hub.go:275-290,509-536). Without it (the chart default, no Redis) a
-    replica knows only its own sockets (agent_hub.go:539-540, 586-606)."""
+    replica knows only its own sockets (agent_hub.go:539-540, 586-606).
+
+    The replicas' VNC proxies share their streams and tunnels here too: an agent's `vnc_*` messages arrive
+    on the replica holding its socket, while the user's stream may be on the other one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vnc_active: Dict[str, Any] = {}
+        self.vnc_tunnels: Dict[Any, Any] = {}
 
 
 class AgentHub:

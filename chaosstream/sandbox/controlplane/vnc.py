@@ -148,9 +148,12 @@ class VncProxy:
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
         self.as_built = cp.config.profile.vnc_proxy_as_built
-        self.active: Dict[str, Stream] = {}  # session id → its current UI connection
+        # intended: the replicas that share agent routing share streams and tunnels (hub.AgentRoutes)
+        shared = None if self.as_built else cp.hub.routes
+        self.active: Dict[str, Stream] = shared.vnc_active if shared is not None else {}  # session → stream
         self.live: Dict[str, Stream] = {}  # connection id → every open stream (ground truth)
-        self.tunnels: Dict[Tuple[str, str], Tunnels] = {}  # (agent socket id, session id), intended
+        # (agent socket id, session id), intended
+        self.tunnels: Dict[Tuple[str, str], Tunnels] = shared.vnc_tunnels if shared is not None else {}
         self._tasks: set = set()
 
     # -- agent → proxy ---------------------------------------------------------------------------------
