@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
@@ -44,84 +44,86 @@ def _state_option(func):  # type: ignore[no-untyped-def]
     )(func)
 
 
+def _choice(flag: str, choices: List[str], help_text: str):  # type: ignore[no-untyped-def]
+    """A choice option whose default is its first choice."""
+    return click.option(
+        flag, type=click.Choice(choices), default=choices[0], show_default=True, help=help_text
+    )
+
+
+# What `sandbox up` and `sandbox run` both take; the sandbox gets every one of them (see _start_sandbox).
+_START_OPTIONS = [
+    click.option(
+        "--agents", type=click.IntRange(1, 20), default=1, show_default=True, help="Number of agents."
+    ),
+    click.option("--fault", "faults", multiple=True, help="Switch on a StreamSpace defect (repeatable)."),
+    click.option(
+        "--agent-replicas",
+        type=click.IntRange(1, 20),
+        default=1,
+        show_default=True,
+        help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
+    ),
+    _choice(
+        "--profile",
+        ["intended", "as-built"],
+        "intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
+    ),
+    click.option(
+        "--tenants/--no-tenants",
+        default=True,
+        show_default=True,
+        help="Background tenants: other users' sessions and never-pruned commands on neighbour agents.",
+    ),
+    _choice("--timers", ["fast", "real"], "fast: StreamSpace's real timers and objectives divided by 10."),
+    click.option("--db-dsn", default=None, help="Use this PostgreSQL instead of an embedded one."),
+    click.option("--port", type=click.IntRange(0, 65535), default=0, help="API port (0: a free one)."),
+    _choice(
+        "--network",
+        ["auto", "on", "off"],
+        "Per-pod network namespaces (root only; 'auto' uses them when possible).",
+    ),
+    _choice(
+        "--cni",
+        ["enforcing", "ignore-endport", "new-connections-only", "none"],
+        "How the sandbox's CNI enforces NetworkPolicies.",
+    ),
+    _choice(
+        "--service-route",
+        ["kube-proxy", "socket-lb"],
+        "Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
+        "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
+    ),
+    click.option(
+        "--image-pull",
+        default="fast",
+        show_default=True,
+        help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
+        "back-off, then success).",
+    ),
+    _choice(
+        "--pod-security",
+        ["privileged", "baseline", "restricted"],
+        "The namespace's Pod Security level, enforced on pods and ephemeral containers.",
+    ),
+]
+
+# start_daemon's own parameters; every other start option reaches the sandbox through `extra`.
+_DAEMON_PARAMS = (
+    "agents",
+    "faults",
+    "timers",
+    "db_dsn",
+    "port",
+    "network",
+    "profile",
+    "agent_replicas",
+    "tenants",
+)
+
+
 def _start_options(func):  # type: ignore[no-untyped-def]
-    for option in reversed(
-        [
-            click.option(
-                "--agents", type=click.IntRange(1, 20), default=1, show_default=True, help="Number of agents."
-            ),
-            click.option(
-                "--fault", "faults", multiple=True, help="Switch on a StreamSpace defect (repeatable)."
-            ),
-            click.option(
-                "--agent-replicas",
-                type=click.IntRange(1, 20),
-                default=1,
-                show_default=True,
-                help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
-            ),
-            click.option(
-                "--profile",
-                type=click.Choice(["intended", "as-built"]),
-                default="intended",
-                show_default=True,
-                help="intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
-            ),
-            click.option(
-                "--tenants/--no-tenants",
-                default=True,
-                show_default=True,
-                help="Background tenants: other users' sessions and never-pruned commands on neighbour agents.",
-            ),
-            click.option(
-                "--timers",
-                type=click.Choice(["fast", "real"]),
-                default="fast",
-                show_default=True,
-                help="fast: StreamSpace's real timers and objectives divided by 10.",
-            ),
-            click.option("--db-dsn", default=None, help="Use this PostgreSQL instead of an embedded one."),
-            click.option(
-                "--port", type=click.IntRange(0, 65535), default=0, help="API port (0: a free one)."
-            ),
-            click.option(
-                "--network",
-                type=click.Choice(["auto", "on", "off"]),
-                default="auto",
-                show_default=True,
-                help="Per-pod network namespaces (root only; 'auto' uses them when possible).",
-            ),
-            click.option(
-                "--cni",
-                type=click.Choice(["enforcing", "ignore-endport", "new-connections-only", "none"]),
-                default="enforcing",
-                show_default=True,
-                help="How the sandbox's CNI enforces NetworkPolicies.",
-            ),
-            click.option(
-                "--service-route",
-                type=click.Choice(["kube-proxy", "socket-lb"]),
-                default="kube-proxy",
-                show_default=True,
-                help="Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
-                "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
-            ),
-            click.option(
-                "--image-pull",
-                default="fast",
-                show_default=True,
-                help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
-                "back-off, then success).",
-            ),
-            click.option(
-                "--pod-security",
-                type=click.Choice(["privileged", "baseline", "restricted"]),
-                default="privileged",
-                show_default=True,
-                help="The namespace's Pod Security level, enforced on pods and ephemeral containers.",
-            ),
-        ]
-    ):
+    for option in reversed(_START_OPTIONS):
         func = option(func)
     return func
 
@@ -135,55 +137,32 @@ def _check_faults(faults: Tuple[str, ...]) -> None:
         raise click.UsageError(str(exc)) from None
 
 
+def _start_sandbox(state: Path, options: Dict[str, Any], parent_pid: Optional[int] = None) -> Dict[str, str]:
+    """Start the sandbox daemon with the start options; a failure to start is one ClickException."""
+    from chaosstream.sandbox.daemon.client import SandboxStartError, start_daemon
+
+    known = {k: options[k] for k in _DAEMON_PARAMS}
+    extra = {k: v for k, v in options.items() if k not in _DAEMON_PARAMS}
+    try:
+        return start_daemon(state, parent_pid=parent_pid, extra=extra, **known)
+    except SandboxStartError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @sandbox.command("up")
 @_start_options
 @_state_option
-def sandbox_up(
-    agents: int,
-    faults: Tuple[str, ...],
-    agent_replicas: int,
-    profile: str,
-    tenants: bool,
-    timers: str,
-    db_dsn: Optional[str],
-    port: int,
-    network: str,
-    cni: str,
-    service_route: str,
-    image_pull: str,
-    pod_security: str,
-    state_dir: Optional[Path],
-) -> None:
+def sandbox_up(state_dir: Optional[Path], **options: Any) -> None:
     """Start the sandbox in the background and print how to use it."""
-    from chaosstream.sandbox.daemon.client import SandboxStartError, default_state_dir, start_daemon
+    from chaosstream.sandbox.daemon.client import default_state_dir
 
-    _check_faults(faults)
+    _check_faults(options["faults"])
     state = state_dir or default_state_dir()
-    try:
-        env = start_daemon(
-            state,
-            agents,
-            faults,
-            timers,
-            db_dsn,
-            port,
-            network,
-            profile=profile,
-            agent_replicas=agent_replicas,
-            extra={
-                "cni": cni,
-                "service_route": service_route,
-                "image_pull": image_pull,
-                "pod_security": pod_security,
-            },
-            tenants=tenants,
-        )
-    except SandboxStartError as exc:
-        raise click.ClickException(str(exc)) from None
+    env = _start_sandbox(state, options)
     env_file = state / "sandbox.env"
     click.echo(
-        f"StreamSpace sandbox is up: API {env['STREAMSPACE_API_URL']}, {agents} agent(s), timers {timers}, "
-        f"profile {profile}."
+        f"StreamSpace sandbox is up: API {env['STREAMSPACE_API_URL']}, {options['agents']} agent(s), "
+        f"timers {options['timers']}, profile {options['profile']}."
     )
     click.echo(f"Environment file: {env_file}")
     click.echo(f"Use it:  set -a; . {env_file}; set +a; chaos run experiments/agent-disconnect.json")
@@ -317,54 +296,18 @@ def sandbox_faults() -> None:
 @sandbox.command("run", context_settings={"ignore_unknown_options": True})
 @_start_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def sandbox_run(
-    agents: int,
-    faults: Tuple[str, ...],
-    agent_replicas: int,
-    profile: str,
-    tenants: bool,
-    timers: str,
-    db_dsn: Optional[str],
-    port: int,
-    network: str,
-    cni: str,
-    service_route: str,
-    image_pull: str,
-    pod_security: str,
-    command: Tuple[str, ...],
-) -> None:
+def sandbox_run(command: Tuple[str, ...], **options: Any) -> None:
     """Start a throw-away sandbox, run COMMAND with its environment, then remove the sandbox.
 
     Example: chaosstream sandbox run -- chaos run experiments/agent-disconnect.json
     """
-    from chaosstream.sandbox.daemon.client import SandboxStartError, start_daemon, stop_daemon
+    from chaosstream.sandbox.daemon.client import stop_daemon
 
-    _check_faults(faults)
+    _check_faults(options["faults"])
     state = Path(tempfile.mkdtemp(prefix="chaosstream-sandbox-"))
     code = 1
     try:
-        try:
-            env = start_daemon(
-                state,
-                agents,
-                faults,
-                timers,
-                db_dsn,
-                port,
-                network,
-                parent_pid=os.getpid(),
-                profile=profile,
-                agent_replicas=agent_replicas,
-                extra={
-                    "cni": cni,
-                    "service_route": service_route,
-                    "image_pull": image_pull,
-                    "pod_security": pod_security,
-                },
-                tenants=tenants,
-            )
-        except SandboxStartError as exc:
-            raise click.ClickException(str(exc)) from None
+        env = _start_sandbox(state, options, parent_pid=os.getpid())
         code = _run_child(list(command), env)
     finally:
         stop_daemon(state)
