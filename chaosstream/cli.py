@@ -361,7 +361,10 @@ main.add_command(history_command, "history")
     "(default: 45 with --expired-only, else 10).",
 )
 def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: Optional[float]) -> None:
-    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents).
+    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents, and
+    the sessions a run recorded: terminated through the StreamSpace API with STREAMSPACE_TOKEN or
+    STREAMSPACE_USERNAME/PASSWORD; without them the Kubernetes faults are still healed, the session records
+    are left and named, and heal exits 1). Each line names the run that made the fault.
 
     Refuses while a live run holds the run lock (Lease chaosstream-run-lock), because the faults are that
     run's own; --force heals anyway. With --expired-only only faults past their expiry are removed, which is
@@ -384,8 +387,12 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
             settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
             ns = settings.namespace
             cluster = Cluster(None)
-            holder = read_holder(cluster, ns) if not expired_only else None
-            if holder and holder["live"]:
+            holder = read_holder(cluster, ns)
+            spare = None
+            if expired_only:
+                # expired faults go whoever made them; a live run's sessions stay (they are in use)
+                spare = holder["holder"] if holder and holder["live"] else None
+            elif holder and holder["live"]:
                 whose = (
                     f"{holder['where']} is held by {holder['holder']} (experiment {holder['experiment']!r}, "
                     f"renewed until {holder['expires_at']})"
@@ -397,12 +404,14 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
                         f"or remove that run's faults anyway with --force (then {remove_command(ns)} to free the lock)."
                     )
                 click.echo(f"--force: removing the faults of the live run: {whose}.")
-            elif holder:
+            elif holder and not expired_only:
                 click.echo(
                     f"Removing the faults left by {holder['holder']} (experiment {holder['experiment']!r}), "
                     f"which stopped renewing {holder['where']} at {holder['expires_at']}."
                 )
-            healed = ledger.heal(cluster, ns, None, expired_only=expired_only)
+            healed = ledger.heal(
+                cluster, ns, None, expired_only=expired_only, settings=settings, spare_owner=spare
+            )
             break
         except ActivityFailed as exc:  # KubeError included; undo is idempotent, so a retry is safe
             status = getattr(exc, "status", None)
@@ -412,7 +421,7 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
             click.echo(f"Heal incomplete ({str(exc).splitlines()[0]}); retrying in {delay:g}s", err=True)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-    if not healed:
+    if not healed and not healed.left:
         click.echo(
             "Nothing to heal: no expired chaosstream fault remains."
             if expired_only
@@ -420,6 +429,12 @@ def heal(namespace: Optional[str], expired_only: bool, force: bool, retry_for: O
         )
     for item in healed:
         click.echo(f"healed: {item}")
+    if healed.left:
+        raise click.ClickException(
+            f"Left {len(healed.left)} session record(s) untouched ({'; '.join(healed.left)}) because heal has "
+            "no StreamSpace credentials to terminate them: set STREAMSPACE_TOKEN, or STREAMSPACE_USERNAME and "
+            "STREAMSPACE_PASSWORD, and run chaosstream heal again."
+        )
 
 
 @main.command("check")
