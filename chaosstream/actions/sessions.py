@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds, whole
+from chaosstream.arguments import flag, seconds, whole
 from chaosstream.clients.kube import Cluster, check_namespace, pod_alive
 from chaosstream.clients.streamspace import api_client
 from chaosstream.faults import sessions as record
@@ -71,6 +71,8 @@ def create_sessions(
     for name, value in (("template", template), ("user", user), ("memory", memory), ("cpu", cpu)):
         if not isinstance(value, str) or not value:
             raise ActivityFailed(f"Argument '{name}' must be a non-empty string, not {value!r}.")
+    persistent_home = flag(persistent_home, "persistent_home")
+    allow_unavailable = flag(allow_unavailable, "allow_unavailable")
     if count > max_count:
         raise ActivityFailed(
             f"Argument 'count' ({count}) exceeds 'max_count' ({max_count}): raise 'max_count' to allow it."
@@ -214,6 +216,7 @@ def terminate_sessions(
     """
     settings = resolve_settings(configuration, secrets)
     timeout = seconds(timeout, "timeout")
+    ignore_missing = flag(ignore_missing, "ignore_missing")
     # A rollback must not fail because the method never got to create anything.
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
     done: Dict[str, Any] = {}

@@ -192,7 +192,9 @@ def heal(
         try:
             what = undo(cluster, fault, settings)
         except (KubeError, ActivityFailed) as exc:
-            failed.append(f"{fault.kind} {fault.fault_id} on {namespace}/{fault.target}{run}: {exc}")
+            failed.append(
+                f"{fault.kind} {fault.fault_id} on {namespace}/{fault.target}{run}: {str(exc).rstrip('.')}"
+            )
             continue
         if what:
             healed.append(what + run)

@@ -104,32 +104,32 @@ def _write(cluster: Cluster, namespace: str, state: Dict[str, Any]) -> None:
 
 
 def begin(cluster: Cluster, namespace: str, api_url: str, lifetime: float) -> bool:
-    """Make sure the run's record exists before a session is created; True when this call created it."""
+    """Make sure the run's record exists before a session is created (one Kubernetes call, which also
+    proves the record can be written); True when this call created it."""
     with _LOCK:
-        if namespace in _STATE:
-            return False
-        state = {"ids": [], "expires": time.time() + lifetime, "api": public_url(api_url)}
+        state = _STATE.get(namespace)
+        fresh = state is None
+        if fresh:
+            state = {"ids": [], "expires": time.time() + lifetime, "api": public_url(api_url)}
+        snapshot = {**state, "ids": list(state["ids"])}
     try:
-        cluster.core.create_namespaced_config_map(namespace, _body(namespace, state))
-    except KubeError as exc:
-        if exc.status != 409:
-            raise ActivityFailed(
-                f"Cannot record the sessions in ConfigMap {namespace}/{record_name()} before creating them "
-                f"({str(exc).rstrip('.')}): nothing was created; check Kubernetes access (configmaps create/patch)."
-            ) from None
-        return _adopt(cluster, namespace, state)
+        if fresh:
+            try:
+                cluster.core.create_namespaced_config_map(namespace, _body(namespace, snapshot))
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                fresh = False  # written by this run a moment ago (a concurrent call): same content
+        else:
+            _write(cluster, namespace, snapshot)  # unchanged content; recreated if the cluster lost it
+    except ActivityFailed as exc:
+        inner = str(exc).rstrip(".")
+        raise ActivityFailed(
+            f"Nothing was created: the sessions record could not be written ({inner})."
+        ) from None
     with _LOCK:
-        _STATE[namespace] = state
-    return True
-
-
-def _adopt(cluster: Cluster, namespace: str, state: Dict[str, Any]) -> bool:
-    """The record exists already (this run, earlier): carry on with the ids it holds."""
-    existing = cluster.core.read_namespaced_config_map(record_name(), namespace)
-    state["ids"] = _ids((existing.data or {}).get("sessions")) or []
-    with _LOCK:
-        _STATE[namespace] = state
-    return False
+        _STATE.setdefault(namespace, state)
+    return fresh
 
 
 def add(cluster: Cluster, namespace: str, ids: List[str], api_url: str, lifetime: float) -> None:
