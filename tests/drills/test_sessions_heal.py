@@ -5,7 +5,6 @@ credentials heal says so in one sentence, exits 1, and still heals the run's Kub
 Nothing secret is in the record, heal's output, or the local reaper's command line and environment."""
 
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,9 +15,8 @@ import psycopg
 import pytest
 from helpers import ROOT
 from helpers.chaos import CHAOSSTREAM
-from helpers.waits import wait_for
 
-from drills._drill import PREVIOUS_REPLICAS, kube
+from drills._drill import kill_when, kube, scaled_down_expiry
 
 pytestmark = pytest.mark.slow
 
@@ -110,22 +108,7 @@ def test_heal_terminates_exactly_the_sessions_of_a_sigkilled_run(sandbox_factory
     ).json()["name"]  # fmt: skip
 
     proc = sandbox.start_chaos_run(str(_experiment(tmp_path / "sessions-outage.json")), tmp_path / "j.json")
-    try:
-        wait_for(
-            lambda: (
-                PREVIOUS_REPLICAS
-                in (apps.read_namespaced_deployment("streamspace-k8s-agent", ns).metadata.annotations or {})
-            ),
-            60,
-            "the agents scaled away",
-            0.1,
-        )
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_when(proc, lambda: scaled_down_expiry(sandbox), 60, "the agents scaled away")
     killed = time.monotonic()
 
     # the record: the run's two sessions, its owner, an expiry, the API; nothing secret
