@@ -121,7 +121,17 @@ def begin(cluster: Cluster, namespace: str, api_url: str, lifetime: float) -> bo
                     raise
                 fresh = False  # written by this run a moment ago (a concurrent call): same content
         else:
-            _write(cluster, namespace, snapshot)  # unchanged content; recreated if the cluster lost it
+            try:  # unchanged content: proves the record can still be written
+                cluster.core.patch_namespaced_config_map(record_name(), namespace, _body(namespace, snapshot))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+                # gone: a heal terminated what it named (or another cluster): start a new record
+                with _LOCK:
+                    state["ids"] = []
+                    state["expires"] = time.time() + lifetime
+                    snapshot = {**state, "ids": []}
+                cluster.core.create_namespaced_config_map(namespace, _body(namespace, snapshot))
     except ActivityFailed as exc:
         inner = str(exc).rstrip(".")
         raise ActivityFailed(
