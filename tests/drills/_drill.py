@@ -110,16 +110,21 @@ def clean(found: Dict[str, Any]) -> bool:
     return not any(found.values())
 
 
-def heal_output(sandbox: RunningSandbox) -> str:
-    """What `chaosstream heal` prints against the sandbox."""
-    proc = subprocess.run(
+def run_heal(sandbox: RunningSandbox, **env: str) -> subprocess.CompletedProcess:
+    """`chaosstream heal` against the sandbox, with `env` over its environment (e.g. no credentials)."""
+    return subprocess.run(
         [CHAOSSTREAM, "heal"],
-        env=sandbox.environ(),
+        env=sandbox.environ(**env),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=90,
         cwd=ROOT,
     )
+
+
+def heal_output(sandbox: RunningSandbox) -> str:
+    """What `chaosstream heal` prints against the sandbox (it must succeed)."""
+    proc = run_heal(sandbox)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 

@@ -15,6 +15,8 @@ from helpers import EXPERIMENTS
 from helpers.chaos import CHAOSSTREAM
 from helpers.net import free_port
 
+from drills._drill import run_heal
+
 pytestmark = pytest.mark.slow
 
 DSN_PASSWORD = "Dsn-S3cret-c0ffee-71"
@@ -116,16 +118,6 @@ def test_no_secret_in_journal_log_verdict_or_report(
     assert os.path.getsize(tmp_path / "chaostoolkit.log") > 1000  # the log really has the run in it
 
 
-def _heal(sandbox, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHAOSSTREAM, "heal"],
-        env=sandbox.environ(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_no_secret_in_the_session_record_nor_in_heals_output(shared_sandbox, secret_env) -> None:
     """The sessions kind: the record create_sessions writes (token and DSN password in use) holds none of
     them; `chaosstream heal` with a wrong password fails without quoting it or any other secret, and with
@@ -154,7 +146,7 @@ def test_no_secret_in_the_session_record_nor_in_heals_output(shared_sandbox, sec
     with pytest.raises(ActivityFailed) as refused:  # heal_all is what the CLI runs
         actions.heal_all(configuration=sandbox.configuration(), secrets=dict(sec, token="", password=WRONG_PASSWORD, username="admin"))  # fmt: skip
     assert "rejected the login" in str(refused.value), refused.value
-    healed = _heal(
+    healed = run_heal(
         sandbox, STREAMSPACE_TOKEN=secret_env["token"], STREAMSPACE_USERNAME="", STREAMSPACE_PASSWORD=""
     )
     assert healed.returncode == 0 and f"healed: sessions {sid}" in healed.stdout, (

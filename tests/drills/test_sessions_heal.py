@@ -5,7 +5,6 @@ credentials heal says so in one sentence, exits 1, and still heals the run's Kub
 Nothing secret is in the record, heal's output, or the local reaper's command line and environment."""
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,10 +12,8 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from helpers import ROOT
-from helpers.chaos import CHAOSSTREAM
 
-from drills._drill import kill_when, kube, scaled_down_expiry
+from drills._drill import kill_when, kube, run_heal, scaled_down_expiry
 
 pytestmark = pytest.mark.slow
 
@@ -55,17 +52,6 @@ def _experiment(path: Path) -> Path:
         )
     )
     return path
-
-
-def _heal(sandbox, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHAOSSTREAM, "heal"],
-        env=sandbox.environ(**env),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=ROOT,
-    )
 
 
 def _api_stops_since(dsn: str, since) -> set:
@@ -129,7 +115,7 @@ def test_heal_terminates_exactly_the_sessions_of_a_sigkilled_run(sandbox_factory
 
     # 1. no credentials: the scale-down is healed, the sessions are left, and heal says so in one sentence
     since = _db_now(dsn)
-    blind = _heal(sandbox, STREAMSPACE_USERNAME="", STREAMSPACE_PASSWORD="", STREAMSPACE_TOKEN="")
+    blind = run_heal(sandbox, STREAMSPACE_USERNAME="", STREAMSPACE_PASSWORD="", STREAMSPACE_TOKEN="")
     blind_s = time.monotonic() - killed
     assert blind.returncode == 1, blind.stdout + blind.stderr
     assert "healed: Deployment streamspace/streamspace-k8s-agent scaled back to 1" in blind.stdout
@@ -140,7 +126,7 @@ def test_heal_terminates_exactly_the_sessions_of_a_sigkilled_run(sandbox_factory
     assert core.list_namespaced_config_map(ns, label_selector="chaosstream.io/record=sessions").items
 
     # 2. with the credentials (from the environment, as the CronJob's Secret gives them): exactly ours
-    healed = _heal(sandbox)
+    healed = run_heal(sandbox)
     healed_s = time.monotonic() - killed
     assert healed.returncode == 0, healed.stdout + healed.stderr
     lines = [line for line in healed.stdout.splitlines() if line.startswith("healed: sessions")]
