@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
@@ -44,110 +44,112 @@ def _state_option(func):  # type: ignore[no-untyped-def]
     )(func)
 
 
+def _choice(flag: str, choices: List[str], help_text: str):  # type: ignore[no-untyped-def]
+    """A choice option whose default is its first choice."""
+    return click.option(
+        flag, type=click.Choice(choices), default=choices[0], show_default=True, help=help_text
+    )
+
+
+# What `sandbox up` and `sandbox run` both take; the sandbox gets every one of them (see _start_sandbox).
+_START_OPTIONS = [
+    click.option(
+        "--agents", type=click.IntRange(1, 20), default=1, show_default=True, help="Number of agents."
+    ),
+    click.option("--fault", "faults", multiple=True, help="Switch on a StreamSpace defect (repeatable)."),
+    click.option(
+        "--agent-replicas",
+        type=click.IntRange(1, 20),
+        default=1,
+        show_default=True,
+        help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
+    ),
+    click.option(
+        "--api-replicas",
+        type=click.IntRange(0, 10),
+        default=0,
+        help="Replicas of the API Deployment (default 0: the chart's 2).",
+    ),
+    click.option(
+        "--storage-classes",
+        default="standard",
+        show_default=True,
+        help="The cluster's StorageClasses, comma-separated, the first the default ('gp2' is EKS-like: "
+        "no 'standard' for persistent homes).",
+    ),
+    click.option(
+        "--session-namespace",
+        default="",
+        help="Where the agents put sessions (the chart's k8sAgent.config.sessionNamespace; default: "
+        "their own namespace).",
+    ),
+    _choice(
+        "--profile",
+        ["intended", "as-built"],
+        "intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
+    ),
+    click.option(
+        "--clusters",
+        type=click.IntRange(1, 3),
+        default=1,
+        show_default=True,
+        help="Emulated clusters whose agents dial the control plane (kube contexts sandbox, sandbox-2…).",
+    ),
+    click.option(
+        "--tenants/--no-tenants",
+        default=True,
+        show_default=True,
+        help="Background tenants: other users' sessions and never-pruned commands on neighbour agents.",
+    ),
+    _choice("--timers", ["fast", "real"], "fast: StreamSpace's real timers and objectives divided by 10."),
+    click.option("--db-dsn", default=None, help="Use this PostgreSQL instead of an embedded one."),
+    click.option("--port", type=click.IntRange(0, 65535), default=0, help="API port (0: a free one)."),
+    _choice(
+        "--network",
+        ["auto", "on", "off"],
+        "Per-pod network namespaces (root only; 'auto' uses them when possible).",
+    ),
+    _choice(
+        "--cni",
+        ["enforcing", "ignore-endport", "new-connections-only", "none"],
+        "How the sandbox's CNI enforces NetworkPolicies.",
+    ),
+    _choice(
+        "--service-route",
+        ["kube-proxy", "socket-lb"],
+        "Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
+        "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
+    ),
+    click.option(
+        "--image-pull",
+        default="fast",
+        show_default=True,
+        help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
+        "back-off, then success).",
+    ),
+    _choice(
+        "--pod-security",
+        ["privileged", "baseline", "restricted"],
+        "The namespace's Pod Security level, enforced on pods and ephemeral containers.",
+    ),
+]
+
+# start_daemon's own parameters; every other start option reaches the sandbox through `extra`.
+_DAEMON_PARAMS = (
+    "agents",
+    "faults",
+    "timers",
+    "db_dsn",
+    "port",
+    "network",
+    "profile",
+    "agent_replicas",
+    "tenants",
+)
+
+
 def _start_options(func):  # type: ignore[no-untyped-def]
-    for option in reversed(
-        [
-            click.option(
-                "--agents", type=click.IntRange(1, 20), default=1, show_default=True, help="Number of agents."
-            ),
-            click.option(
-                "--fault", "faults", multiple=True, help="Switch on a StreamSpace defect (repeatable)."
-            ),
-            click.option(
-                "--agent-replicas",
-                type=click.IntRange(1, 20),
-                default=1,
-                show_default=True,
-                help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
-            ),
-            click.option(
-                "--api-replicas",
-                type=click.IntRange(0, 10),
-                default=0,
-                help="Replicas of the API Deployment (default 0: the chart's 2).",
-            ),
-            click.option(
-                "--storage-classes",
-                default="standard",
-                show_default=True,
-                help="The cluster's StorageClasses, comma-separated, the first the default ('gp2' is EKS-like: "
-                "no 'standard' for persistent homes).",
-            ),
-            click.option(
-                "--session-namespace",
-                default="",
-                help="Where the agents put sessions (the chart's k8sAgent.config.sessionNamespace; default: "
-                "their own namespace).",
-            ),
-            click.option(
-                "--profile",
-                type=click.Choice(["intended", "as-built"]),
-                default="intended",
-                show_default=True,
-                help="intended: as StreamSpace's test plans promise; as-built: as the v2 code behaves.",
-            ),
-            click.option(
-                "--clusters",
-                type=click.IntRange(1, 3),
-                default=1,
-                show_default=True,
-                help="Emulated clusters whose agents dial the control plane (kube contexts sandbox, sandbox-2…).",
-            ),
-            click.option(
-                "--tenants/--no-tenants",
-                default=True,
-                show_default=True,
-                help="Background tenants: other users' sessions and never-pruned commands on neighbour agents.",
-            ),
-            click.option(
-                "--timers",
-                type=click.Choice(["fast", "real"]),
-                default="fast",
-                show_default=True,
-                help="fast: StreamSpace's real timers and objectives divided by 10.",
-            ),
-            click.option("--db-dsn", default=None, help="Use this PostgreSQL instead of an embedded one."),
-            click.option(
-                "--port", type=click.IntRange(0, 65535), default=0, help="API port (0: a free one)."
-            ),
-            click.option(
-                "--network",
-                type=click.Choice(["auto", "on", "off"]),
-                default="auto",
-                show_default=True,
-                help="Per-pod network namespaces (root only; 'auto' uses them when possible).",
-            ),
-            click.option(
-                "--cni",
-                type=click.Choice(["enforcing", "ignore-endport", "new-connections-only", "none"]),
-                default="enforcing",
-                show_default=True,
-                help="How the sandbox's CNI enforces NetworkPolicies.",
-            ),
-            click.option(
-                "--service-route",
-                type=click.Choice(["kube-proxy", "socket-lb"]),
-                default="kube-proxy",
-                show_default=True,
-                help="Where the Service DNAT happens: on the node (the pod sees ClusterIP:port) or at connect() "
-                "(socket-LB dataplanes: the pod sees endpoint:targetPort).",
-            ),
-            click.option(
-                "--image-pull",
-                default="fast",
-                show_default=True,
-                help="Ephemeral-container image pulls: fast, slow:SECONDS, or backoff:SECONDS (ErrImagePull and "
-                "back-off, then success).",
-            ),
-            click.option(
-                "--pod-security",
-                type=click.Choice(["privileged", "baseline", "restricted"]),
-                default="privileged",
-                show_default=True,
-                help="The namespace's Pod Security level, enforced on pods and ephemeral containers.",
-            ),
-        ]
-    ):
+    for option in reversed(_START_OPTIONS):
         func = option(func)
     return func
 
@@ -161,66 +163,35 @@ def _check_faults(faults: Tuple[str, ...]) -> None:
         raise click.UsageError(str(exc)) from None
 
 
+def _start_sandbox(state: Path, options: Dict[str, Any], parent_pid: Optional[int] = None) -> Dict[str, str]:
+    """Start the sandbox daemon with the start options; a failure to start is one ClickException."""
+    from chaosstream.sandbox.daemon.client import SandboxStartError, start_daemon
+
+    known = {k: options[k] for k in _DAEMON_PARAMS}
+    extra = {k: v for k, v in options.items() if k not in _DAEMON_PARAMS}
+    try:
+        return start_daemon(state, parent_pid=parent_pid, extra=extra, **known)
+    except SandboxStartError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @sandbox.command("up")
 @_start_options
 @_state_option
-def sandbox_up(
-    agents: int,
-    faults: Tuple[str, ...],
-    agent_replicas: int,
-    api_replicas: int,
-    session_namespace: str,
-    storage_classes: str,
-    profile: str,
-    clusters: int,
-    tenants: bool,
-    timers: str,
-    db_dsn: Optional[str],
-    port: int,
-    network: str,
-    cni: str,
-    service_route: str,
-    image_pull: str,
-    pod_security: str,
-    state_dir: Optional[Path],
-) -> None:
+def sandbox_up(state_dir: Optional[Path], **options: Any) -> None:
     """Start the sandbox in the background and print how to use it."""
-    from chaosstream.sandbox.daemon.client import SandboxStartError, default_state_dir, start_daemon
+    from chaosstream.sandbox.daemon.client import default_state_dir
 
-    _check_faults(faults)
+    _check_faults(options["faults"])
     state = state_dir or default_state_dir()
-    try:
-        env = start_daemon(
-            state,
-            agents,
-            faults,
-            timers,
-            db_dsn,
-            port,
-            network,
-            profile=profile,
-            agent_replicas=agent_replicas,
-            extra={
-                "cni": cni,
-                "service_route": service_route,
-                "image_pull": image_pull,
-                "pod_security": pod_security,
-                "clusters": clusters,
-                "api_replicas": api_replicas,
-                "session_namespace": session_namespace,
-                "storage_classes": storage_classes,
-            },
-            tenants=tenants,
-        )
-    except SandboxStartError as exc:
-        raise click.ClickException(str(exc)) from None
+    env = _start_sandbox(state, options)
     env_file = state / "sandbox.env"
     click.echo(
-        f"StreamSpace sandbox is up: API {env['STREAMSPACE_API_URL']}, {agents} agent(s), timers {timers}, "
-        f"profile {profile}."
+        f"StreamSpace sandbox is up: API {env['STREAMSPACE_API_URL']}, {options['agents']} agent(s), "
+        f"timers {options['timers']}, profile {options['profile']}."
     )
     click.echo(f"Environment file: {env_file}")
-    for number in range(2, clusters + 1):
+    for number in range(2, options["clusters"] + 1):
         click.echo(
             f"Cluster {number} (kube context sandbox-{number}, its agents only): {state / f'sandbox-{number}.env'}"
         )
@@ -355,62 +326,18 @@ def sandbox_faults() -> None:
 @sandbox.command("run", context_settings={"ignore_unknown_options": True})
 @_start_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def sandbox_run(
-    agents: int,
-    faults: Tuple[str, ...],
-    agent_replicas: int,
-    api_replicas: int,
-    session_namespace: str,
-    storage_classes: str,
-    profile: str,
-    clusters: int,
-    tenants: bool,
-    timers: str,
-    db_dsn: Optional[str],
-    port: int,
-    network: str,
-    cni: str,
-    service_route: str,
-    image_pull: str,
-    pod_security: str,
-    command: Tuple[str, ...],
-) -> None:
+def sandbox_run(command: Tuple[str, ...], **options: Any) -> None:
     """Start a throw-away sandbox, run COMMAND with its environment, then remove the sandbox.
 
     Example: chaosstream sandbox run -- chaos run experiments/agent-disconnect.json
     """
-    from chaosstream.sandbox.daemon.client import SandboxStartError, start_daemon, stop_daemon
+    from chaosstream.sandbox.daemon.client import stop_daemon
 
-    _check_faults(faults)
+    _check_faults(options["faults"])
     state = Path(tempfile.mkdtemp(prefix="chaosstream-sandbox-"))
     code = 1
     try:
-        try:
-            env = start_daemon(
-                state,
-                agents,
-                faults,
-                timers,
-                db_dsn,
-                port,
-                network,
-                parent_pid=os.getpid(),
-                profile=profile,
-                agent_replicas=agent_replicas,
-                extra={
-                    "cni": cni,
-                    "service_route": service_route,
-                    "image_pull": image_pull,
-                    "pod_security": pod_security,
-                    "clusters": clusters,
-                    "api_replicas": api_replicas,
-                    "session_namespace": session_namespace,
-                    "storage_classes": storage_classes,
-                },
-                tenants=tenants,
-            )
-        except SandboxStartError as exc:
-            raise click.ClickException(str(exc)) from None
+        env = _start_sandbox(state, options, parent_pid=os.getpid())
         code = _run_child(list(command), env)
     finally:
         stop_daemon(state)
@@ -480,7 +407,10 @@ def heal(
     force: bool,
     retry_for: Optional[float],
 ) -> None:
-    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents).
+    """Remove every fault chaosstream left behind (partitions, network policies, scaled-down agents, and
+    the sessions a run recorded: terminated through the StreamSpace API with STREAMSPACE_TOKEN or
+    STREAMSPACE_USERNAME/PASSWORD; without them the Kubernetes faults are still healed, the session records
+    are left and named, and heal exits 1). Each line names the run that made the fault.
 
     Refuses while a live run holds the run lock (Lease chaosstream-run-lock), because the faults are that
     run's own; --force heals anyway. With --expired-only only faults past their expiry are removed, which is
@@ -506,8 +436,12 @@ def heal(
             settings = resolve_settings({"streamspace_namespace": namespace} if namespace else None, None)
             ns = settings.namespace
             cluster = Cluster({"KUBERNETES_CONTEXT": context} if context else None)
-            holder = read_holder(cluster, ns, named) if not expired_only else None
-            if holder and holder["live"]:
+            holder = read_holder(cluster, ns, named)
+            spare = None
+            if expired_only:
+                # expired faults go whoever made them; a live run's sessions stay (they are in use)
+                spare = holder["holder"] if holder and holder["live"] else None
+            elif holder and holder["live"]:
                 whose = (
                     f"{holder['where']} is held by {holder['holder']} (experiment {holder['experiment']!r}, "
                     f"renewed until {holder['expires_at']})"
@@ -519,12 +453,14 @@ def heal(
                         f"or remove that run's faults anyway with --force (then {remove_command(ns)} to free the lock)."
                     )
                 click.echo(f"--force: removing the faults of the live run: {whose}.")
-            elif holder:
+            elif holder and not expired_only:
                 click.echo(
                     f"Removing the faults left by {holder['holder']} (experiment {holder['experiment']!r}), "
                     f"which stopped renewing {holder['where']} at {holder['expires_at']}."
                 )
-            healed = ledger.heal(cluster, ns, None, expired_only=expired_only)
+            healed = ledger.heal(
+                cluster, ns, None, expired_only=expired_only, settings=settings, spare_owner=spare
+            )
             break
         except ActivityFailed as exc:  # KubeError included; undo is idempotent, so a retry is safe
             status = getattr(exc, "status", None)
@@ -535,7 +471,7 @@ def heal(
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     where = f" in kube context {named}" if named else ""
-    if not healed:
+    if not healed and not healed.left:
         click.echo(
             f"Nothing to heal: no expired chaosstream fault remains{where}."
             if expired_only
@@ -543,6 +479,12 @@ def heal(
         )
     for item in healed:
         click.echo(f"healed: {item}{where}")
+    if healed.left:
+        raise click.ClickException(
+            f"Left {len(healed.left)} session record(s) untouched ({'; '.join(healed.left)}) because heal has "
+            "no StreamSpace credentials to terminate them: set STREAMSPACE_TOKEN, or STREAMSPACE_USERNAME and "
+            "STREAMSPACE_PASSWORD, and run chaosstream heal again."
+        )
 
 
 @main.command("check")

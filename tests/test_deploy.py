@@ -40,7 +40,7 @@ EXPECTED_RULES: Dict[Tuple[str, str, Tuple[str, ...]], Set[str]] = {
     ("networking.k8s.io", "networkpolicies", ()): {"get", "list", "create", "delete"},
     ("coordination.k8s.io", "leases", ()): {"create"},
     ("coordination.k8s.io", "leases", ("chaosstream-run-lock",)): {"get", "update", "delete"},
-    ("", "configmaps", ()): {"create"},
+    ("", "configmaps", ()): {"create", "list", "patch", "delete"},
     ("", "configmaps", tuple(f"chaosstream-result-{i}" for i in range(1, 6))): {"get", "update"},
     ("", "services", ()): {"get"},
     ("", "endpoints", ()): {"get"},
@@ -183,6 +183,10 @@ def test_reaper_cronjob_heals_expired_faults_every_minute() -> None:
     assert container["command"][:3] == ["chaosstream", "heal", "--expired-only"]
     assert job["template"]["spec"]["serviceAccountName"] == "chaosstream-runner"
     assert container["envFrom"] == [{"configMapRef": {"name": "chaosstream-config"}}]
+    # the API credentials only (to terminate recorded sessions), each optional; never the DSN
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert set(refs) == {"STREAMSPACE_USERNAME", "STREAMSPACE_PASSWORD", "STREAMSPACE_TOKEN"}
+    assert all(r["name"] == "chaosstream-credentials" and r["optional"] is True for r in refs.values())
 
 
 def test_configmap_is_up_to_date_with_experiments() -> None:

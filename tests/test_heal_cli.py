@@ -17,8 +17,10 @@ from chaosstream.controls.lock import A_EXPERIMENT, LOCK_NAME
 NS = "streamspace"
 
 
-def heal(kubeconfig: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig), STREAMSPACE_NAMESPACE=NS, PYTHONPATH=str(ROOT))
+def heal(kubeconfig: Path, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ, KUBECONFIG=str(kubeconfig), STREAMSPACE_NAMESPACE=NS, PYTHONPATH=str(ROOT), **extra
+    )
     code = "from chaosstream.cli import run; run()"
     return subprocess.run(
         [sys.executable, "-c", code, "heal", *args], env=env, capture_output=True, text=True, timeout=timeout
@@ -159,3 +161,42 @@ def test_heal_gives_up_after_retry_for_with_one_sentence(tmp_path):
     done = heal(kubeconfig, "--expired-only", "--retry-for", "2")
     assert done.returncode == 1 and time.monotonic() - started < 20
     assert done.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def session_record(emu, name: str, owner: str, expires_in: float, sessions: str) -> None:
+    """A run's session record, as create_sessions writes it."""
+    labels = {"app.kubernetes.io/managed-by": "chaosstream", "chaosstream.io/record": "sessions"}
+    annotations = {"chaosstream.io/owner": owner, "chaosstream.io/expires-at": _iso(expires_in)}
+    emu.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "annotations": annotations},
+            "data": {"sessions": sessions, "api": "http://127.0.0.1:1"},
+        }
+    )
+
+
+def test_expired_only_spares_the_live_runs_sessions_and_names_those_it_cannot_terminate(kube):
+    """The reaper's mode while run runner-pod/7/abc holds the lock, with no StreamSpace credentials: the
+    expired scale-down is healed; the live run's expired session record is spared (its sessions are in
+    use); a dead run's expired record is named in one sentence (exit 1); a fresh one is not touched."""
+    from kubernetes import client, config
+
+    emu, kubeconfig = kube
+    scaled_down(emu, "agent", expires_in=-5)
+    live_lease(kubeconfig, renewed_ago=2)
+    session_record(emu, "chaosstream-sessions-live", "runner-pod/7/abc", -5, '["live-1"]')
+    session_record(emu, "chaosstream-sessions-dead", "gone-pod/9/def", -5, '["dead-1", "dead-2"]')
+    session_record(emu, "chaosstream-sessions-fresh", "gone-pod/9/def", 300, '["fresh-1"]')
+    blank = {"STREAMSPACE_USERNAME": "", "STREAMSPACE_PASSWORD": "", "STREAMSPACE_TOKEN": ""}
+    done = heal(kubeconfig, "--expired-only", **blank)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "healed: Deployment streamspace/agent scaled back to 2" in done.stdout
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
+    assert "no StreamSpace credentials" in error and "dead-1, dead-2" in error and "gone-pod/9/def" in error
+    assert "live-1" not in error and "fresh-1" not in error
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    left = {c.metadata.name for c in core.list_namespaced_config_map(NS).items}
+    assert {"chaosstream-sessions-live", "chaosstream-sessions-dead", "chaosstream-sessions-fresh"} <= left

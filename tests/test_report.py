@@ -2,13 +2,13 @@
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 from click.testing import CliRunner
+from helpers.browser import chromium
 from journal_fixtures import act, experiment, run_chaos
 from journal_fixtures.fake_api import PASSWORD, USERNAME, FakeStreamSpace
 from lxml import etree, html
@@ -153,17 +153,8 @@ def test_report_missing_journal(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "No readable journal" in result.output
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("headless Chromium is not installed (CI installs it with `apt-get install -y chromium`)")
-    return ""
-
-
 def test_renders_in_headless_chromium(rendered: Dict[str, Path], tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     png = tmp_path / "report.png"
     cmd = [
         browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

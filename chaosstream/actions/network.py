@@ -202,10 +202,10 @@ def heal_agent_partition(
     if owner is not None:
         left = [
             f"{f.kind} {f.fault_id} on {ns}/{f.target} (run {f.owner or 'unknown'})"
-            for f in ledger.list_faults(cluster, ns)
+            for f in ledger.list_faults(cluster, ns, kinds=kinds)
             if f.kind in kinds and f.owner != owner
         ]
-    return {"healed": healed, "left": left}
+    return {"healed": list(healed), "left": left}
 
 
 def heal_all(
@@ -214,16 +214,18 @@ def heal_all(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
-    """Remove every leftover chaosstream fault in the namespace: partitions of all methods and agent
-    Deployments still scaled down by `scale_agents` (restored to the recorded replica count). With
-    `expired_only=true` only faults past their `expires-at` are removed (the scheduled reaper's mode).
+    """Remove every leftover chaosstream fault in the namespace: partitions of all methods, agent
+    Deployments still scaled down by `scale_agents` (restored to the recorded replica count), and the
+    sessions runs recorded with `create_sessions` (terminated through the API, then their record removed).
+    With `expired_only=true` only faults past their `expires-at` are removed (the scheduled reaper's mode).
 
     Each fault is undone on its own: one that fails is reported, the others are still healed.
-    Returns `{"healed": [what was reverted]}`.
+    Returns `{"healed": [what was reverted, with the run that made it], "left": [session records left
+    because no StreamSpace credentials are configured]}`.
     """
     settings = resolve_settings(configuration, secrets)
     expired_only = arguments.flag(expired_only, "expired_only")
     ns = check_namespace(namespace, settings.namespace)
-    return {
-        "healed": ledger.heal(Cluster(secrets, settings.kube_timeout), ns, None, expired_only=expired_only)
-    }
+    cluster = Cluster(secrets, settings.kube_timeout)
+    report = ledger.heal(cluster, ns, None, expired_only=expired_only, settings=settings)
+    return {"healed": list(report), "left": report.left}

@@ -1,5 +1,6 @@
 """Actions on StreamSpace sessions through the API, and session pod kills through Kubernetes."""
 
+import logging
 import random
 import re
 from typing import Any, Dict, List
@@ -7,9 +8,10 @@ from typing import Any, Dict, List
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds, whole
+from chaosstream.arguments import flag, seconds, whole
 from chaosstream.clients.kube import Cluster, check_namespace, pod_alive
 from chaosstream.clients.streamspace import api_client
+from chaosstream.faults import sessions as record
 from chaosstream.selection import created_sessions, remember_killed, remember_sessions, resolve_session_ids
 from chaosstream.settings import resolve_settings
 
@@ -22,7 +24,8 @@ __all__ = [
     "kill_session_pod",
 ]
 
-CHAOS_TAG = "chaosstream"
+CHAOS_TAG = record.CHAOS_TAG
+logger = logging.getLogger("chaostoolkit")
 _AGENT_RE = re.compile(r"agent: ([^,)]+)")
 _COMMAND_RE = re.compile(r"command: ([^,)]+)")
 
@@ -39,6 +42,7 @@ def create_sessions(
     max_count: int = 50,
     timeout: float = 30.0,
     users: str = None,
+    lifetime: float = 3600.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -51,8 +55,14 @@ def create_sessions(
     storage class `standard` (`agents/k8s-agent/agent_k8s_operations.go`), which many clusters lack. With `allow_unavailable=true` a
     503 "No agents available" is counted instead of failing (to test placement while agents are down).
 
+    The sessions are also recorded in the cluster before and as they are created (ConfigMap
+    `chaosstream-sessions-<run>` in the namespace: their ids, the API, this run, an expiry `lifetime`
+    seconds ahead, no secret), so that `chaosstream heal` terminates them if the run is killed before its
+    rollbacks; `terminate_sessions` removes them from the record. Past its expiry the reaper CronJob
+    (`heal --expired-only`) terminates them too, unless the run still holds the run lock.
+
     Returns `{"sessions": [names], "agents": {name: agentId}, "commands": {name: commandId},
-    "unavailable": n}` (the agent comes from the 202 `status.message`).
+    "unavailable": n, "record": "namespace/configmap"}` (the agent comes from the 202 `status.message`).
     """
     whole(count, "count", minimum=1)
     whole(max_count, "max_count", minimum=1)
@@ -61,11 +71,14 @@ def create_sessions(
     for name, value in (("template", template), ("user", user), ("memory", memory), ("cpu", cpu)):
         if not isinstance(value, str) or not value:
             raise ActivityFailed(f"Argument '{name}' must be a non-empty string, not {value!r}.")
+    persistent_home = flag(persistent_home, "persistent_home")
+    allow_unavailable = flag(allow_unavailable, "allow_unavailable")
     if count > max_count:
         raise ActivityFailed(
             f"Argument 'count' ({count}) exceeds 'max_count' ({max_count}): raise 'max_count' to allow it."
         )
     owners = _user_list(users) or [user]
+    lifetime = seconds(lifetime, "lifetime")
     settings = resolve_settings(configuration, secrets)
     body = {
         "user": user,
@@ -79,6 +92,10 @@ def create_sessions(
     commands: Dict[str, str] = {}
     unavailable = 0
     timeout = seconds(timeout, "timeout")
+    ns = settings.namespace
+    cluster = Cluster(secrets, settings.kube_timeout)
+    # Recorded before anything is created: a run killed after the first 202 still leaves a record.
+    new_record = record.begin(cluster, ns, settings.api_url, lifetime)
     try:
         with api_client(settings, timeout=timeout) as api:
             for index in range(count):
@@ -96,6 +113,7 @@ def create_sessions(
                 if not isinstance(name, str) or not name:
                     raise ActivityFailed("POST /api/v1/sessions answered 202 without a session 'name'.")
                 names.append(name)
+                record.add(cluster, ns, [name], settings.api_url, lifetime)
                 status = data.get("status")
                 message = str(status.get("message") or "") if isinstance(status, dict) else ""
                 if match := _AGENT_RE.search(message):
@@ -105,7 +123,18 @@ def create_sessions(
     finally:
         # Sessions made before a failure must still be found by the rollbacks of this run.
         remember_sessions("default", names)
-    return {"sessions": names, "agents": agents, "commands": commands, "unavailable": unavailable}
+        if new_record and not names:
+            try:
+                record.abandon(cluster, ns)
+            except ActivityFailed as exc:  # never hide the failure that brought us here
+                logger.warning(f"Could not remove the empty sessions record: {exc}")
+    return {
+        "sessions": names,
+        "agents": agents,
+        "commands": commands,
+        "unavailable": unavailable,
+        "record": f"{ns}/{record.record_name()}",
+    }
 
 
 def _user_list(users: Any) -> List[str]:
@@ -119,7 +148,10 @@ def _user_list(users: Any) -> List[str]:
 
 
 class SessionRefused(ActivityFailed):
-    """The API answered 404 (unknown session) or 409 (state does not allow it)."""
+    """The API answered 404 (unknown session) or 409 (state does not allow it); `ended` when the session
+    is gone or already terminating (nothing left to do for a clean-up)."""
+
+    ended = False
 
 
 def _session_command(
@@ -131,12 +163,16 @@ def _session_command(
         response = api.session_command(method, session_id, suffix)
         data = api.object_of(response, f"{method} /api/v1/sessions/:id{suffix}")
     if response.status_code == 404:
-        raise SessionRefused(f"Unknown session {session_id!r}: the API answered 404.")
+        refused = SessionRefused(f"Unknown session {session_id!r}: the API answered 404.")
+        refused.ended = True
+        raise refused
     if response.status_code == 409:
         reason = data.get("error") or data.get("message") or "conflict"
-        raise SessionRefused(
+        refused = SessionRefused(
             f"StreamSpace refused {suffix or 'termination'} of session {session_id!r} (409: {reason})."
         )
+        refused.ended = not suffix and "already" in str(reason).lower()
+        raise refused
     return {
         "name": data.get("name", session_id),
         "commandId": data.get("commandId"),
@@ -155,7 +191,14 @@ def terminate_session(
     if not session_id:
         raise ActivityFailed("Argument 'session_id' must be a session name.")
     settings = resolve_settings(configuration, secrets)
-    return _session_command("DELETE", "", session_id, settings, seconds(timeout, "timeout"))
+    result = _session_command("DELETE", "", session_id, settings, seconds(timeout, "timeout"))
+    _forget(settings, secrets, [session_id])
+    return result
+
+
+def _forget(settings: Any, secrets: Secrets, ids: List[str]) -> None:
+    """Drop terminated sessions from the run's record (no Kubernetes call unless it holds them)."""
+    record.forget(lambda: Cluster(secrets, settings.kube_timeout), settings.namespace, ids)
 
 
 def terminate_sessions(
@@ -173,19 +216,27 @@ def terminate_sessions(
     """
     settings = resolve_settings(configuration, secrets)
     timeout = seconds(timeout, "timeout")
+    ignore_missing = flag(ignore_missing, "ignore_missing")
     # A rollback must not fail because the method never got to create anything.
     ids = resolve_session_ids(settings, session_ids, tag, required=False)
     done: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
-    for sid in ids:
-        try:
-            done[sid] = _session_command("DELETE", "", sid, settings, timeout)["commandId"]
-        except SessionRefused as exc:
-            # Only "unknown" (404) and "already terminating / no agent" (409) are skipped: an unreachable
-            # API or rejected credentials must fail the rollback, not pass it with everything skipped.
-            if not ignore_missing:
-                raise
-            skipped[sid] = str(exc)
+    ended: List[str] = []
+    try:
+        for sid in ids:
+            try:
+                done[sid] = _session_command("DELETE", "", sid, settings, timeout)["commandId"]
+                ended.append(sid)
+            except SessionRefused as exc:
+                # Only "unknown" (404) and "already terminating / no agent" (409) are skipped: an unreachable
+                # API or rejected credentials must fail the rollback, not pass it with everything skipped.
+                if exc.ended:
+                    ended.append(sid)
+                if not ignore_missing:
+                    raise
+                skipped[sid] = str(exc)
+    finally:
+        _forget(settings, secrets, ended)
     return {"terminated": done, "skipped": skipped}
 
 

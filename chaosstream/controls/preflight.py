@@ -42,8 +42,15 @@ _LEASE = [("create", "coordination.k8s.io", "leases", "", "")] + [
     (verb, "coordination.k8s.io", "leases", "", "chaosstream-run-lock")
     for verb in ("get", "update", "delete")
 ]
+# the run's session record (chaosstream.faults.sessions): written before and as sessions are created,
+# trimmed and deleted as they are terminated; heals list them
+_RECORD = [("create", "", "configmaps", "", ""), ("patch", "", "configmaps", "", ""), ("delete", "", "configmaps", "", "")]  # fmt: skip
+_RECORD_HEAL = [("list", "", "configmaps", "", ""), ("patch", "", "configmaps", "", ""), ("delete", "", "configmaps", "", "")]  # fmt: skip
 # the Kubernetes calls of each activity (besides the pod lookups every one makes)
 _FUNCS: Dict[str, List[Tuple[str, str, str, str, str]]] = {
+    "create_sessions": _RECORD,
+    "terminate_sessions": _RECORD[1:],
+    "terminate_session": _RECORD[1:],
     "restart_agent": [
         ("get", "apps", "deployments", "", "@agent"),
         ("patch", "apps", "deployments", "", "@agent"),
@@ -56,7 +63,12 @@ _FUNCS: Dict[str, List[Tuple[str, str, str, str, str]]] = {
     "kill_session_pod": [("delete", "", "pods", "", "")],
     "partition_agent": [("patch", "", "pods", "", "")],
     "heal_agent_partition": [("patch", "", "pods", "", ""), *_EXEC],
-    "heal_all": [("patch", "", "pods", "", ""), *_EXEC, ("list", "apps", "deployments", "", "")],
+    "heal_all": [
+        ("patch", "", "pods", "", ""),
+        *_EXEC,
+        ("list", "apps", "deployments", "", ""),
+        *_RECORD_HEAL,
+    ],
     "wait_for_session_pods": [("get", "", "persistentvolumeclaims", "", "")],
     "agent_rollout_complete": [("get", "apps", "deployments", "", "@agent")],
     "wait_for_agent_status": [("get", "apps", "deployments", "", "@agent")],
@@ -160,6 +172,7 @@ def needed_access(
             methods.add(str(method))
             need |= set(_METHODS.get(str(method), []))
     if not experiment:
+        need |= set(_RECORD) | set(_RECORD_HEAL)
         for method in _METHODS:
             need |= set(_METHODS[method])
     return {(v, g, r, s, agent_deployment if n == "@agent" else n) for v, g, r, s, n in need}, methods

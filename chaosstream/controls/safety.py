@@ -31,13 +31,11 @@ What it does:
 Everything it did lands in the journal as ``extensions: [{"name": "chaosstream-safety", ...}]``.
 """
 
-import logging
 import os
+import logging
 import signal
-import socket
 import sys
 import threading
-import uuid
 from typing import Any, Dict, List, Mapping, Optional
 
 from chaoslib.exceptions import InterruptExecution
@@ -52,6 +50,7 @@ from chaosstream.controls.lock import (
     LeaseLock,
     LockHeld,
 )
+from chaosstream.faults.records import RUN_ID
 from chaosstream.journal.schema import SAFETY_EXTENSION
 from chaosstream.settings import redact, resolve_settings
 from chaosstream.timeutil import epoch_iso, now_epoch
@@ -132,7 +131,8 @@ def _restore_handlers() -> None:
 
 # -- lock ----------------------------------------------------------------------------------------------
 # One holder id per process: a control declared both globally and in the experiment re-enters the lock.
-_HOLDER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+# It is the run id every fault and session record names as its owner, so a heal can tell a live run's.
+_HOLDER = RUN_ID
 
 
 def _holder() -> str:

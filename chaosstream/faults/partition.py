@@ -426,25 +426,23 @@ def undo_record(cluster: Cluster, fault: Fault) -> str:
     method = record.get("method")
     tag = scripts.RULE_TAG + pid
     live = False
+    what = "hang" if method == "hang" else f"{method} partition"
     if method == "exec":
         live = _heal_rules_anywhere(cluster, fault, record.get("container") or "k8s-agent", tag)
-    elif method == "ephemeral":
+    elif method in ("ephemeral", "hang"):
+        # both run in an ephemeral helper container: only a running one can be asked to undo its work
         state = _helper_state(fault)
         if state is not None and state.running is not None:
-            live = _heal_rules(cluster, ns, name, record["container"], tag)
-        elif (state is None or state.terminated is None) and not fault.expired():
-            return f"ephemeral partition {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
-    elif method == "hang":
-        from chaosstream.faults.process import thaw
+            if method == "hang":
+                from chaosstream.faults.process import thaw
 
-        state = _helper_state(fault)
-        if state is not None and state.running is not None:
-            live = thaw(cluster, ns, name, record["container"], tag)
+                live = thaw(cluster, ns, name, record["container"], tag)
+            else:
+                live = _heal_rules(cluster, ns, name, record["container"], tag)
         elif (state is None or state.terminated is None) and not fault.expired():
-            return f"hang {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
+            return f"{what} {pid} on pod {ns}/{name} has not started: it stays recorded until {fault.expires_at}, after which it cannot start"
     elif method == "network-policy":
         if record.get("policy"):
             live = delete_policy(cluster, ns, record["policy"])
     _remove_record(cluster, ns, name, pid, label=method == "network-policy")
-    what = "hang" if method == "hang" else f"{method} partition"
     return f"{what} {pid} on pod {ns}/{name}" if live else ""

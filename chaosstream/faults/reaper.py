@@ -6,6 +6,11 @@
 Started detached (its own session) by `chaosstream.faults.deadman.spawn_reaper`. It reverts only what is still
 the same fault: a policy with the same partition id, a Deployment whose expiry annotation is unchanged.
 If Kubernetes is briefly unreachable at expiry it retries until the fault is gone or `RETRY_FOR` passes.
+
+It is never started for a run's session record (`chaosstream.faults.sessions`): terminating a session
+needs StreamSpace credentials, which this process deliberately never gets (`deadman` strips them from its
+environment). Session records are left to the run's rollback, `chaosstream heal` / `heal_all` and the
+reaper CronJob, which say what they terminated or left.
 """
 
 import sys

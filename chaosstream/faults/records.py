@@ -17,6 +17,7 @@ __all__ = [
     "EXPIRES_ANNOTATION",
     "PREVIOUS_REPLICAS_ANNOTATION",
     "OWNER_ANNOTATION",
+    "RECORD_LABEL",
     "RUN_ID",
     "Fault",
 ]
@@ -29,13 +30,15 @@ TARGET_LABEL = "chaosstream.io/partition-target"  # on the one pod a NetworkPoli
 EXPIRES_ANNOTATION = "chaosstream.io/expires-at"
 PREVIOUS_REPLICAS_ANNOTATION = "chaosstream.io/previous-replicas"
 OWNER_ANNOTATION = "chaosstream.io/owner"
+RECORD_LABEL = "chaosstream.io/record"  # on a ConfigMap that records what a run made (value: "sessions")
 # The run that injects a fault (one `chaos run` process): its rollbacks undo only what it made.
 RUN_ID = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
 @dataclasses.dataclass
 class Fault:
-    """One fault left in the cluster: `kind` is "partition", "networkpolicy" or "scaledown"."""
+    """One fault left in the cluster: `kind` is "partition", "networkpolicy", "scaledown" or "sessions"
+    (a run's session record: `target` is the ConfigMap, `record` holds the session ids and the API)."""
 
     kind: str
     namespace: str

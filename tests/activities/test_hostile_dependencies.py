@@ -13,13 +13,20 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from helpers.procs import pid_alive
 from helpers.sentences import assert_one_sentence
-from helpers.servers import BlackHole
+from helpers.servers import BlackHole, FixedHTTP
 from helpers.waits import wait_for
 
 from chaosstream import actions, probes
 from chaosstream.clients.kube import Cluster
 from chaosstream.faults.deadman import spawn_reaper
-from chaosstream.faults.records import MANAGED_BY, PARTITION_ANNOTATION_PREFIX, PARTITION_LABEL
+from chaosstream.faults.records import (
+    EXPIRES_ANNOTATION,
+    MANAGED_BY,
+    OWNER_ANNOTATION,
+    PARTITION_ANNOTATION_PREFIX,
+    PARTITION_LABEL,
+    RECORD_LABEL,
+)
 from chaosstream.sandbox.daemon.client import SandboxStartError, start_daemon, stop_daemon
 from chaosstream.sandbox.kube import write_kubeconfig
 
@@ -50,6 +57,7 @@ KUBE_CALLS = [
     ("scale_agents", actions.scale_agents, {"replicas": 0}),
     ("agent_pods_ready", probes.agent_pods_ready, {}),
     ("agent_rollout_complete", probes.agent_rollout_complete, {}),
+    ("create_sessions", actions.create_sessions, {}),  # its record is written before any session
 ]
 
 
@@ -233,3 +241,111 @@ def test_a_rollback_undoes_only_its_own_runs_partition(harness):
     finally:
         everyone = actions.heal_agent_partition(any_run=True, configuration=cfg, secrets=sec)
     assert any(other in item for item in everyone["healed"]), everyone
+
+
+def _session_record(harness, name: str, owner: str, sessions_data: str, api: str) -> None:
+    """A session record as another run's create_sessions leaves it (labels, owner, expiry, ids, API)."""
+    harness.core.create_namespaced_config_map(
+        "streamspace",
+        {
+            "metadata": {
+                "name": name,
+                "labels": dict(MANAGED_BY, **{RECORD_LABEL: "sessions"}),
+                "annotations": {OWNER_ANNOTATION: owner, EXPIRES_ANNOTATION: "2000-01-01T00:00:00Z"},
+            },
+            "data": {"sessions": sessions_data, "api": api},
+        },
+    )
+
+
+def _records(harness) -> set:
+    items = harness.core.list_namespaced_config_map("streamspace", label_selector=f"{RECORD_LABEL}=sessions")
+    return {c.metadata.name for c in items.items}
+
+
+def test_hostile_session_records_never_block_healing_nor_get_our_credentials(harness, hole):
+    """Three bad session records — not a JSON list, created on another API, on an API that hangs — and a
+    live NetworkPolicy fault: heal_all heals the policy, reports each record with its owner within the
+    HTTP timeout, never sends a request (credentials) to the other API, and leaves the records."""
+    calls = []
+    other = FixedHTTP(lambda m, p, b: calls.append((m, p)) or (200, "application/json", b"{}"))
+    hung_api = f"http://127.0.0.1:{hole.port}"
+    _session_record(harness, "chaosstream-sessions-garbled", "run/garbled", "not json", hung_api)
+    _session_record(harness, "chaosstream-sessions-elsewhere", "run/elsewhere", '["s-1"]', other.url)
+    _session_record(harness, "chaosstream-sessions-hung", "run/hung", '["s-2"]', hung_api)
+    policy = "chaosstream-partition-hostilerec-0"
+    harness.net.create_namespaced_network_policy(
+        "streamspace",
+        {
+            "metadata": {"name": policy, "labels": dict(MANAGED_BY, **{PARTITION_LABEL: "hostilerec"})},
+            "spec": {"podSelector": {"matchLabels": {"chaosstream.io/none": "x"}}, "policyTypes": ["Egress"]},
+        },
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(ActivityFailed) as info:
+            actions.heal_all(
+                configuration=harness.configuration(
+                    streamspace_api_url=hung_api, streamspace_http_timeout=1.5
+                ),
+                secrets=harness.secrets(),
+            )
+        elapsed = time.monotonic() - started
+        message = str(info.value)
+        assert elapsed < 4.0, f"took {elapsed:.1f}s"
+        assert f"NetworkPolicy streamspace/{policy}" in message, message  # healed all the same
+        assert policy not in [
+            p.metadata.name for p in harness.net.list_namespaced_network_policy("streamspace").items
+        ]
+        for owner, words in (("run/garbled", "JSON list"), ("run/elsewhere", "STREAMSPACE_API_URL"), ("run/hung", "did not answer")):  # fmt: skip
+            assert f"(run {owner}): " in message and words in message, message
+        assert calls == [], "credentials went to an API a ConfigMap named"
+        assert harness.env["STREAMSPACE_PASSWORD"] not in message
+        assert {
+            "chaosstream-sessions-garbled",
+            "chaosstream-sessions-elsewhere",
+            "chaosstream-sessions-hung",
+        } <= _records(harness)
+    finally:
+        other.close()
+        for name in ("garbled", "elsewhere", "hung"):
+            harness.core.delete_namespaced_config_map(f"chaosstream-sessions-{name}", "streamspace")
+
+
+def test_a_rollback_terminates_only_its_own_runs_sessions(harness):
+    """Run B (another process) created a session and recorded it; run A's rollback (terminate_sessions)
+    terminates A's session only and deletes A's record only; heal_all then terminates B's and names B."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from chaosstream import actions\n"
+        "from chaosstream.faults.records import RUN_ID\n"
+        "cfg, sec = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+        "print(actions.create_sessions(count=1, tags=['run-b'], configuration=cfg, secrets=sec)['sessions'][0], RUN_ID)\n"
+    )
+    from chaosstream.selection import start_run
+
+    start_run()  # run A starts here: sessions earlier tests of this process made are not its own
+    cfg, sec = harness.configuration(), harness.secrets()
+    before = _records(harness)
+    theirs, owner = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cfg), json.dumps(sec)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()[-2:]  # fmt: skip
+    (mine,) = actions.create_sessions(count=1, tags=["run-a"], configuration=cfg, secrets=sec)["sessions"]
+    assert len(_records(harness) - before) == 2
+    rollback = actions.terminate_sessions(configuration=cfg, secrets=sec)
+    assert list(rollback["terminated"]) == [mine], rollback
+    (left,) = _records(harness) - before
+    assert theirs in harness.core.read_namespaced_config_map(left, "streamspace").data["sessions"]
+    assert harness.call(probes.session_state, session_id=theirs) not in ("terminating", "terminated")
+    healed = actions.heal_all(configuration=cfg, secrets=sec)
+    assert (
+        [h for h in healed["healed"] if "sessions" in h]
+        == [h for h in healed["healed"] if theirs in h and f"(run {owner})" in h]
+        != []
+    ), healed
+    assert _records(harness) == before
+    harness.call(probes.wait_for_commands_drained, session_ids=[mine, theirs], timeout=30)

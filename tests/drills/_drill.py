@@ -5,13 +5,15 @@ processes, policies), heal, restart components and signal a run. Generic helpers
 import glob
 import json
 import os
+import signal
 import subprocess
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import psutil
 from helpers import ROOT
 from helpers.chaos import CHAOSSTREAM
 from helpers.sandbox import RunningSandbox
+from helpers.waits import wait_for
 
 PARTITION_ANNOTATION = "chaosstream.io/partition-"
 PREVIOUS_REPLICAS = "chaosstream.io/previous-replicas"
@@ -108,16 +110,21 @@ def clean(found: Dict[str, Any]) -> bool:
     return not any(found.values())
 
 
-def heal_output(sandbox: RunningSandbox) -> str:
-    """What `chaosstream heal` prints against the sandbox."""
-    proc = subprocess.run(
+def run_heal(sandbox: RunningSandbox, **env: str) -> subprocess.CompletedProcess:
+    """`chaosstream heal` against the sandbox, with `env` over its environment (e.g. no credentials)."""
+    return subprocess.run(
         [CHAOSSTREAM, "heal"],
-        env=sandbox.environ(),
+        env=sandbox.environ(**env),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=90,
         cwd=ROOT,
     )
+
+
+def heal_output(sandbox: RunningSandbox) -> str:
+    """What `chaosstream heal` prints against the sandbox (it must succeed)."""
+    proc = run_heal(sandbox)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
@@ -156,3 +163,26 @@ def restart(sandbox: RunningSandbox, component: str) -> str:
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 1, proc.stdout
     return proc.stdout.strip()
+
+
+def scaled_down_expiry(sandbox: RunningSandbox) -> Optional[str]:
+    """The agent Deployment's `chaosstream.io/expires-at` while chaosstream holds it at zero, else None."""
+    _, apps, _ = kube(sandbox)
+    dep = apps.read_namespaced_deployment("streamspace-k8s-agent", sandbox.env["STREAMSPACE_NAMESPACE"])
+    if dep.spec.replicas == 0 and PREVIOUS_REPLICAS in (dep.metadata.annotations or {}):
+        return dep.metadata.annotations["chaosstream.io/expires-at"]
+    return None
+
+
+def kill_when(proc: subprocess.Popen, ready: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Wait until `ready()` holds, then SIGKILL the run (as the OOM killer or a lost node would: no
+    rollback can play); the run is ended even when `ready` never comes. Returns what `ready` returned."""
+    try:
+        value = wait_for(ready, timeout, what, 0.1)
+        send(proc, signal.SIGKILL)
+        proc.wait(10)
+        return value
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

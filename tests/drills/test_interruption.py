@@ -7,7 +7,6 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from helpers import EXPERIMENTS
@@ -19,9 +18,11 @@ from drills._drill import (
     clean,
     finish,
     heal_output,
+    kill_when,
     kube,
     leftovers,
     partition_ids,
+    scaled_down_expiry,
     send,
 )
 
@@ -148,20 +149,7 @@ def test_sigkill_during_total_outage(sandbox_factory, tmp_path: Path) -> None:
     held.write_text(json.dumps(experiment))
     proc = sandbox.start_chaos_run(str(held), journal, {"STREAMSPACE_PARTITION_DURATION": str(DURATION)})
 
-    def scaled_down() -> Optional[str]:
-        dep = apps.read_namespaced_deployment("streamspace-k8s-agent", ns)
-        if dep.spec.replicas == 0 and PREVIOUS_REPLICAS in (dep.metadata.annotations or {}):
-            return dep.metadata.annotations["chaosstream.io/expires-at"]
-        return None
-
-    try:
-        expires_at = wait_for(scaled_down, 30, "the agents scaled to zero")
-        send(proc, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    expires_at = kill_when(proc, lambda: scaled_down_expiry(sandbox), 30, "the agents scaled to zero")
     killed = time.monotonic()
     from chaosstream.timeutil import parse_time
 

@@ -17,7 +17,7 @@ from helpers import EXPERIMENTS
 from helpers.deploy import apply_deploy
 from helpers.waits import wait_for
 
-from drills._drill import PREVIOUS_REPLICAS, kube
+from drills._drill import PREVIOUS_REPLICAS, kube, scaled_down_expiry
 
 pytestmark = [
     pytest.mark.slow,
@@ -78,14 +78,8 @@ def test_reaper_cronjob_restores_replicas_after_the_runner_is_sigkilled(sandbox_
     held = _held(tmp_path, "total-agent-outage.json", "scale-the-agents-to-zero")
     proc = sandbox.start_chaos_run(str(held), tmp_path / "journal.json", {"STREAMSPACE_PARTITION_DURATION": str(DURATION)})  # fmt: skip
 
-    def scaled_down() -> Optional[str]:
-        dep = apps.read_namespaced_deployment("streamspace-k8s-agent", ns)
-        if dep.spec.replicas == 0 and PREVIOUS_REPLICAS in (dep.metadata.annotations or {}):
-            return dep.metadata.annotations["chaosstream.io/expires-at"]
-        return None
-
     try:
-        expires_at = wait_for(scaled_down, 60, "the agents scaled to zero")
+        expires_at = wait_for(lambda: scaled_down_expiry(sandbox), 60, "the agents scaled to zero")
     finally:
         reapers = _kill_runner(proc, sandbox.env["KUBECONFIG"])
     assert reapers >= 1, "the runner spawned no local reaper to kill"

@@ -2,6 +2,7 @@
 journal, the `chaos run` log file, `chaosstream verdict` output/JUnit, the HTML/Markdown report or an
 exception message — on passing runs and on failing runs (wrong password, unreachable database)."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from helpers import EXPERIMENTS
 from helpers.chaos import CHAOSSTREAM
 from helpers.net import free_port
+
+from drills._drill import run_heal
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +116,41 @@ def test_no_secret_in_journal_log_verdict_or_report(
         verdict = (tmp_path / "verdict.txt").read_text()
         assert "pass" in verdict.lower(), verdict
     assert os.path.getsize(tmp_path / "chaostoolkit.log") > 1000  # the log really has the run in it
+
+
+def test_no_secret_in_the_session_record_nor_in_heals_output(shared_sandbox, secret_env) -> None:
+    """The sessions kind: the record create_sessions writes (token and DSN password in use) holds none of
+    them; `chaosstream heal` with a wrong password fails without quoting it or any other secret, and with
+    the token terminates the session without printing it. A URL's user info never reaches a record."""
+    from chaoslib.exceptions import ActivityFailed
+    from kubernetes import client, config
+
+    from chaosstream import actions
+    from chaosstream.faults.sessions import public_url
+
+    assert public_url(f"http://admin:{WRONG_PASSWORD}@127.0.0.1:8000/api/") == "http://127.0.0.1:8000/api"
+    sandbox = shared_sandbox
+    secrets = [secret_env["password"], secret_env["token"], DSN_PASSWORD, WRONG_PASSWORD]
+    sec = {"token": secret_env["token"], "username": "", "password": "", "db_dsn": secret_env["dsn"],
+           "KUBECONFIG": sandbox.env["KUBECONFIG"]}  # fmt: skip
+    (sid,) = actions.create_sessions(
+        count=1, tags=["secret-record"], configuration=sandbox.configuration(), secrets=sec
+    )["sessions"]
+    core = client.CoreV1Api(config.new_client_from_config(config_file=sandbox.env["KUBECONFIG"]))
+    (record,) = core.list_namespaced_config_map(
+        "streamspace", label_selector="chaosstream.io/record=sessions"
+    ).items
+    dumped = json.dumps(record.to_dict(), default=str)
+    assert sid in dumped and not [s for s in secrets if s in dumped], "a secret in the session record"
+
+    with pytest.raises(ActivityFailed) as refused:  # heal_all is what the CLI runs
+        actions.heal_all(configuration=sandbox.configuration(), secrets=dict(sec, token="", password=WRONG_PASSWORD, username="admin"))  # fmt: skip
+    assert "rejected the login" in str(refused.value), refused.value
+    healed = run_heal(
+        sandbox, STREAMSPACE_TOKEN=secret_env["token"], STREAMSPACE_USERNAME="", STREAMSPACE_PASSWORD=""
+    )
+    assert healed.returncode == 0 and f"healed: sessions {sid}" in healed.stdout, (
+        healed.stdout + healed.stderr
+    )
+    for output in (str(refused.value), healed.stdout, healed.stderr):
+        assert not [s for s in secrets if s in output], "a secret in heal's output"

@@ -9,6 +9,7 @@ from helpers.harness import Harness
 from helpers.waits import wait_for
 
 from chaosstream import actions
+from chaosstream.faults.records import RUN_ID
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip"), reason="agent pods run as processes with root"
@@ -90,7 +91,8 @@ def test_hang_freezes_the_agent_until_healed_and_is_recorded(sandbox_factory):
     assert any(k == f"chaosstream.io/partition-{detail['hang_id']}" for k in annotations)
     wait_for(lambda: _agent_status(h) == "offline", 15, "the frozen agent marked offline by the stale sweep")
     healed = h.call(actions.heal_all)["healed"]
-    assert healed == [f"hang {detail['hang_id']} on pod streamspace/{pod}"], healed
+    # each healed fault names the run that made it (here this test process)
+    assert healed == [f"hang {detail['hang_id']} on pod streamspace/{pod} (run {RUN_ID})"], healed
     wait_for(lambda: _agent_status(h) == "online", 15, "the thawed agent online again")
     annotations = h.core.read_namespaced_pod(pod, "streamspace").metadata.annotations or {}
     assert not [k for k in annotations if k.startswith("chaosstream.io/partition-")]

@@ -125,7 +125,7 @@ class Browser:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
 
-    def open(self, url: str, width: int, media: str = "screen", height: int = 1000) -> None:
+    def viewport(self, width: int, height: int) -> None:
         self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width,
@@ -133,6 +133,9 @@ class Browser:
             deviceScaleFactor=1,
             mobile=False,
         )
+
+    def open(self, url: str, width: int, media: str = "screen", height: int = 1000) -> None:
+        self.viewport(width, height)
         self.call("Emulation.setEmulatedMedia", media=media)
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + 30
@@ -149,14 +152,7 @@ class Browser:
         return json.loads(self.evaluate(LAYOUT_JS))
 
     def screenshot(self, path: Path, width: int) -> None:
-        height = int(self.evaluate("document.documentElement.scrollHeight") or 1000)
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self.viewport(width, int(self.evaluate("document.documentElement.scrollHeight") or 1000))
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
 

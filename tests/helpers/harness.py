@@ -96,4 +96,13 @@ class Harness:
             "policies": sorted(
                 p.metadata.name for p in self.net.list_network_policy_for_all_namespaces().items
             ),
+            # session records (and any other ConfigMap an activity might write), with their contents
+            "configmaps": sorted(
+                (
+                    c.metadata.name,
+                    json.dumps(c.metadata.annotations or {}, sort_keys=True),
+                    json.dumps(c.data or {}, sort_keys=True),
+                )
+                for c in self.core.list_namespaced_config_map("streamspace").items
+            ),
         }

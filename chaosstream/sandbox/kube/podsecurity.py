@@ -29,6 +29,9 @@ def _containers(spec: Obj) -> List[Obj]:
     )
 
 
+_SECCOMP_OK = ("RuntimeDefault", "Localhost")
+
+
 def _quoted(names: List[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
@@ -39,6 +42,19 @@ def _must(names: List[str], text: str) -> str:
     return f"{noun} {_quoted(names)} {verb} {text}"
 
 
+def _failing(containers: List[Obj], ok: Any) -> List[str]:
+    """The names of the containers whose securityContext does not pass `ok`."""
+    return [c["name"] for c in containers if not ok(c.get("securityContext") or {})]
+
+
+def _report(
+    out: List[str], names: List[str], check: str, fix: str, pod: bool = False, tail: str = ""
+) -> None:
+    """One violation in Kubernetes' wording: `check (pod or container "x" must fix tail)`."""
+    if names:
+        out.append(f"{check} ({'pod or ' if pod else ''}{_must(names, fix)}{tail})")
+
+
 def violations(level: str, spec: Obj) -> List[str]:
     """The PodSecurity violations of a pod spec at `level`, in Kubernetes' wording and order."""
     if level not in ("baseline", "restricted"):
@@ -47,18 +63,18 @@ def violations(level: str, spec: Obj) -> List[str]:
     pod_sc = spec.get("securityContext") or {}
     out: List[str] = []
     if level == "restricted":
-        bad = [
-            c["name"]
-            for c in containers
-            if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False
-        ]
-        if bad:
-            out.append(
-                f"allowPrivilegeEscalation != false ({_must(bad, 'set securityContext.allowPrivilegeEscalation=false')})"
-            )
-    privileged = [c["name"] for c in containers if (c.get("securityContext") or {}).get("privileged")]
-    if privileged:
-        out.append(f"privileged ({_must(privileged, 'not set securityContext.privileged=true')})")
+        _report(
+            out,
+            _failing(containers, lambda sc: sc.get("allowPrivilegeEscalation") is False),
+            "allowPrivilegeEscalation != false",
+            "set securityContext.allowPrivilegeEscalation=false",
+        )
+    _report(
+        out,
+        _failing(containers, lambda sc: not sc.get("privileged")),
+        "privileged",
+        "not set securityContext.privileged=true",
+    )
     caps: List[str] = []
     no_drop: List[str] = []
     for c in containers:
@@ -78,27 +94,22 @@ def violations(level: str, spec: Obj) -> List[str]:
         out.append(f"non-default capabilities ({'; '.join(caps)})")
     if level == "restricted":
         if pod_sc.get("runAsNonRoot") is not True:
-            bad = [
-                c["name"]
-                for c in containers
-                if (c.get("securityContext") or {}).get("runAsNonRoot") is not True
-            ]
-            if bad:
-                out.append(
-                    f"runAsNonRoot != true (pod or {_must(bad, 'set securityContext.runAsNonRoot=true')})"
-                )
-        if (pod_sc.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
-            bad = [
-                c["name"]
-                for c in containers
-                if ((c.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
-                not in ("RuntimeDefault", "Localhost")
-            ]
-            if bad:
-                out.append(
-                    f"seccompProfile (pod or {_must(bad, 'set securityContext.seccompProfile.type to')} "
-                    '"RuntimeDefault" or "Localhost")'
-                )
+            _report(
+                out,
+                _failing(containers, lambda sc: sc.get("runAsNonRoot") is True),
+                "runAsNonRoot != true",
+                "set securityContext.runAsNonRoot=true",
+                pod=True,
+            )
+        if (pod_sc.get("seccompProfile") or {}).get("type") not in _SECCOMP_OK:
+            _report(
+                out,
+                _failing(containers, lambda sc: (sc.get("seccompProfile") or {}).get("type") in _SECCOMP_OK),
+                "seccompProfile",
+                "set securityContext.seccompProfile.type to",
+                pod=True,
+                tail=' "RuntimeDefault" or "Localhost"',
+            )
     return out
 
 
