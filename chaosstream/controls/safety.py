@@ -31,8 +31,8 @@ What it does:
 Everything it did lands in the journal as ``extensions: [{"name": "chaosstream-safety", ...}]``.
 """
 
-import os
 import logging
+import os
 import signal
 import sys
 import threading
