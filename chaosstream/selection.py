@@ -35,6 +35,8 @@ __all__ = [
     "run_agent_ids",
     "RUN_SCOPES",
     "check_scope",
+    "remember_fault_end",
+    "fault_end",
 ]
 
 RUN_SCOPES = ("run", "all")
@@ -44,6 +46,7 @@ _CREATED: Dict[str, List[str]] = {}
 _KILLED: Dict[str, Dict[str, Any]] = {}
 _TARGETED: List[Dict[str, Any]] = []
 _RUN_STARTED: List[dt.datetime] = [utcnow()]
+_FAULT_ENDS: List[Dict[str, Any]] = []
 
 
 def run_started() -> dt.datetime:
@@ -59,6 +62,7 @@ def start_run(at: Optional[dt.datetime] = None) -> dt.datetime:
         _CREATED.clear()
         _KILLED.clear()
         _TARGETED.clear()
+        _FAULT_ENDS.clear()
         return _RUN_STARTED[0]
 
 
@@ -182,3 +186,17 @@ def resolve_session_ids(
             "No sessions to check: pass 'session_ids' or 'tag', or run create_sessions earlier in the same experiment."
         )
     return names
+
+
+def remember_fault_end(what: str, at: float) -> None:
+    """The platform is back from the run's fault at epoch `at`: a heal or restore was applied, an agent
+    reconnected, a session's new pod is ready. The stream monitor measures its streams' return from the
+    latest of these."""
+    with _LOCK:
+        _FAULT_ENDS.append({"what": what, "at": float(at)})
+
+
+def fault_end() -> Optional[Dict[str, Any]]:
+    """The latest fault end of this run (`{"what", "at"}`), or None."""
+    with _LOCK:
+        return dict(max(_FAULT_ENDS, key=lambda e: e["at"])) if _FAULT_ENDS else None

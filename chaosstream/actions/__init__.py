@@ -10,6 +10,7 @@ from chaosstream.actions.sessions import (
     terminate_sessions,
     wake_session,
 )
+from chaosstream.actions.streams import monitor_streams, stop_stream_monitor
 
 __all__ = [
     "restart_agent",
@@ -25,4 +26,6 @@ __all__ = [
     "hibernate_session",
     "wake_session",
     "kill_session_pod",
+    "monitor_streams",
+    "stop_stream_monitor",
 ]
