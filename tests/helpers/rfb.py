@@ -38,7 +38,7 @@ class RFBProxy:
         app = web.Application()
         app.router.add_post("/api/v1/auth/login", self._login)
         app.router.add_get("/api/v1/vnc/{sid}", self._vnc)
-        self.runner = web.AppRunner(app)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())
@@ -70,8 +70,8 @@ class RFBProxy:
             return web.json_response({"error": "Session is not running (state: pending)"}, status=409)
         if mode == "503":
             return web.json_response({"error": "Agent agent-1 is not connected"}, status=503)
-        if mode == "hang":
-            await asyncio.sleep(3600)
+        if mode == "hang":  # never answers the upgrade; cancelled at close
+            await asyncio.sleep(60)
         old = self.sockets.pop(sid, None)
         if old is not None:  # one stream per session, as vnc_proxy.go:238
             await old.close()
@@ -154,8 +154,11 @@ class RFBProxy:
             for ws in list(self.sockets.values()):
                 await ws.close()
             await self.runner.cleanup()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
 
         try:
-            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
