@@ -2,6 +2,7 @@
 
 from chaosstream.actions.agents import approve_agents, kill_agent_pod, restart_agent, scale_agents
 from chaosstream.actions.network import heal_agent_partition, heal_all, partition_agent
+from chaosstream.actions.platform import restart_api_pod
 from chaosstream.actions.sessions import (
     create_sessions,
     hibernate_session,
@@ -28,4 +29,5 @@ __all__ = [
     "kill_session_pod",
     "monitor_streams",
     "stop_stream_monitor",
+    "restart_api_pod",
 ]

@@ -166,6 +166,7 @@ def wait_for_vnc(
 
 def stream_continuity(
     wait: float = 0.0,
+    observe: float = 0.0,
     raise_on_failure: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -178,6 +179,8 @@ def stream_continuity(
 
     With `wait` > 0 it first waits up to `wait` seconds for every stream to carry bytes again (early exit),
     so a probe right after a recovery reads the return rather than the outage still going on.
+    With `observe` > 0 it first watches the streams for `observe` seconds (a soak: "no drop during a
+    5-minute session"), returning early at the first interruption.
     With `raise_on_failure=true` a stream still down (or never up) raises `ActivityFailed` naming it.
 
     Returns `{"streams", "all_up", "never_up", "interruptions", "outage_s_max", "outage_s_total",
@@ -186,12 +189,16 @@ def stream_continuity(
     "reconnect_after_fault_s_max", "upper": 5}}`.
     """
     wait = seconds(wait, "wait", allow_zero=True) if wait else 0.0
+    observe = seconds(observe, "observe", allow_zero=True) if observe else 0.0
     monitor = current_monitor()
     if monitor is None:
         raise ActivityFailed(
             "No stream monitor in this run: run the action monitor_streams earlier in the same experiment."
         )
     settings = resolve_settings(configuration, secrets)
+    until = time.monotonic() + observe
+    while observe and time.monotonic() < until and monitor.alive and not monitor.report()["interruptions"]:
+        time.sleep(min(settings.poll_interval, 0.2, max(until - time.monotonic(), 0.0)))
     deadline = time.monotonic() + wait
     while wait and time.monotonic() < deadline and not monitor.report()["all_up"] and monitor.alive:
         time.sleep(min(settings.poll_interval, 0.2))
@@ -199,6 +206,8 @@ def stream_continuity(
     report = monitor.report(end["at"] if end else None)
     if end:
         report["fault_end"] = end["what"]
+    if observe:
+        report["observed_s"] = round(observe - max(until - time.monotonic(), 0.0), 3)
     if raise_on_failure and not report["all_up"]:
         down = [s for s, v in report["sessions"].items() if not v["up"]]
         errors = "; ".join(f"{s}: {report['sessions'][s]['last_error'] or 'no bytes'}" for s in down[:5])
