@@ -61,6 +61,12 @@ def _start_options(func):  # type: ignore[no-untyped-def]
                 help="Replicas of each agent Deployment (pods share its labels; ids become per pod).",
             ),
             click.option(
+                "--api-replicas",
+                type=click.IntRange(0, 10),
+                default=0,
+                help="Replicas of the API Deployment (default 0: the chart's 2).",
+            ),
+            click.option(
                 "--profile",
                 type=click.Choice(["intended", "as-built"]),
                 default="intended",
@@ -142,6 +148,7 @@ def sandbox_up(
     agents: int,
     faults: Tuple[str, ...],
     agent_replicas: int,
+    api_replicas: int,
     profile: str,
     tenants: bool,
     timers: str,
@@ -175,6 +182,7 @@ def sandbox_up(
                 "service_route": service_route,
                 "image_pull": image_pull,
                 "pod_security": pod_security,
+                "api_replicas": api_replicas,
             },
             tenants=tenants,
         )
@@ -321,6 +329,7 @@ def sandbox_run(
     agents: int,
     faults: Tuple[str, ...],
     agent_replicas: int,
+    api_replicas: int,
     profile: str,
     tenants: bool,
     timers: str,
@@ -360,6 +369,7 @@ def sandbox_run(
                     "service_route": service_route,
                     "image_pull": image_pull,
                     "pod_security": pod_security,
+                    "api_replicas": api_replicas,
                 },
                 tenants=tenants,
             )

@@ -108,6 +108,10 @@ class ProcessRuntime(ContainerRuntime):
         self._ephemeral: Dict[str, List[asyncio.subprocess.Process]] = {}
         self._stopping: set = set()
         self._watchers: Dict[str, asyncio.Task] = {}
+        # Control-plane components by annotation value (`api`, `postgres`: sandbox/components.py); their
+        # pods start and stop that component instead of a process of their own.
+        self.components: Dict[str, Any] = {}
+        self._component_pods: Dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------------------
     def is_process_pod(self, pod: Dict[str, Any]) -> bool:
@@ -281,6 +285,12 @@ class ProcessRuntime(ContainerRuntime):
 
     # -- ContainerRuntime hooks ------------------------------------------------------------------------
     async def start_pod(self, pod: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        component = self.components.get(
+            (pod["metadata"].get("annotations") or {}).get(PROCESS_ANNOTATION, "")
+        )
+        if component is not None:
+            self._component_pods[_uid(pod)] = component
+            return await component.start(pod)
         if self.is_runner_pod(pod) and os.geteuid() == 0:
             return await self._start_runner(pod)
         if not self.is_process_pod(pod):
@@ -327,8 +337,16 @@ class ProcessRuntime(ContainerRuntime):
         container = pod["spec"]["containers"][0]["name"]
         self.emulator.container_exited(pod["metadata"]["namespace"], pod["metadata"]["name"], container, rc)
 
+    def pod_ready(self, pod: Dict[str, Any]) -> bool:
+        component = self._component_pods.get(_uid(pod))
+        return component.ready(pod) if component is not None else True
+
     async def stop_pod(self, pod: Dict[str, Any], grace_period: float) -> None:
         uid = _uid(pod)
+        component = self._component_pods.pop(uid, None)
+        if component is not None:
+            await component.stop(pod, grace_period)
+            return
         self._stopping.add(uid)
         procs = [p for p in [self._procs.pop(uid, None), *self._ephemeral.pop(uid, [])] if p is not None]
         for proc in procs:

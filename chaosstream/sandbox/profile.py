@@ -43,6 +43,16 @@ class Profile:
     # approval_status (""); a created session's `tags` is null when none were given.
     # api/cmd/main.go:245; api/internal/auth/handlers.go:236-241; api/internal/handlers/agents.go (GetAgent)
     gin_wire: bool = False
+    # The dispatcher looks the agent up in its own replica's hub only (no Redis: AGENTHUB_REDIS_ENABLED=false,
+    # the chart default) and marks the command `failed` "agent is not connected" when it is not there; the
+    # row is never re-sent. With the chart's two API replicas the one without the agent's socket fails every
+    # command it handles. api/internal/services/command_dispatcher.go:217-221;
+    # api/internal/websocket/agent_hub.go:498-540,586-606; api/cmd/main.go:170-205
+    commands_fail_unless_local: bool = False
+    # The chart's API Deployment replicas (chart/values.yaml:234) and whether they share agent routing
+    # (the Redis AgentHub: intended; the chart's default `redis.enabled=false`: as built, values.yaml:450).
+    api_replicas: int = 2
+    shared_agent_routing: bool = True
 
 
 INTENDED = Profile(
@@ -60,6 +70,8 @@ AS_BUILT = Profile(
     complete_updates_sessions=False,
     default_quota=True,
     gin_wire=True,
+    commands_fail_unless_local=True,
+    shared_agent_routing=False,
 )
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (INTENDED, AS_BUILT)}

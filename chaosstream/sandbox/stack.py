@@ -21,12 +21,14 @@ from typing import Any, Dict, FrozenSet, List, Optional
 import psycopg
 from aiohttp import web
 
+from chaosstream.sandbox.components import ApiReplicas, PostgresPod
 from chaosstream.sandbox.faults import validate_faults
 from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
 from chaosstream.sandbox.netns import NetworkUnavailable, SandboxNetwork, network_support
 from chaosstream.sandbox.netpol import NetpolEnforcer
 from chaosstream.sandbox.processruntime import PROCESS_ANNOTATION, ProcessRuntime
 from chaosstream.sandbox.profile import Profile, profile_named
+from chaosstream.sandbox.servicelb import ServiceBalancer
 from chaosstream.sandbox.timers import Timers, timer_set
 
 __all__ = ["SandboxOptions", "Sandbox", "SandboxError", "AGENT_ID_PREFIX", "agent_deployment_name"]
@@ -64,6 +66,7 @@ class SandboxOptions:
     image_pull: str = "fast"  # fast | slow:SECONDS | backoff:SECONDS
     pod_security: str = "privileged"  # privileged | baseline | restricted (the namespace's enforce label)
     tenants: bool = True  # other users' sessions and commands on neighbour agents (sandbox/tenants.py)
+    api_replicas: int = 0  # API Deployment replicas; 0 = the profile's (the chart's 2)
 
 
 API_SERVICE = "streamspace-api"
@@ -122,12 +125,17 @@ class Sandbox:
             raise SandboxError(f"Unknown --pod-security {options.pod_security!r}.")
         if options.service_route not in ("kube-proxy", "socket-lb"):
             raise SandboxError(f"Unknown --service-route {options.service_route!r}.")
+        self.api_replica_count = options.api_replicas or self.profile.api_replicas
+        if not 1 <= self.api_replica_count <= 10:
+            raise SandboxError(f"--api-replicas must be between 1 and 10, not {options.api_replicas}.")
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
         self.instance = digest[0] % 250 + 1
         self.network: Optional[SandboxNetwork] = None
         self.postgres: Any = None
         self.dsn = ""
-        self.runner: Optional[web.AppRunner] = None
+        self.balancer = ServiceBalancer()  # the API Service: front port and agents' route
+        self.api: Optional[ApiReplicas] = None
+        self.postgres_pod: Optional[PostgresPod] = None
         self.emulator: Optional[KubeEmulator] = None
         self.runtime: Optional[ProcessRuntime] = None
         self.api_port = 0  # the SRE's front port (a port-forward or an ingress in a cluster)
@@ -138,6 +146,7 @@ class Sandbox:
         self.env_file = self.state_dir / "sandbox.env"
         self.first_agent_id = self.agent_id(1)
         self._tasks: List[asyncio.Task] = []
+        self._routes: Any = None  # shared agent routing of the API replicas (the Redis AgentHub)
         self.enforcer: Optional[NetpolEnforcer] = None
 
     # -- start -----------------------------------------------------------------------------------------
@@ -147,7 +156,7 @@ class Sandbox:
         self.kill_leftover_processes()
         await asyncio.to_thread(self._start_network)
         await asyncio.to_thread(self._start_database)
-        await self._start_control_plane()
+        await self._start_front()
         await self._start_tenants()
         await self._start_kubernetes()
         await self._wait_for_agents(timeout=max(30.0, self.timers.heartbeat_interval * 3))
@@ -238,21 +247,26 @@ class Sandbox:
         """The address pods use to reach the control plane and the Kubernetes API."""
         return self.network.gateway if self.network else "127.0.0.1"
 
-    async def _start_control_plane(self, port: int = 0) -> None:
-        """Serve the control plane; `port` is the one to keep on a restart (no free-port check then:
-        connections the old app closed may still linger in TIME_WAIT, which SO_REUSEADDR allows).
+    async def _start_front(self) -> None:
+        """Open the API Service's listeners (sandbox/servicelb.py); the API pods are its backends.
 
-        The SRE reaches it on 127.0.0.1:<front port>; with pod networking, pods reach it only through the
-        Service `streamspace-api:8000` (ClusterIP, DNATed to <API address>:<backend port>)."""
+        The SRE reaches it on 127.0.0.1:<front port> (a port-forward or an ingress in a cluster); with pod
+        networking, pods reach it only through the Service `streamspace-api:8000` (ClusterIP, DNATed to
+        <API address>:<backend port>). Either way each connection goes to one ready API replica."""
+        port = self.options.port
+        if port:
+            _check_port(port)
+        self.api_port = await self.balancer.listen("127.0.0.1", port)
+        if self.network is not None:
+            self.backend_port = await self.balancer.listen(self.network.api_address, 0)
+            if self.network.v6:
+                await self.balancer.listen(self.network.api_address6, self.backend_port)
+
+    def _make_api_app(self, pod_name: str, shared_routing: bool) -> web.Application:
+        """One API replica's app (what `api/cmd/main.go` builds in each pod)."""
         from chaosstream.sandbox.controlplane import ControlPlaneConfig, create_app
+        from chaosstream.sandbox.controlplane.hub import AgentRoutes
 
-        if not port:
-            port = self.options.port
-            if port:
-                _check_port(port)
-            else:
-                port = _free_port()
-        self.api_port = port
         config = ControlPlaneConfig(
             dsn=self.dsn,
             admin_password=self.admin_password,
@@ -262,20 +276,21 @@ class Sandbox:
             faults=self.faults,
             profile=self.profile,
             namespace=NAMESPACE,
+            replica=pod_name,
         )
-        app = create_app(config)
-        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        if self.network is not None:
-            if not self.backend_port:
-                self.backend_port = _free_port()
-            await web.TCPSite(self.runner, self.network.api_address, self.backend_port).start()
-            if self.network.v6:
-                await web.TCPSite(self.runner, self.network.api_address6, self.backend_port).start()
+        if shared_routing and self._routes is None:
+            self._routes = AgentRoutes()
+        return create_app(config, self._routes if shared_routing else None)
 
     async def _start_kubernetes(self) -> None:
+        from chaosstream.sandbox.topology import api_objects, postgres_objects
+
         self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
+        self.api = ApiReplicas(self._make_api_app, self.balancer)
+        self.runtime.components["api"] = self.api
+        if self.postgres is not None:
+            self.postgres_pod = PostgresPod(self.postgres)
+            self.runtime.components["postgres"] = self.postgres_pod
         hosts = ["127.0.0.1"] + ([self.network.gateway] if self.network else [])
         self.emulator = KubeEmulator(runtime=self.runtime, hosts=hosts, port=self.options.kube_port, tls=True)
         await self.emulator.start()
@@ -294,6 +309,19 @@ class Sandbox:
         )
         if self.network is not None:
             self._create_services()
+        # the chart's control plane (sandbox/topology.py): PostgreSQL first, then the API replicas; the
+        # agents start once every replica serves
+        if self.postgres is not None:
+            for obj in postgres_objects(NAMESPACE):
+                self.emulator.create_object(obj)
+        for obj in api_objects(NAMESPACE, self.api_replica_count, self.profile.shared_agent_routing):
+            self.emulator.create_object(obj)
+        try:
+            await self.api.wait_serving(self.api_replica_count, timeout=30)
+        except TimeoutError as exc:
+            raise SandboxError(
+                f"The API pods did not start ({exc}); see {self.state_dir / 'logs'}."
+            ) from None
         for index in range(1, self.options.agents + 1):
             self.emulator.create_object(self.agent_deployment(index))
         if self.network is not None:
@@ -604,11 +632,8 @@ class Sandbox:
             await emulator.restart_api_server()  # same port (now fixed), same store and pods
             what = f"Kubernetes emulator restarted on port {emulator.port} (objects and pods kept)"
         elif component == "api":
-            if self.runner is not None:
-                await self.runner.cleanup()
-                self.runner = None
-            await self._start_control_plane(self.api_port)
-            what = f"control plane restarted on port {self.api_port}"
+            count = await self.api.restart_all() if self.api is not None else 0
+            what = f"control plane restarted ({count} API replica(s) behind port {self.api_port})"
         else:
             raise SandboxError(f"Unknown component {component!r}: use postgres, kube or api.")
         log.info("%s in %.2fs", what, time.monotonic() - started)
@@ -618,12 +643,19 @@ class Sandbox:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        # the control plane's pods are stopped below, in order (agents first, then the API, then the DB)
+        if self.api is not None:
+            self.api.detached = True
+        if self.postgres_pod is not None:
+            self.postgres_pod.detached = True
         if self.emulator is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.emulator.stop(), timeout=15)
-        if self.runner is not None:
+        if self.api is not None:
             with contextlib.suppress(Exception):
-                await self.runner.cleanup()
+                await self.api.stop_all()
+        with contextlib.suppress(Exception):
+            await self.balancer.close()
         if self.postgres is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.postgres.stop)

@@ -1,6 +1,7 @@
 """The aiohttp application: routes (``api/cmd/main.go`` ``setupRoutes``) and background tasks."""
 
 import logging
+from typing import Optional
 
 from aiohttp import web
 
@@ -8,7 +9,7 @@ from chaosstream.sandbox.controlplane import agents, auth, sandboxapi, sessions,
 from chaosstream.sandbox.controlplane.config import ControlPlaneConfig
 from chaosstream.sandbox.controlplane.db import Database
 from chaosstream.sandbox.controlplane.dispatcher import Dispatcher
-from chaosstream.sandbox.controlplane.hub import AgentHub
+from chaosstream.sandbox.controlplane.hub import AgentHub, AgentRoutes
 from chaosstream.sandbox.controlplane.reconciler import Reconciler
 from chaosstream.sandbox.controlplane.state import CP, ControlPlane
 from chaosstream.sandbox.schema import SANDBOX_DDL
@@ -43,11 +44,12 @@ async def errors_as_json(request: web.Request, handler: auth.Handler) -> web.Str
         return web.json_response({"error": "Internal server error", "details": str(exc)}, status=500)
 
 
-def create_app(config: ControlPlaneConfig) -> web.Application:
-    """A control plane bound to ``config.dsn``; the DB must already hold the schema (``apply_schema``)."""
+def create_app(config: ControlPlaneConfig, routes: Optional[AgentRoutes] = None) -> web.Application:
+    """A control plane (one API replica) bound to ``config.dsn``; the DB must already hold the schema
+    (``apply_schema``). Replicas given the same ``routes`` share agent routing (the Redis AgentHub)."""
     app = web.Application(middlewares=[errors_as_json], client_max_size=10 * 1024 * 1024)
     db = Database(config.dsn, size=config.db_pool_size)
-    hub = AgentHub(db, config)
+    hub = AgentHub(db, config, routes)
     dispatcher = Dispatcher(db, hub, config)
     app[CP] = ControlPlane(config=config, db=db, hub=hub, dispatcher=dispatcher)
     app[RECONCILER] = Reconciler(dispatcher)

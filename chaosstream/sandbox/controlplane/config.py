@@ -36,6 +36,7 @@ class ControlPlaneConfig:
     preapproved_agents: FrozenSet[str] = frozenset()
     version: str = "v0.1.0"
     db_pool_size: int = 10
+    replica: str = ""  # the API pod's name (POD_NAME), when it runs as a pod of the API Deployment
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", validate_faults(self.faults))

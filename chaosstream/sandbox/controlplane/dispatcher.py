@@ -76,7 +76,11 @@ class Dispatcher:
         """Hand one pending command to its agent; return the command's resulting status."""
         conn = self.hub.get(row["agent_id"])
         if conn is None:
-            if self.config.fault("fail-commands-while-disconnected"):
+            # as built (profile) only this replica's hub counts: command_dispatcher.go:217-221
+            if (
+                self.config.fault("fail-commands-while-disconnected")
+                or self.config.profile.commands_fail_unless_local
+            ):
                 await self._mark(row["command_id"], "failed", "pending", error=NOT_CONNECTED)
                 return "failed"
             return "pending"  # baseline: kept for replay when the agent connects

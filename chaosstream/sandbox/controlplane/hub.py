@@ -26,8 +26,11 @@ WRITE_WAIT = 10.0  # seconds, gorilla writeWait
 class AgentConnection:
     """One agent socket: its send queue, writer task and last ``heartbeat`` message time."""
 
-    def __init__(self, agent_id: str, ws: web.WebSocketResponse, batch_frames: bool) -> None:
-        self.id = secrets.token_hex(6)
+    def __init__(
+        self, agent_id: str, ws: web.WebSocketResponse, batch_frames: bool, replica: str = ""
+    ) -> None:
+        # `<API pod>/<hex>` when the replica is a pod of the sandbox's API Deployment (ground truth only)
+        self.id = f"{replica}/{secrets.token_hex(6)}" if replica else secrets.token_hex(6)
         self.agent_id = agent_id
         self.ws = ws
         self.batch_frames = batch_frames
@@ -81,26 +84,46 @@ class AgentConnection:
                 pass
 
 
+class AgentRoutes(Dict[str, "AgentConnection"]):
+    """Which replica's socket holds each agent, shared by the API replicas that share routing: what the
+    Redis AgentHub keeps as `agent:<id>:pod` and reaches with `pod:<name>:commands`
+    (api/internal/websocket/agent_hub.go:275-290,509-536). Without it (the chart default, no Redis) a
+    replica knows only its own sockets (agent_hub.go:539-540, 586-606)."""
+
+
 class AgentHub:
     """Connections by agent_id; keeps the DB ``agents.status`` in step with them."""
 
-    def __init__(self, db: Database, config: ControlPlaneConfig) -> None:
+    def __init__(
+        self, db: Database, config: ControlPlaneConfig, routes: Optional[AgentRoutes] = None
+    ) -> None:
         self.db = db
         self.config = config
         self.connections: Dict[str, AgentConnection] = {}
+        self.routes = routes
         self.on_register: List[Callable[[AgentConnection], Awaitable[None]]] = []
         self._sweeper: Optional[asyncio.Task] = None
 
     def is_connected(self, agent_id: Optional[str]) -> bool:
-        return agent_id is not None and agent_id in self.connections
+        """`IsAgentConnected`: this replica's sockets, then the shared routes (agent_hub.go:586-606)."""
+        return self.get(agent_id) is not None if agent_id is not None else False
 
     def get(self, agent_id: str) -> Optional[AgentConnection]:
-        return self.connections.get(agent_id)
+        """The agent's socket: this replica's own, else (shared routing) the one another replica holds."""
+        conn = self.connections.get(agent_id)
+        if conn is None and self.routes is not None:
+            conn = self.routes.get(agent_id)
+        return conn
 
     async def register(self, conn: AgentConnection) -> None:
         """Make ``conn`` the agent's connection, closing an older one; DB ``online``."""
         old = self.connections.get(conn.agent_id)
         self.connections[conn.agent_id] = conn
+        if self.routes is not None:
+            other = self.routes.get(conn.agent_id)
+            self.routes[conn.agent_id] = conn
+            if old is None and other is not None and other is not conn:
+                old = other  # the agent's older socket on another replica: replaced, as with one hub
         if old is not None:
             log.info("agent %s reconnected: closing older socket %s", conn.agent_id, old.id)
             await old.close(code=1000, message=b"replaced by a newer connection")
@@ -126,6 +149,12 @@ class AgentHub:
         if self.connections.get(conn.agent_id) is not conn:
             return
         del self.connections[conn.agent_id]
+        if self.routes is not None:
+            current = self.routes.get(conn.agent_id)
+            if current is conn:
+                del self.routes[conn.agent_id]
+            elif current is not None:  # the agent is on another replica's socket now: it is not offline
+                return
         try:
             await self.db.execute(
                 "UPDATE agents SET status = 'offline', updated_at = %s WHERE agent_id = %s",

@@ -35,7 +35,9 @@ async def agent_connect(request: web.Request) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(autoping=False, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
-    conn = AgentConnection(agent_id, ws, batch_frames=cp.config.fault("batched-frames"))
+    conn = AgentConnection(
+        agent_id, ws, batch_frames=cp.config.fault("batched-frames"), replica=cp.config.replica
+    )
     conn.start()
     reason = "disconnected"
     pinger = asyncio.create_task(_ping_loop(cp, conn), name=f"ws-pinger-{agent_id}")

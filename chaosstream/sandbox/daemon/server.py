@@ -37,6 +37,7 @@ async def _main(state_dir: Path, options: dict) -> int:
         image_pull=options.get("image_pull", "fast"),
         pod_security=options.get("pod_security", "privileged"),
         tenants=options.get("tenants", True),
+        api_replicas=options.get("api_replicas", 0),
     )
     parent = options.get("parent_pid")
     stop = asyncio.Event()
