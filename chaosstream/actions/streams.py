@@ -2,9 +2,11 @@
 
 from typing import Any, Dict, List
 
+from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream import arguments
+from chaosstream.clients.vnc import streamable
 from chaosstream.clients.vncmonitor import Monitor, start_monitor, stop_monitor
 from chaosstream.selection import fault_end, resolve_session_ids
 from chaosstream.settings import resolve_settings
@@ -42,7 +44,10 @@ def monitor_streams(
     StreamSpace keeps one stream per session and closes the older one (vnc_proxy.go:238): monitor only
     sessions nobody watches (the run's own), and do not run two monitors on the same sessions.
 
-    Returns `{"streams": n, "sessions": [...], "interval_s", "stall_after_s", "reload_after_s"}`.
+    Without explicit `session_ids`, sessions of other users than the configured one are left out
+    (`not_owned`): the proxy streams a session to its owner only, admins included.
+
+    Returns `{"streams": n, "sessions": [...], "interval_s", "stall_after_s", "reload_after_s", "not_owned"}`.
     """
     settings = resolve_settings(configuration, secrets)
     max_streams = arguments.whole(max_streams, "max_streams", minimum=1, maximum=200)
@@ -64,7 +69,16 @@ def monitor_streams(
     )
     timeout = arguments.seconds(timeout, "timeout") if timeout is not None else float(settings.http_timeout)
     max_duration = arguments.seconds(max_duration, "max_duration")
-    ids = resolve_session_ids(settings, session_ids, tag)[:max_streams]
+    ids = resolve_session_ids(settings, session_ids, tag)
+    others: Dict[str, str] = {}
+    if not session_ids:  # the proxy streams a session to its owner only (vnc_proxy.go:153-159)
+        ids, others = streamable(settings, ids, settings.http_timeout)
+        if not ids:
+            raise ActivityFailed(
+                f"None of the selected sessions belongs to {settings.username}: StreamSpace's VNC proxy streams "
+                "a session to its owner only; create sessions for that user."
+            )
+    ids = ids[:max_streams]
     start_monitor(
         Monitor(settings, ids, interval, stall_after, reload_after, retry_delay, timeout, max_duration)
     )
@@ -74,6 +88,7 @@ def monitor_streams(
         "interval_s": interval,
         "stall_after_s": stall_after,
         "reload_after_s": max(reload_after, stall_after),
+        "not_owned": others,
     }
 
 

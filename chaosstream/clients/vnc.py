@@ -22,7 +22,7 @@ import ssl
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import websocket
@@ -31,7 +31,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaosstream.clients.streamspace import _TOKENS, _TOKENS_LOCK, StreamSpaceAPI, _token_key, _verify
 from chaosstream.settings import Settings, redact
 
-__all__ = ["VNCFailure", "Handshake", "VNCStream", "vnc_url", "open_stream"]
+__all__ = ["VNCFailure", "Handshake", "VNCStream", "vnc_url", "open_stream", "streamable"]
 
 # RFB 3.8 (RFC 6143): message and security type numbers.
 _SECURITY_NONE = 1
@@ -442,3 +442,22 @@ def open_stream(settings: Settings, session_id: str, timeout: float) -> Tuple[VN
     except BaseException:
         stream.close()
         raise
+
+
+def streamable(
+    settings: Settings, session_ids: List[str], timeout: float
+) -> Tuple[List[str], Dict[str, str]]:
+    """The sessions the configured user may stream, and the others with their owner: StreamSpace's VNC
+    proxy streams a session to its owner only, admins included (vnc_proxy.go:153-159). With a token and no
+    username the owner cannot be compared: every session is kept."""
+    user = settings.username
+    if not user or not session_ids:
+        return list(session_ids), {}
+    with StreamSpaceAPI(settings, timeout=timeout) as api:
+        owners = {}
+        for sid in session_ids:
+            session = api.get_session(sid)
+            owner = (session or {}).get("user") or (session or {}).get("userId")
+            owners[sid] = str(owner) if owner else ""
+    keep = [sid for sid in session_ids if owners[sid] in ("", user)]
+    return keep, {sid: owners[sid] for sid in session_ids if sid not in keep}

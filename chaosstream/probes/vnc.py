@@ -7,13 +7,13 @@ run's stream monitor holds are read from the monitor instead of being opened a s
 """
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosstream.arguments import seconds
-from chaosstream.clients.vnc import VNCFailure, open_stream
+from chaosstream.clients.vnc import VNCFailure, open_stream, streamable
 from chaosstream.clients.vncmonitor import current_monitor
 from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
 from chaosstream.selection import fault_end, resolve_session_ids
@@ -24,14 +24,25 @@ __all__ = ["vnc_handshake", "wait_for_vnc", "stream_continuity"]
 
 def _ids(
     settings: Settings, session_id: Optional[str], session_ids: Any, tag: Any, required: bool
-) -> List[str]:
+) -> Tuple[List[str], Dict[str, str]]:
+    """The sessions to open, and those left out (another user's: the proxy streams only to the owner).
+    Explicit ids are all kept: a 403 then says why."""
     if session_id is not None:
         if not isinstance(session_id, str) or not session_id:
             raise ActivityFailed(
                 "Argument 'session_id' must be a session name such as admin-firefox-1a2b3c4d."
             )
-        return [session_id]
-    return resolve_session_ids(settings, session_ids, tag, required=required)
+        return [session_id], {}
+    if session_ids:
+        return resolve_session_ids(settings, session_ids, tag, required=required), {}
+    ids = resolve_session_ids(settings, session_ids, tag, required=required)
+    keep, others = streamable(settings, ids, settings.http_timeout)
+    if ids and not keep and required:
+        raise ActivityFailed(
+            f"None of the selected sessions belongs to {settings.username}: StreamSpace's VNC proxy streams a "
+            "session to its owner only; create sessions for that user or log in as their owner."
+        )
+    return keep, others
 
 
 def _held(sid: str) -> Optional[Dict[str, Any]]:
@@ -85,7 +96,8 @@ def vnc_handshake(
     """Open each session's VNC stream through the API as a browser does (`/api/v1/vnc/:id`, JWT in the
     Authorization header), run the RFB 3.8 handshake and wait for the first framebuffer update (of the
     top-left 64×64 pixels), then close it. Which sessions: `session_id`, `session_ids`, `tag`, or those this
-    run created (none yet: holds with `checked: 0`).
+    run created (none yet: holds with `checked: 0`); without explicit ids, sessions of other users than the
+    configured one are left out and listed in `not_owned` (the proxy streams a session to its owner only).
 
     Each failure is one sentence naming VNC: 409 "session X is not running (state …)", 503 "no agent can
     carry the stream" (agent not connected), 403 (only the owner may stream: use the owner's credentials),
@@ -100,10 +112,11 @@ def vnc_handshake(
     """
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
-    results = {
-        sid: _try(settings, sid, timeout) for sid in _ids(settings, session_id, session_ids, tag, False)
-    }
+    ids, others = _ids(settings, session_id, session_ids, tag, False)
+    results = {sid: _try(settings, sid, timeout) for sid in ids}
     summary = _summary(results)
+    if others:
+        summary["not_owned"] = others
     if raise_on_failure and not summary["ok"]:
         raise ActivityFailed(" ".join(results[s]["error"] for s in summary["failed"][:5]))
     return summary
@@ -119,7 +132,8 @@ def wait_for_vnc(
 ) -> Dict[str, Any]:
     """Wait until every selected session (see `vnc_handshake`) streams: a full RFB handshake and a first
     framebuffer update through the API. Returns as soon as all have streamed once, with the time it took;
-    sessions that streamed are not opened again.
+    sessions that streamed are not opened again. Without explicit `session_ids`, sessions of other users
+    than the configured one are left out (`not_owned`): the proxy streams a session to its owner only.
 
     Returns `{"elapsed_s", "polls", "sessions": {id: handshake}, "first_update_ms_max"}`; raises
     `ActivityFailed` on timeout with each failing session's last sentence (e.g. "VNC: the API closed the
@@ -129,7 +143,7 @@ def wait_for_vnc(
     timeout = seconds(timeout, "timeout")
     settings = resolve_settings(configuration, secrets)
     interval = poll_interval_of(settings, poll_interval)
-    ids = resolve_session_ids(settings, session_ids, tag)
+    ids, others = _ids(settings, None, session_ids, tag, True)
     started = time.monotonic()
     done: Dict[str, Dict[str, Any]] = {}
     last: Dict[str, Dict[str, Any]] = {}
@@ -156,12 +170,15 @@ def wait_for_vnc(
         check, timeout, interval, describe, mapping_progress("VNC streams", "streaming")
     )
     summary = _summary(done)
-    return {
+    result = {
         "elapsed_s": elapsed,
         "polls": polls,
         "first_update_ms_max": summary["first_update_ms_max"],
         "sessions": done,
     }
+    if others:
+        result["not_owned"] = others
+    return result
 
 
 def stream_continuity(
