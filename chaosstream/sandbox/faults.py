@@ -40,6 +40,11 @@ FAULTS: Dict[str, str] = {
         "disconnects its sessions lose their agent (sessions.agent_id cleared), so they can no longer be "
         "stopped or reached"
     ),
+    "vnc-tunnel-rbac": (
+        "chart/templates/rbac.yaml (before P1-VNC-RBAC-001): the agent's ServiceAccount Role lacks "
+        "pods/portforward, so sessions reach 'running' but every VNC tunnel is refused with 403 "
+        "(vnc_error) and the UI's stream closes"
+    ),
 }
 
 

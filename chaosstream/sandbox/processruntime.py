@@ -13,7 +13,9 @@ volumes as files, emptyDirs, the ServiceAccount token, ca.crt and namespace at
 /var/run/secrets/kubernetes.io/serviceaccount); env comes from env (value, fieldRef, configMapKeyRef,
 secretKeyRef) and envFrom, plus KUBERNETES_SERVICE_HOST/PORT pointing at the emulator's TLS port, so the
 real client's in-cluster configuration works unchanged. Its log is served by `pods/log`. Other pods
-(session pods) are simulated: they become Ready after `ready_delay`. Deleting a pod sends SIGTERM, then
+(session pods) are simulated: they become Ready after `ready_delay`; a session pod (label `session`) serves
+a small RFB server (`chaosstream.sandbox.rfb`, an asyncio listener in this process, not an OS process) on
+each TCP containerPort it declares (3000, `vnc`), reachable through `pods/portforward` until the pod stops. Deleting a pod sends SIGTERM, then
 SIGKILL after the grace period, floored at 2 s as a kubelet does. `exec` and ephemeral containers enter the
 container's namespaces, so `iptables ... -j DROP` really cuts that pod off and nothing else, and `kill`
 reaches the pod's processes only.
@@ -31,6 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from chaosstream.sandbox.kube import ContainerRuntime
 from chaosstream.sandbox.netns import SandboxNetwork
+from chaosstream.sandbox.rfb import RfbServer
 
 __all__ = ["ProcessRuntime", "PROCESS_ANNOTATION"]
 
@@ -95,8 +98,10 @@ class ProcessRuntime(ContainerRuntime):
         network: Optional[SandboxNetwork],
         ready_delay: float = 0.3,
         image_pull: str = "fast",
+        vnc_frame_interval: float = 1.0,
     ) -> None:
         self.ready_delay = ready_delay
+        self.vnc_frame_interval = vnc_frame_interval  # seconds between a session desktop's frames
         self.image_pull = image_pull  # fast | slow:SECONDS | backoff:SECONDS (fails, then succeeds)
         self.state_dir = state_dir
         self.network = network
@@ -112,6 +117,7 @@ class ProcessRuntime(ContainerRuntime):
         # pods start and stop that component instead of a process of their own.
         self.components: Dict[str, Any] = {}
         self._component_pods: Dict[str, Any] = {}
+        self.desktops: Dict[str, Dict[int, RfbServer]] = {}  # session pod uid → containerPort → server
 
     # -- helpers ---------------------------------------------------------------------------------------
     def is_process_pod(self, pod: Dict[str, Any]) -> bool:
@@ -283,6 +289,26 @@ class ProcessRuntime(ContainerRuntime):
             raise RuntimeError("the container is not running")
         return ["nsenter", "-t", str(init), "-p", "-m", "-n", "--", *argv]
 
+    async def _start_desktop(self, pod: Dict[str, Any]) -> None:
+        """A session pod's VNC desktop: one RFB listener per declared TCP containerPort."""
+        uid = _uid(pod)
+        if uid in self.desktops:
+            return
+        servers: Dict[int, RfbServer] = {}
+        name = pod["metadata"]["name"]
+        for container in pod["spec"].get("containers") or []:
+            for port in container.get("ports") or []:
+                number = int(port.get("containerPort") or 0)
+                if number and port.get("protocol", "TCP") == "TCP" and number not in servers:
+                    server = RfbServer(f"streamspace {name}", self.vnc_frame_interval)
+                    await server.start("127.0.0.1")
+                    servers[number] = server
+        self.desktops[uid] = servers
+
+    async def _stop_desktop(self, uid: str) -> None:
+        for server in self.desktops.pop(uid, {}).values():
+            await server.stop()
+
     # -- ContainerRuntime hooks ------------------------------------------------------------------------
     async def start_pod(self, pod: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         component = self.components.get(
@@ -294,6 +320,8 @@ class ProcessRuntime(ContainerRuntime):
         if self.is_runner_pod(pod) and os.geteuid() == 0:
             return await self._start_runner(pod)
         if not self.is_process_pod(pod):
+            if "session" in (pod["metadata"].get("labels") or {}):
+                await self._start_desktop(pod)
             return None
         uid = _uid(pod)
         pod_ip = "127.0.0.1"
@@ -341,12 +369,21 @@ class ProcessRuntime(ContainerRuntime):
         component = self._component_pods.get(_uid(pod))
         return component.ready(pod) if component is not None else True
 
+    async def open_port(
+        self, pod: Dict[str, Any], port: int
+    ) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        server = self.desktops.get(_uid(pod), {}).get(port)
+        if server is None:
+            raise ConnectionRefusedError(f"dial tcp4 127.0.0.1:{port}: connect: connection refused")
+        return await asyncio.open_connection("127.0.0.1", server.port)
+
     async def stop_pod(self, pod: Dict[str, Any], grace_period: float) -> None:
         uid = _uid(pod)
         component = self._component_pods.pop(uid, None)
         if component is not None:
             await component.stop(pod, grace_period)
             return
+        await self._stop_desktop(uid)
         self._stopping.add(uid)
         procs = [p for p in [self._procs.pop(uid, None), *self._ephemeral.pop(uid, [])] if p is not None]
         for proc in procs:

@@ -53,6 +53,21 @@ class Profile:
     # (the Redis AgentHub: intended; the chart's default `redis.enabled=false`: as built, values.yaml:450).
     api_replicas: int = 2
     shared_agent_routing: bool = True
+    # The agent's VNC tunnel as built: opened once, 2 s after start_session (in a goroutine), never on
+    # demand, never after an agent restart or a wake; `vnc_close` (sent on every UI disconnect) closes it
+    # for good; a tunnel that cannot open reports `vnc_error` only after the 30 s ready timeout; a pod-side
+    # EOF ends it silently; UI→pod bytes wait behind a running command (one read loop).
+    # agents/k8s-agent/agent_vnc_handler.go:150-172, agent_vnc_tunnel.go:98-159,161-184,189-218,338-380,
+    # agent_handlers.go:142-147 (start only; wake 300-350 opens none), main.go:807-843
+    vnc_tunnel_as_built: bool = False
+    # The VNC proxy as built: every UI relay of an agent reads that agent's one `Receive` channel (256,
+    # filled by the hub's reader, full → dropped), so concurrent streams of one agent steal each other's
+    # messages; `vnc_ready` is ignored; `Receive` is never closed, so an agent disconnect leaves the UI
+    # socket open and silent until the UI sends; the old relay's cleanup of a replaced connection deletes
+    # the new one's registration and sends `vnc_close`; a NULL sessions.agent_id fails the Scan → 404.
+    # api/internal/handlers/vnc_proxy.go:136-149,286-307,329-334,410-459;
+    # api/internal/handlers/agent_websocket.go:288-295; api/internal/websocket/agent_hub.go:298-316
+    vnc_proxy_as_built: bool = False
 
 
 INTENDED = Profile(
@@ -72,6 +87,8 @@ AS_BUILT = Profile(
     gin_wire=True,
     commands_fail_unless_local=True,
     shared_agent_routing=False,
+    vnc_tunnel_as_built=True,
+    vnc_proxy_as_built=True,
 )
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (INTENDED, AS_BUILT)}

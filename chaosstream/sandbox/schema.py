@@ -209,6 +209,23 @@ CREATE TABLE IF NOT EXISTS sandbox_agent_events (
     at TIMESTAMP NOT NULL DEFAULT {NOW}
 );
 CREATE INDEX IF NOT EXISTS idx_sandbox_agent_events_agent ON sandbox_agent_events(agent_id, at);
+
+-- one row per UI connection of the VNC proxy (GET /sandbox/v1/streams)
+CREATE TABLE IF NOT EXISTS sandbox_vnc_streams (
+    connection_id VARCHAR(64) PRIMARY KEY,
+    session_id VARCHAR(255) NOT NULL,
+    agent_id VARCHAR(255),
+    user_id VARCHAR(255),
+    opened_at TIMESTAMP NOT NULL,
+    first_bytes_at TIMESTAMP,
+    last_bytes_at TIMESTAMP,
+    closed_at TIMESTAMP,
+    close_reason VARCHAR(255),
+    bytes_to_client BIGINT DEFAULT 0,
+    frames_to_client BIGINT DEFAULT 0,
+    bytes_from_client BIGINT DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_sandbox_vnc_streams_session ON sandbox_vnc_streams(session_id, opened_at);
 """
 
 MIGRATIONS_DDL = f"""

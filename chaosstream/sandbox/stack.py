@@ -285,7 +285,12 @@ class Sandbox:
     async def _start_kubernetes(self) -> None:
         from chaosstream.sandbox.topology import api_objects, postgres_objects
 
-        self.runtime = ProcessRuntime(self.state_dir, self.network, image_pull=self.options.image_pull)
+        self.runtime = ProcessRuntime(
+            self.state_dir,
+            self.network,
+            image_pull=self.options.image_pull,
+            vnc_frame_interval=1.0 / self.timers.factor,  # a session desktop's frame: 1 s real
+        )
         self.api = ApiReplicas(self._make_api_app, self.balancer)
         self.runtime.components["api"] = self.api
         if self.postgres is not None:
@@ -307,6 +312,8 @@ class Sandbox:
                 },
             }
         )
+        if "vnc-tunnel-rbac" in self.faults:
+            self._agent_rbac()
         if self.network is not None:
             self._create_services()
         # the chart's control plane (sandbox/topology.py): PostgreSQL first, then the API replicas; the
@@ -338,6 +345,23 @@ class Sandbox:
             )
             self.enforcer = enforcer
             self._tasks.append(asyncio.create_task(self._every(0.2, enforcer.reconcile)))
+
+    def _agent_rbac(self) -> None:
+        """Fault vnc-tunnel-rbac: the agents use ServiceAccount streamspace-agent, bound to the chart's Role
+        without pods/portforward (chaosstream/sandbox/agentrbac.py)."""
+        import yaml
+
+        from chaosstream.sandbox.agentrbac import SERVICE_ACCOUNT, agent_rbac_objects
+        from chaosstream.sandbox.kube.kubeconfig import kubeconfig_dict
+
+        assert self.emulator is not None
+        for obj in agent_rbac_objects(NAMESPACE, portforward=False):
+            self.emulator.create_object(obj)
+        config = kubeconfig_dict(f"http://{self.pod_host}:{self.emulator.port}", NAMESPACE)
+        config["users"][0]["user"]["token"] = self.emulator.rbac.mint(NAMESPACE, SERVICE_ACCOUNT)  # type: ignore[index]
+        path = self.state_dir / "kubeconfig-agent"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
 
     def _create_services(self) -> None:
         """The API Service and the `kubernetes` Service, with their Endpoints, as a cluster has them."""
@@ -455,6 +479,10 @@ class Sandbox:
     def agents_expected_online(self) -> int:
         return self.options.agents * (1 if self.agent_ha else self.options.agent_replicas)
 
+    @property
+    def _agent_kubeconfig(self) -> str:
+        return "kubeconfig-agent" if "vnc-tunnel-rbac" in self.faults else "kubeconfig-pods"
+
     def agent_deployment(self, index: int) -> Dict[str, Any]:
         name = agent_deployment_name(index)
         labels = dict(AGENT_LABELS, **{"sandbox.streamspace.io/agent": str(index)})
@@ -465,10 +493,11 @@ class Sandbox:
             {"name": "PLATFORM", "value": "kubernetes"},
             {"name": "REGION", "value": "sandbox"},
             {"name": "NAMESPACE", "value": NAMESPACE},
-            {"name": "KUBECONFIG", "value": str(self.state_dir / "kubeconfig-pods")},
+            {"name": "KUBECONFIG", "value": str(self.state_dir / self._agent_kubeconfig)},
             {"name": "HEALTH_CHECK_INTERVAL", "value": _go_duration(self.timers.heartbeat_interval)},
             {"name": "SANDBOX_TIMERS", "value": self.timers.to_json()},
             {"name": "SANDBOX_FAULTS", "value": ",".join(sorted(self.faults))},
+            {"name": "SANDBOX_PROFILE", "value": self.profile.name},
         ]
         if self.ids_per_pod:
             # chart/templates/k8s-agent-deployment.yaml:45-52: AGENT_ID="$(AGENT_ID_PREFIX)-$(POD_NAME)",
@@ -666,6 +695,6 @@ class Sandbox:
         if self.network is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.network.teardown)
-        for name in ("sandbox.env", "sandbox.json", "kubeconfig", "kubeconfig-pods"):
+        for name in ("sandbox.env", "sandbox.json", "kubeconfig", "kubeconfig-pods", "kubeconfig-agent"):
             (self.state_dir / name).unlink(missing_ok=True)
         shutil.rmtree(self.state_dir / "pg", ignore_errors=True)

@@ -34,6 +34,12 @@ class Timers:
     # partition just before its heal outlasts the scaled reconnect objective by itself. (The 10 s write
     # wait stays: scaled to 1 s it drops sound connections of a busy sandbox.)
     agent_io_timeout: float = 10.0
+    # VNC (api/internal/handlers/vnc_proxy.go:48-49; agents/k8s-agent/agent_vnc_handler.go:163,
+    # agent_vnc_tunnel.go:135): the proxy's pong wait towards the UI (it pings every ws_ping_interval,
+    # 54 s), the agent's sleep before opening a session's tunnel, the port-forward ready timeout.
+    vnc_pong_wait: float = 120.0
+    vnc_tunnel_delay: float = 2.0
+    vnc_ready_timeout: float = 30.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

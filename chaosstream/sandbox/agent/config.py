@@ -1,6 +1,7 @@
 """Agent configuration, read from the environment exactly like StreamSpace's k8s-agent (``agents/k8s-agent/main.go``).
 
-Sandbox-only extras: ``SANDBOX_TIMERS`` (a ``Timers.to_json()`` document), ``SANDBOX_FAULTS`` (comma list)
+Sandbox-only extras: ``SANDBOX_TIMERS`` (a ``Timers.to_json()`` document), ``SANDBOX_FAULTS`` (comma list),
+``SANDBOX_PROFILE`` (``intended`` or ``as-built``)
 and ``SANDBOX_AGENT_ID_PREFIX`` (AGENT_ID = prefix + "-" + POD_NAME, as the Helm chart does).
 """
 
@@ -9,6 +10,7 @@ import re
 from typing import FrozenSet, Mapping, Optional
 
 from chaosstream.sandbox.faults import validate_faults
+from chaosstream.sandbox.profile import INTENDED, Profile, profile_named
 from chaosstream.sandbox.timers import REAL, Timers
 
 DEFAULT_HEARTBEAT_SECONDS = 30.0
@@ -50,6 +52,7 @@ class AgentConfig:
     pod_name: str = ""
     timers: Timers = REAL
     faults: FrozenSet[str] = frozenset()
+    profile: Profile = INTENDED  # SANDBOX_PROFILE: intended | as-built (the VNC tunnel's behaviour)
 
     @property
     def http_url(self) -> str:
@@ -149,6 +152,11 @@ def load_config(env: Mapping[str, str]) -> AgentConfig:
     except ValueError as exc:
         raise ConfigError(f"SANDBOX_FAULTS: {exc}") from None
 
+    try:
+        profile = profile_named(env.get("SANDBOX_PROFILE") or "intended")
+    except ValueError as exc:
+        raise ConfigError(f"SANDBOX_PROFILE: {exc}") from None
+
     return AgentConfig(
         agent_id=agent_id,
         control_plane_url=url,
@@ -164,6 +172,7 @@ def load_config(env: Mapping[str, str]) -> AgentConfig:
         pod_name=pod_name,
         timers=timers,
         faults=faults,
+        profile=profile,
     )
 
 

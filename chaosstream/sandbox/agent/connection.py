@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import urllib.parse
-from typing import Any, Dict, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import aiohttp
 import yarl
@@ -140,8 +140,10 @@ class Connection:
         ping_interval: float,
         read_deadline: float,
         write_wait: float = 10.0,
+        fast_path: Optional[Callable[[str], bool]] = None,
     ) -> None:
         self.ws = ws
+        self._fast_path = fast_path  # takes a frame off the inbox when it returns True (intended VNC)
         self._write_wait = write_wait
         self.inbox: asyncio.Queue[InboxItem] = asyncio.Queue()
         self._ping_interval = ping_interval
@@ -166,7 +168,8 @@ class Connection:
                     raise TimeoutError
                 msg = await self.ws.receive(timeout=remaining)
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    self.inbox.put_nowait(msg.data)
+                    if self._fast_path is None or not self._fast_path(msg.data):
+                        self.inbox.put_nowait(msg.data)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     self.inbox.put_nowait(msg.data.decode("utf-8", "replace"))
                 elif msg.type == aiohttp.WSMsgType.PING:

@@ -57,8 +57,10 @@ class CommandHandlers:
         workloads: Workloads,
         send: SendFunc,
         executor: Optional[concurrent.futures.Executor] = None,
+        vnc: Optional[Any] = None,
     ) -> None:
         self._config = config
+        self._vnc = vnc  # VncTunnels: start_session opens (as built), stop_session closes
         self._workloads = workloads
         self._send = send
         self._executor = executor
@@ -160,6 +162,8 @@ class CommandHandlers:
             )
         except WorkloadError as exc:
             log.warning("Failed to create Session CRD (ignored, it is informational): %s", exc)
+        if self._vnc is not None:
+            self._vnc.opened_session(session_id)  # agent_handlers.go:142-147, before the status message
         await self._send(protocol.session_status(session_id, "running", pod_name, pod_ip, VNC_PORT))
         log.info("Session %s started (pod: %s, IP: %s)", session_id, pod_name, pod_ip)
         return {
@@ -179,6 +183,8 @@ class CommandHandlers:
         namespace = self._namespace(payload)
         delete_pvc = payload.get("deletePVC") is True
         log.info("Deleting resources for session %s (deletePVC: %s)", session_id, delete_pvc)
+        if self._vnc is not None and not await self._vnc.close(session_id):  # agent_handlers.go:212-217
+            log.info("Failed to close VNC tunnel: tunnel not found for session %s", session_id)
         steps = [
             ("deployment", self._workloads.delete_deployment, session_id),
             ("service", self._workloads.delete_service, session_id),

@@ -15,6 +15,7 @@ from chaosstream.sandbox.agent import protocol
 from chaosstream.sandbox.agent.config import AgentConfig
 from chaosstream.sandbox.agent.connection import ConnectError, Connection, ConnectionLost, ControlPlane
 from chaosstream.sandbox.agent.handlers import CommandError, CommandHandlers
+from chaosstream.sandbox.agent.vnc import VncTunnels
 from chaosstream.sandbox.agent.workloads import Workloads
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class Agent:
         self.config = config
         self._conn: Optional[Connection] = None
         self._outbox: asyncio.Queue[str] = asyncio.Queue(WRITE_QUEUE_SIZE)
-        self._handlers = CommandHandlers(config, workloads, self.send, executor)
+        self.vnc = VncTunnels(config, workloads, self.send, executor)
+        self._handlers = CommandHandlers(config, workloads, self.send, executor, vnc=self.vnc)
         self._tasks: List[asyncio.Task] = []
         self._session: Optional[aiohttp.ClientSession] = None
         self._slow_reconnect = "slow-reconnect" in config.faults
@@ -94,7 +96,9 @@ class Agent:
     # -- connecting ------------------------------------------------------------------------------------
     def _attach(self, ws: aiohttp.ClientWebSocketResponse) -> Connection:
         timers = self.config.timers
-        self._conn = Connection(ws, timers.ws_ping_interval, timers.ws_read_deadline)
+        self._conn = Connection(
+            ws, timers.ws_ping_interval, timers.ws_read_deadline, fast_path=self.vnc.fast_path
+        )
         log.info("WebSocket connected")
         return self._conn
 
@@ -109,6 +113,8 @@ class Agent:
         old, self._conn = self._conn, None
         if old is not None:
             await old.close()
+        if not self.vnc.as_built:
+            await self.vnc.close_all()  # their streams died with the socket (as built they stay open)
         backoff = list(self.config.timers.reconnect_backoff)
         rounds = 0
         while True:
@@ -154,7 +160,7 @@ class Agent:
             reason = payload.get("reason", "") if isinstance(payload, dict) else ""
             log.warning("Shutdown requested by Control Plane (%s): ignored by the sandbox agent", reason)
         elif kind in ("vnc_data", "vnc_close"):
-            log.info("Ignoring %s message: the sandbox agent has no VNC tunnels", kind)
+            await self.vnc.handle(kind, payload)  # in the read loop, between commands (as built)
         else:
             log.info("Unknown message type: %s", kind)
 
@@ -217,6 +223,7 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.vnc.close_all()  # main.go:220-224
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()

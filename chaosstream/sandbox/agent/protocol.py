@@ -95,3 +95,20 @@ def session_status(session_id: str, state: str, pod_name: str, pod_ip: str, vnc_
         "platformMetadata": {"podName": pod_name, "podIP": pod_ip},
     }
     return envelope("status", payload, timestamp=False)
+
+
+# VNC messages (agents/k8s-agent/agent_vnc_handler.go:18-41,92-148): type, timestamp, payload.
+def vnc_ready(session_id: str, vnc_port: int, pod_name: str) -> str:
+    payload: Dict[str, Any] = {"sessionId": session_id, "vncPort": vnc_port}
+    if pod_name:  # omitempty
+        payload["podName"] = pod_name
+    return envelope("vnc_ready", payload)
+
+
+def vnc_data(session_id: str, data: str) -> str:
+    """``data`` is standard (padded) base64 of the pod's bytes."""
+    return envelope("vnc_data", {"sessionId": session_id, "data": data})
+
+
+def vnc_error(session_id: str, error: str) -> str:
+    return envelope("vnc_error", {"sessionId": session_id, "error": error})

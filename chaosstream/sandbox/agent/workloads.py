@@ -212,6 +212,24 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _handshake_text(exc: Exception) -> str:
+    """The Status message of a refused WebSocket upgrade (the client packs the body into ``reason``)."""
+    import ast
+
+    reason = str(getattr(exc, "reason", "") or exc)
+    parts = reason.split(" -+-+- ")
+    if len(parts) == 3:
+        try:
+            body = ast.literal_eval(parts[2].strip())
+            message = json.loads(body).get("message") if isinstance(body, (bytes, str)) else None
+        except (ValueError, SyntaxError, AttributeError):
+            message = None
+        if message:
+            return str(message)
+        return parts[0].strip()
+    return reason.strip() or type(exc).__name__
+
+
 class Workloads:
     """Blocking Kubernetes operations for session workloads."""
 
@@ -289,6 +307,44 @@ class Workloads:
             if condition.type == "Ready" and condition.status == "True":
                 return pod.metadata.name, status.pod_ip or ""
         return None
+
+    def session_pod(self, namespace: str, session_id: str) -> Tuple[str, int]:
+        """The first pod labelled ``session=<id>`` and its VNC port (the port named ``vnc``, else 3000);
+        errors as ``findSessionPod`` (agents/k8s-agent/agent_vnc_tunnel.go:221-255)."""
+        pods = self._call(
+            "", self.core.list_namespaced_pod, namespace, label_selector=f"session={session_id}"
+        )
+        if not pods.items:
+            raise WorkloadError(f"no pod found for session {session_id}")
+        pod = pods.items[0]
+        phase = pod.status.phase if pod.status is not None else ""
+        if phase != "Running":
+            raise WorkloadError(f"pod not running (phase: {phase})")
+        port = VNC_PORT
+        for container in pod.spec.containers or []:
+            for item in container.ports or []:
+                if item.name == "vnc":
+                    port = int(item.container_port)
+        return pod.metadata.name, port
+
+    def port_forward(self, namespace: str, pod: str, port: int) -> Any:
+        """Open ``pods/<pod>/portforward`` for ``port`` with the real client (a WebSocket GET) and return
+        the forwarded socket; errors read like client-go's (``error upgrading connection: <Status>``)."""
+        import os
+        import socket
+
+        from kubernetes.stream import portforward
+
+        try:
+            forward = portforward(
+                self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+            )
+        except Exception as exc:  # ApiException(status=0, "Handshake status 403 Forbidden -+-+- ...")
+            raise WorkloadError(f"error upgrading connection: {_handshake_text(exc)}") from exc
+        wrapper = forward.socket(port)
+        sock = socket.socket(fileno=os.dup(wrapper.fileno()))  # a plain socket asyncio can own
+        wrapper.close()
+        return forward, sock
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Get + Update, like the real agent (not a scale subresource patch)."""

@@ -12,6 +12,7 @@ from chaosstream.sandbox.controlplane.dispatcher import Dispatcher
 from chaosstream.sandbox.controlplane.hub import AgentHub, AgentRoutes
 from chaosstream.sandbox.controlplane.reconciler import Reconciler
 from chaosstream.sandbox.controlplane.state import CP, ControlPlane
+from chaosstream.sandbox.controlplane.vnc import VNC, VncProxy, list_streams, vnc_connect
 from chaosstream.sandbox.schema import SANDBOX_DDL
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def create_app(config: ControlPlaneConfig, routes: Optional[AgentRoutes] = None)
     dispatcher = Dispatcher(db, hub, config)
     app[CP] = ControlPlane(config=config, db=db, hub=hub, dispatcher=dispatcher)
     app[RECONCILER] = Reconciler(dispatcher)
+    app[VNC] = VncProxy(app[CP])
+    hub.vnc_sink = app[VNC].agent_message
 
     user, admin = auth.require_user, (lambda h: auth.require_user(h, role="admin"))
     app.router.add_get("/health", health)
@@ -77,7 +80,11 @@ def create_app(config: ControlPlaneConfig, routes: Optional[AgentRoutes] = None)
     app.router.add_get("/api/v1/agents/connect", websocket.agent_connect)
     app.router.add_post("/api/v1/agents/{agent_id}/heartbeat", agents.http_heartbeat)
 
+    # JWT from ?token=, the proxy cookie or the Bearer header (api/internal/auth/middleware.go:165-185)
+    app.router.add_get("/api/v1/vnc/{sessionId}", vnc_connect)
+
     app.router.add_get("/sandbox/v1/events", sandboxapi.list_events)
+    app.router.add_get("/sandbox/v1/streams", list_streams)
     app.router.add_get("/sandbox/v1/faults", sandboxapi.list_faults)
 
     app.on_startup.append(_startup)
@@ -100,6 +107,7 @@ async def _startup(app: web.Application) -> None:
 async def _shutdown(app: web.Application) -> None:
     """Before the server closes connections: stop tasks and close agent sockets cleanly."""
     await app[RECONCILER].stop()
+    await app[VNC].shutdown()
     await app[CP].hub.stop()
 
 

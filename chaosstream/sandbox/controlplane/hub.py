@@ -38,6 +38,10 @@ class AgentConnection:
         self.last_heartbeat = time.monotonic()  # the Go hub sets LastPing at registration
         self.frames_sent = 0
         self._writer: Optional[asyncio.Task] = None
+        # the Go connection's Receive channel: vnc_ready/vnc_data/vnc_error for the VNC proxy (as built,
+        # every relay of this agent reads it); `gone` is set once the socket is closed
+        self.receive: asyncio.Queue[dict] = asyncio.Queue(maxsize=SEND_BUFFER)
+        self.gone = asyncio.Event()
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.agent_id}")
@@ -75,6 +79,7 @@ class AgentConnection:
             await self.ws.close()
 
     async def close(self, code: int = 1000, message: bytes = b"") -> None:
+        self.gone.set()
         if self._writer is not None:
             self._writer.cancel()
         if not self.ws.closed:
@@ -102,6 +107,7 @@ class AgentHub:
         self.connections: Dict[str, AgentConnection] = {}
         self.routes = routes
         self.on_register: List[Callable[[AgentConnection], Awaitable[None]]] = []
+        self.vnc_sink: Optional[Callable[[AgentConnection, dict], None]] = None  # the VNC proxy
         self._sweeper: Optional[asyncio.Task] = None
 
     def is_connected(self, agent_id: Optional[str]) -> bool:

@@ -113,6 +113,9 @@ async def _handle_text(cp: ControlPlane, conn: AgentConnection, data: str) -> bo
             await cp.dispatcher.on_failed(conn.agent_id, command_id, str(payload.get("error", "")))
         elif kind == "status":
             await _session_status(cp, payload)
+        elif kind in ("vnc_ready", "vnc_data", "vnc_error"):  # agent_websocket.go:288-295
+            if cp.hub.vnc_sink is not None:
+                cp.hub.vnc_sink(conn, message)
         else:
             log.debug("agent %s: ignoring message type %r", conn.agent_id, kind)
     except Exception:  # noqa: BLE001 - one bad message (or DB hiccup) must not drop the agent

@@ -7,6 +7,7 @@ plugs in one that runs OS processes (``chaosstream.sandbox.processruntime``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from .resources import ResourceType
@@ -72,6 +73,14 @@ class ContainerRuntime:
     ) -> tuple[bytes, bytes, int]:
         """Run ``command`` in ``container``; returns ``(stdout, stderr, exit_code)``."""
         return b"", b"no executor\n", 126
+
+    async def open_port(self, pod: Obj, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to TCP ``port`` inside the running pod (what ``pods/portforward`` relays to).
+
+        Raise ``OSError`` when nothing listens there; its text goes to the client's error channel. The
+        default runtime runs nothing, so every port is refused.
+        """
+        raise ConnectionRefusedError(f"dial tcp4 127.0.0.1:{port}: connect: connection refused")
 
     async def start_ephemeral_container(self, pod: Obj, container: Obj) -> None:
         """Start one ephemeral (debug) container added through ``pods/ephemeralcontainers``."""

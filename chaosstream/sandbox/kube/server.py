@@ -24,6 +24,7 @@ from .patch import (
     apply_merge_patch,
     apply_strategic_merge_patch,
 )
+from .portforward import handle_portforward
 from .rbac import SA_TOKEN_TYPE, Attributes
 from .resources import BY_GROUP_VERSION, POD, ResourceType, groups
 from .selectors import labels_match, parse_field_selector, parse_label_selector, selector_from_match
@@ -165,7 +166,7 @@ class Api:
 
     @staticmethod
     def _attributes(request: web.Request, t: Target) -> list[Attributes]:
-        """The authorizer attributes of a request (a WebSocket exec is a GET that needs get and create)."""
+        """The authorizer attributes of a request (a WebSocket exec/portforward is a GET: get and create)."""
         m = request.method
         name = t.name or ""
         if t.name is None:
@@ -178,7 +179,9 @@ class Api:
                         name = value.strip()
             else:
                 verbs = [{"POST": "create", "DELETE": "deletecollection"}.get(m, m.lower())]
-        elif t.sub == "exec" and m == "GET":
+        elif t.sub in ("exec", "attach", "portforward") and m == "GET":
+            # a WebSocket upgrade is a GET: `get`, plus `create` since 1.35 (KEP-4006,
+            # AuthorizePodWebsocketUpgradeCreatePermission covers exec, attach and portforward)
             verbs = ["get", "create"]
         elif t.sub in ("exec", "eviction", "token", "attach", "portforward") or m == "POST":
             verbs = ["create"]
@@ -244,6 +247,10 @@ class Api:
             if m not in ("GET", "POST"):
                 raise method_not_allowed(f"{m} is not supported on pods/exec")
             return await handle_exec(self.emu, request, t.namespace or "", t.name)
+        if t.sub == "portforward" and t.rtype.plural == "pods":
+            if m not in ("GET", "POST"):
+                raise method_not_allowed(f"{m} is not supported on pods/portforward")
+            return await handle_portforward(self.emu, request, t.namespace or "", t.name)
         if t.sub == "eviction":
             if m != "POST":
                 raise method_not_allowed(f"{m} is not supported on pods/eviction")
