@@ -56,6 +56,10 @@ def create_app(config: ControlPlaneConfig, routes: Optional[AgentRoutes] = None)
     app[RECONCILER] = Reconciler(dispatcher)
     app[VNC] = VncProxy(app[CP])
     hub.vnc_sink = app[VNC].agent_message
+    if routes is not None:  # replicas sharing agent routing also reach each other's VNC streams
+        if not hasattr(routes, "vnc_proxies"):
+            routes.vnc_proxies = []  # type: ignore[attr-defined]
+        routes.vnc_proxies.append(app[VNC])  # type: ignore[attr-defined]
 
     user, admin = auth.require_user, (lambda h: auth.require_user(h, role="admin"))
     app.router.add_get("/health", health)

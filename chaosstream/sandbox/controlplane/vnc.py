@@ -141,6 +141,13 @@ class VncProxy:
         payload = message.get("payload")
         session_id = payload.get("sessionId") if isinstance(payload, dict) else None
         stream = self.active.get(session_id) if isinstance(session_id, str) else None
+        if stream is None and isinstance(session_id, str) and self.cp.hub.routes is not None:
+            # shared routing (intended, the Redis AgentHub): the UI may sit on another replica than the
+            # agent's socket; its stream gets the agent's messages as the command path gets its commands
+            for peer in getattr(self.cp.hub.routes, "vnc_proxies", ()):
+                stream = peer.active.get(session_id)
+                if stream is not None:
+                    break
         if stream is None or stream.agent is not conn:
             return  # nobody watches this session (or it belongs to an older socket)
         try:
@@ -452,6 +459,8 @@ class VncProxy:
 
     async def shutdown(self) -> None:
         """The API is going away: every UI socket drops (as a pod's death drops them)."""
+        with contextlib.suppress(AttributeError, ValueError):
+            self.cp.hub.routes.vnc_proxies.remove(self)  # type: ignore[union-attr]
         for stream in list(self.live.values()):
             stream.close_reason = stream.close_reason or "server shutdown"
             stream.abort()
