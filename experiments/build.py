@@ -218,7 +218,10 @@ def experiment(
     }
 
 
-def create_and_start(count: int, persistent_home: bool = False) -> list:
+def create_and_start(count: int, persistent_home: bool = False, spread: bool = True) -> list:
+    """Create `count` sessions (spread over `session_users`, or all for `session_user`: the VNC proxy streams
+    a session to its owner only) and wait for them to run."""
+    users = {"users": "${session_users}"} if spread else {}
     return [
         action(
             "create-sessions",
@@ -226,7 +229,7 @@ def create_and_start(count: int, persistent_home: bool = False) -> list:
             count=count,
             template="${session_template}",
             user="${session_user}",
-            users="${session_users}",
+            **users,
             persistent_home=persistent_home,
         ),
         probe(
@@ -442,7 +445,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             "probes": [API_HEALTHY, probe("our-sessions-stream", "vnc_handshake", holds("ok"))],
         },
         [
-            *create_and_start(2),
+            *create_and_start(2, spread=False),
             *streams_start(),
             probe(
                 "no-drop-during-normal-operation",

@@ -123,7 +123,7 @@ def test_monitor_outage_agrees_with_the_servers_record(proxy, config):
 
     start_run()
     started = monitor_streams(session_ids=["m-cut", "m-freeze"], configuration=config, secrets=SECRETS)
-    assert started["streams"] == 2 and started["stall_after_s"] == pytest.approx(0.3)
+    assert started["streams"] == 2 and started["stall_after_s"] == pytest.approx(0.5)
     up = stream_continuity(wait=10, configuration=config, secrets=SECRETS)
     assert up["all_up"] and up["interruptions"] == 0
     time.sleep(0.5)
@@ -138,7 +138,7 @@ def test_monitor_outage_agrees_with_the_servers_record(proxy, config):
     assert final["running"] is False
     interval = 0.1
     for sid, truth_min in (("m-cut", 1.0), ("m-freeze", 0.8)):
-        truth = proxy.gaps(sid, 0.3)
+        truth = proxy.gaps(sid, 0.5)
         session = report["sessions"][sid]
         assert len(truth) == 1 and truth[0] >= truth_min - 0.05, (sid, truth)
         assert session["interruptions"] == 1 and abs(session["outage_s"] - truth[0]) <= interval, (

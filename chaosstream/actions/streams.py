@@ -35,7 +35,7 @@ def monitor_streams(
 
     Every `interval` seconds (default `streamspace_poll_interval`) each stream asks for a 1×1 framebuffer
     update, which an RFB server must answer: a stretch without bytes longer than `stall_after` (default
-    2.5 × interval, at least 0.3 s) is user-visible outage. A closed stream is reopened after `retry_delay`
+    3 × interval, at least 0.5 s: a busy network's jitter is not an outage) is user-visible outage. A closed stream is reopened after `retry_delay`
     (default: interval; StreamSpace's own viewer asks the user to refresh, vnc-viewer.html:169, so this is
     the outage of a user who refreshes at once); a stream without bytes for `reload_after` (default 10 ×
     interval, at least 2 s) is reopened as a user would reload a frozen page. The threads stop at
@@ -55,7 +55,7 @@ def monitor_streams(
         arguments.seconds(interval, "interval") if interval is not None else float(settings.poll_interval)
     )
     stall_after = (
-        arguments.seconds(stall_after, "stall_after") if stall_after is not None else max(2.5 * interval, 0.3)
+        arguments.seconds(stall_after, "stall_after") if stall_after is not None else max(3 * interval, 0.5)
     )
     reload_after = (
         arguments.seconds(reload_after, "reload_after")

@@ -45,6 +45,7 @@ class StreamWatch:
         self.requests = 0
         self.bytes = 0
         self.state = "connecting"
+        self.current: Optional[VNCStream] = None  # the open stream, for live byte and request counts
 
     def _event(self, t: float, state: str, reason: Optional[str] = None) -> None:
         if self.state == state:
@@ -104,7 +105,7 @@ class StreamWatch:
                 "longest_gap_s": round(
                     max([g[1] - g[0] for g in gaps + ([current] if current else [])], default=0.0), 3
                 ),
-                "outage_s": round(sum(g[1] - g[0] for g in gaps + ([current] if current else [])), 3),
+                "outage_s": float(round(sum(g[1] - g[0] for g in gaps + ([current] if current else [])), 3)),
                 "reconnects": max(self.connects - 1, 0),
                 "connect_failures": dict(self.failures),
                 "last_error": self.last_error,
@@ -113,8 +114,8 @@ class StreamWatch:
                     {"from": epoch_iso(a), "to": epoch_iso(b), "s": round(b - a, 3)}
                     for a, b in gaps + ([current] if current else [])
                 ][:50],
-                "requests": self.requests,
-                "bytes": self.bytes,
+                "requests": self.requests + (self.current.requests_made if self.current else 0),
+                "bytes": self.bytes + (self.current.bytes_received if self.current else 0),
             }
             out["reconnect_after_fault_s"] = _after(gaps, current, fault_end) if out["ever_up"] else None
             return out
@@ -177,6 +178,7 @@ class Monitor:
     def _run(self, watch: StreamWatch) -> None:
         while self._running():
             stream = VNCStream(self.settings, watch.session_id, self.timeout)
+            watch.current = stream
             try:
                 hs = stream.handshake()
                 with watch.lock:
@@ -195,6 +197,7 @@ class Monitor:
                 )
             finally:
                 with watch.lock:
+                    watch.current = None
                     watch.requests += stream.requests_made
                     watch.bytes += stream.bytes_received
                 stream.close()
@@ -250,7 +253,7 @@ class Monitor:
             "never_up": [s["session"] for s in sessions if not s["ever_up"]],
             "interruptions": sum(s["interruptions"] for s in sessions),
             "outage_s_max": max((s["outage_s"] for s in sessions), default=0.0),
-            "outage_s_total": round(sum(s["outage_s"] for s in sessions), 3),
+            "outage_s_total": float(round(sum(s["outage_s"] for s in sessions), 3)),
             "longest_gap_s": max((s["longest_gap_s"] for s in sessions), default=0.0),
             "fault_end_at": epoch_iso(fault_end) if fault_end else None,
             "reconnect_after_fault_s_max": (
