@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosstream.arguments import seconds
+from chaosstream.arguments import seconds, whole
 from chaosstream.clients.vnc import VNCFailure, open_stream, streamable
 from chaosstream.clients.vncmonitor import current_monitor
 from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
@@ -154,6 +154,8 @@ def wait_for_vnc(
                 continue
             left = max(timeout - (time.monotonic() - started), 0.5)
             result = _try(settings, sid, min(left, max(settings.http_timeout, 1.0)))
+            if result.get("reason") == "auth":  # credentials do not heal by waiting
+                raise ActivityFailed(result["error"])
             (done if result["ok"] else last)[sid] = result
             if result["ok"]:
                 last.pop(sid, None)
@@ -184,6 +186,8 @@ def wait_for_vnc(
 def stream_continuity(
     wait: float = 0.0,
     observe: float = 0.0,
+    max_reconnect_s: float = None,
+    max_interruptions: int = None,
     raise_on_failure: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -198,6 +202,10 @@ def stream_continuity(
     so a probe right after a recovery reads the return rather than the outage still going on.
     With `observe` > 0 it first watches the streams for `observe` seconds (a soak: "no drop during a
     5-minute session"), returning early at the first interruption.
+    With `max_reconnect_s` (for a method, where tolerances are not evaluated) it waits until every stream is
+    back or `max_reconnect_s` after the fault's end has passed, and raises `ActivityFailed` naming VNC and
+    the sessions when a stream was not back within it (or no fault end is known). With `max_interruptions`
+    it raises when the streams had more interruptions than that.
     With `raise_on_failure=true` a stream still down (or never up) raises `ActivityFailed` naming it.
 
     Returns `{"streams", "all_up", "never_up", "interruptions", "outage_s_max", "outage_s_total",
@@ -206,6 +214,10 @@ def stream_continuity(
     "reconnect_after_fault_s_max", "upper": 5}}`.
     """
     wait = seconds(wait, "wait", allow_zero=True) if wait else 0.0
+    if max_reconnect_s is not None:
+        max_reconnect_s = seconds(max_reconnect_s, "max_reconnect_s")
+    if max_interruptions is not None:
+        max_interruptions = whole(max_interruptions, "max_interruptions")
     observe = seconds(observe, "observe", allow_zero=True) if observe else 0.0
     monitor = current_monitor()
     if monitor is None:
@@ -217,7 +229,12 @@ def stream_continuity(
     while observe and time.monotonic() < until and monitor.alive and not monitor.report()["interruptions"]:
         time.sleep(min(settings.poll_interval, 0.2, max(until - time.monotonic(), 0.0)))
     deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline and not monitor.report()["all_up"] and monitor.alive:
+    end = fault_end()
+    if max_reconnect_s is not None and end is not None:  # wait until the objective has passed, at most
+        deadline = max(
+            deadline, time.monotonic() + (end["at"] + max_reconnect_s - time.time()) + monitor.interval
+        )
+    while time.monotonic() < deadline and not monitor.report()["all_up"] and monitor.alive:
         time.sleep(min(settings.poll_interval, 0.2))
     end = fault_end()
     report = monitor.report(end["at"] if end else None)
@@ -225,6 +242,39 @@ def stream_continuity(
         report["fault_end"] = end["what"]
     if observe:
         report["observed_s"] = round(observe - max(until - time.monotonic(), 0.0), 3)
+    sessions = report["sessions"]
+    if max_interruptions is not None and report["interruptions"] > max_interruptions:
+        hit = [
+            f"{s} lost the desktop for {v['outage_s']} s (longest gap {v['longest_gap_s']} s)"
+            for s, v in sessions.items()
+            if v["interruptions"]
+        ]
+        raise ActivityFailed(
+            f"VNC: {report['interruptions']} stream interruption(s), at most {max_interruptions} allowed: "
+            + "; ".join(hit[:5])
+            + "."
+        )
+    if max_reconnect_s is not None:
+        if end is None:
+            raise ActivityFailed("VNC: no fault end is known in this run to time the streams' return from.")
+        late = {
+            s: v["reconnect_after_fault_s"]
+            for s, v in sessions.items()
+            if v["reconnect_after_fault_s"] is None or v["reconnect_after_fault_s"] > max_reconnect_s
+        }
+        if late:
+            shown = "; ".join(
+                f"{s} "
+                + (
+                    f"back after {a} s"
+                    if a is not None
+                    else f"still down ({sessions[s]['last_error'] or 'no bytes'})"
+                )
+                for s, a in list(late.items())[:5]
+            )
+            raise ActivityFailed(
+                f"VNC: streams not back within {max_reconnect_s:g} s of the fault's end ({end['what']}): {shown}."
+            )
     if raise_on_failure and not report["all_up"]:
         down = [s for s, v in report["sessions"].items() if not v["up"]]
         errors = "; ".join(f"{s}: {report['sessions'][s]['last_error'] or 'no bytes'}" for s in down[:5])
