@@ -45,7 +45,13 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
 
 # experiment -> the faults it must catch
 TARGETS: Dict[str, Tuple[str, ...]] = {
-    "agent-disconnect.json": ("agent-id-per-pod", "slow-reconnect", "orphan-sessions-on-agent-restart"),
+    # vnc-tunnel-rbac: caught once the experiment monitors streams (issue 18's VNC steady-state probe)
+    "agent-disconnect.json": (
+        "agent-id-per-pod",
+        "slow-reconnect",
+        "orphan-sessions-on-agent-restart",
+        "vnc-tunnel-rbac",
+    ),
     "command-retry.json": ("fail-commands-while-disconnected", "no-replay-on-reconnect", "batched-frames"),
     "agent-heartbeat.json": ("no-heartbeat-sweep", "place-on-stale-agents"),
     "multi-agent-failover.json": ("place-on-stale-agents",),

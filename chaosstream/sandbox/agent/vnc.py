@@ -19,9 +19,12 @@ Two behaviours (``Profile.vnc_tunnel_as_built``):
   the read loop between commands, so UI→pod bytes wait while a command runs (main.go:807-843).
 * intended: a tunnel opens on demand, when ``vnc_data`` arrives for a session without one; an empty
   ``vnc_data`` (what the intended control plane sends when a UI connects) opens a fresh one, replacing any
-  old one, so every UI connection gets a fresh RFB connection (its banner). Failures are reported at once,
-  a pod-side EOF is reported as ``vnc_error`` (so the UI learns its stream ended), tunnels close when the
-  control-plane socket drops (their streams are dead), and ``vnc_*`` messages bypass the command queue.
+  old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets
+  exactly one answer, in order — ``vnc_ready`` or ``vnc_error`` — and a tunnel's own end (a pod-side EOF)
+  is one more ``vnc_error`` after its ``vnc_ready``, so the control plane can tell which tunnel a message
+  belongs to (controlplane/vnc.py). Failures are reported at once, tunnels close when the control-plane
+  socket drops (their streams are dead; requests from that socket are dropped), and ``vnc_*`` messages
+  bypass the command queue.
 """
 
 import asyncio
@@ -77,6 +80,10 @@ class VncTunnels:
         self.tunnels: Dict[str, Tunnel] = {}
         self._locks: Dict[str, asyncio.Lock] = {}
         self._tasks: set = set()
+        # bumped when the control-plane socket drops: requests that came on an older socket, and opens
+        # that finish after it, are dropped without a word (the control plane counts one vnc_ready or
+        # vnc_error per request on each socket)
+        self._epoch = 0
 
     # -- messages from the control plane ---------------------------------------------------------------
     def fast_path(self, text: str) -> bool:
@@ -90,15 +97,17 @@ class VncTunnels:
             return False
         if not isinstance(message, dict) or message.get("type") not in ("vnc_data", "vnc_close"):
             return False
-        self._spawn(self.handle(str(message["type"]), message.get("payload")))
+        self._spawn(self.handle(str(message["type"]), message.get("payload"), self._epoch))
         return True
 
-    async def handle(self, kind: str, payload: Any) -> None:
+    async def handle(self, kind: str, payload: Any, epoch: Optional[int] = None) -> None:
         """One ``vnc_data`` or ``vnc_close`` message (agent_vnc_handler.go:46-87)."""
         if not isinstance(payload, dict) or not isinstance(payload.get("sessionId"), str):
             log.error("Failed to handle message: failed to parse VNC %s message", kind)
             return
         session_id = payload["sessionId"]
+        if epoch is None:
+            epoch = self._epoch
         if kind == "vnc_close":
             log.info("Closing VNC tunnel for session %s (reason: %s)", session_id, payload.get("reason", ""))
             async with contextlib.nullcontext() if self.as_built else self._lock(session_id):
@@ -111,13 +120,17 @@ class VncTunnels:
             await self._write(session_id, data)
             return
         async with self._lock(session_id):
+            if epoch != self._epoch:
+                return  # asked on a socket that is gone: its stream is gone too
             if not data or session_id not in self.tunnels:
                 await self.close(session_id)  # a fresh RFB connection for a fresh UI
                 try:
-                    await self._open(session_id)
+                    if not await self._open(session_id, epoch):
+                        return
                 except TunnelError as exc:
                     log.warning("Failed to create VNC tunnel for session %s: %s", session_id, exc)
-                    await self._send(protocol.vnc_error(session_id, str(exc)))
+                    if epoch == self._epoch:
+                        await self._send(protocol.vnc_error(session_id, str(exc)))
                     return
             if data:
                 await self._write(session_id, data)
@@ -154,7 +167,7 @@ class VncTunnels:
             try:
                 if session_id in self.tunnels:
                     raise TunnelError(f"tunnel already exists for session {session_id}")
-                await self._open(session_id)
+                await self._open(session_id, self._epoch)
             except TunnelError as exc:
                 log.warning("Failed to create VNC tunnel for session %s: %s", session_id, exc)
                 await self._send(protocol.vnc_error(session_id, str(exc)))
@@ -162,8 +175,9 @@ class VncTunnels:
     async def _k8s(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
-    async def _open(self, session_id: str) -> None:
-        """Find the pod, port-forward, connect, start the relay, then ``vnc_ready``."""
+    async def _open(self, session_id: str, epoch: int) -> bool:
+        """Find the pod, port-forward, connect, start the relay, then ``vnc_ready``; False (and nothing
+        sent) when the control-plane socket changed meanwhile."""
         namespace = self._config.namespace
         started = time.monotonic()
         ready_timeout = self._config.timers.vnc_ready_timeout
@@ -184,11 +198,15 @@ class VncTunnels:
                 await asyncio.sleep(max(0.0, ready_timeout - (time.monotonic() - started)))
                 raise TunnelError("timeout waiting for port-forward") from None
             raise TunnelError(f"failed to start port-forward: {exc}") from None
+        if epoch != self._epoch and not self.as_built:
+            writer.transport.abort()
+            return False
         tunnel = Tunnel(session_id, pod_name, port, forward, reader, writer)
         self.tunnels[session_id] = tunnel
         await self._send(protocol.vnc_ready(session_id, port, pod_name))
         tunnel.relay = asyncio.create_task(self._relay(tunnel), name=f"vnc-relay-{session_id}")
         log.info("Tunnel created for session %s (pod %s, port %d)", session_id, pod_name, port)
+        return True
 
     async def _relay(self, tunnel: Tunnel) -> None:
         """Pod bytes to the control plane until the tunnel ends (agent_vnc_tunnel.go:338-380)."""
@@ -228,6 +246,7 @@ class VncTunnels:
         return True
 
     async def close_all(self) -> None:
+        self._epoch += 1
         for session_id in list(self.tunnels):
             await self.close(session_id)
 

@@ -213,21 +213,25 @@ def _error_text(exc: Exception) -> str:
 
 
 def _handshake_text(exc: Exception) -> str:
-    """The Status message of a refused WebSocket upgrade (the client packs the body into ``reason``)."""
-    import ast
-
+    """The Status message of a refused WebSocket upgrade. websocket-client raises it with the body
+    (``resp_body``); the kubernetes client re-raises it as ``ApiException(0, "Handshake status 403
+    Forbidden -+-+- {headers} -+-+- <body>")``."""
     reason = str(getattr(exc, "reason", "") or exc)
+    bodies = []
+    cause = exc.__cause__ or exc.__context__
+    if getattr(cause, "resp_body", None):
+        bodies.append(cause.resp_body)  # type: ignore[union-attr]
     parts = reason.split(" -+-+- ")
     if len(parts) == 3:
+        bodies.append(parts[2])
+    for body in bodies:
         try:
-            body = ast.literal_eval(parts[2].strip())
-            message = json.loads(body).get("message") if isinstance(body, (bytes, str)) else None
-        except (ValueError, SyntaxError, AttributeError):
-            message = None
+            message = json.loads(body).get("message")
+        except (ValueError, AttributeError, TypeError):
+            continue
         if message:
             return str(message)
-        return parts[0].strip()
-    return reason.strip() or type(exc).__name__
+    return parts[0].strip() or type(exc).__name__
 
 
 class Workloads:

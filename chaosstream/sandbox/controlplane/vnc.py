@@ -30,9 +30,9 @@ Relay, ``Profile.vnc_proxy_as_built``:
   sends something (then "agent not connected" ends it); a replaced connection's cleanup removes the new
   one's registration and sends ``vnc_close``; the UI→agent path looks the agent up on every frame.
 * intended: messages are routed to the session's stream; on connect the proxy asks the agent for a fresh
-  tunnel (an empty ``vnc_data``, see agent/vnc.py) and forwards ``vnc_data`` once that tunnel's
-  ``vnc_ready`` arrived (earlier bytes belong to an older tunnel); the UI socket is closed when the agent's
-  socket dies, so the client reconnects.
+  tunnel (an empty ``vnc_data``, see agent/vnc.py) and relays only that tunnel's messages (``Tunnels``
+  tells them from an older tunnel's, whose bytes would corrupt the new RFB stream); the UI socket is
+  closed when the agent's socket dies, so the client reconnects.
 
 Ground truth (not StreamSpace): one ``sandbox_vnc_streams`` row per UI connection — opened, first and last
 bytes written to the UI, closed and why, byte counts — served by ``GET /sandbox/v1/streams``.
@@ -45,7 +45,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from aiohttp import WSMsgType, web
 
@@ -77,8 +77,9 @@ class Stream:
     transport: Any
     agent: Optional[AgentConnection] = None
     inbox: "asyncio.Queue[dict]" = dataclasses.field(default_factory=lambda: asyncio.Queue(INBOX))
+    generation: int = 0  # intended: which of the session's tunnel requests on its agent socket is ours
     ready: bool = False
-    replaced: bool = False
+    close_sent: bool = False  # vnc_close went to the agent for this stream
     opened_at: dt.datetime = dataclasses.field(default_factory=utcnow)
     first_bytes_at: Optional[dt.datetime] = None
     last_bytes_at: Optional[dt.datetime] = None
@@ -110,6 +111,28 @@ class Stream:
         }
 
 
+@dataclasses.dataclass
+class Tunnels:
+    """Intended: one session's tunnel requests on one agent socket. The agent answers each request with
+    one ``vnc_ready`` or ``vnc_error``, in order, and ends an open tunnel with at most one more
+    ``vnc_error`` (agent/vnc.py), so every message can be tagged with the request it belongs to."""
+
+    requested: int = 0
+    answered: int = 0
+    open: bool = False
+
+    def tag(self, kind: str) -> int:
+        if kind == "vnc_ready":
+            self.answered += 1
+            self.open = True
+        elif kind == "vnc_error":
+            if self.open:
+                self.open = False  # the open tunnel ended
+            else:
+                self.answered += 1  # a request failed
+        return self.answered
+
+
 def _rfb_bytes(b64: str) -> int:
     """How many RFB bytes a base64 string carries."""
     return len(b64) * 3 // 4 - b64[-2:].count("=") if b64 else 0
@@ -127,6 +150,12 @@ class VncProxy:
         self.as_built = cp.config.profile.vnc_proxy_as_built
         self.active: Dict[str, Stream] = {}  # session id → its current UI connection
         self.live: Dict[str, Stream] = {}  # connection id → every open stream (ground truth)
+        self.tunnels: Dict[Tuple[str, str], Tunnels] = {}  # (agent socket id, session id), intended
+        routes = cp.hub.routes
+        if routes is not None:  # replicas sharing agent routing count an agent socket's tunnels together
+            if not hasattr(routes, "vnc_tunnels"):
+                routes.vnc_tunnels = {}  # type: ignore[attr-defined]
+            self.tunnels = routes.vnc_tunnels  # type: ignore[attr-defined]
         self._tasks: set = set()
 
     # -- agent → proxy ---------------------------------------------------------------------------------
@@ -140,16 +169,19 @@ class VncProxy:
             return
         payload = message.get("payload")
         session_id = payload.get("sessionId") if isinstance(payload, dict) else None
-        stream = self.active.get(session_id) if isinstance(session_id, str) else None
-        if stream is None and isinstance(session_id, str) and self.cp.hub.routes is not None:
+        if not isinstance(session_id, str):
+            return
+        generation = self.tunnels.setdefault((conn.id, session_id), Tunnels()).tag(str(message.get("type")))
+        stream = self.active.get(session_id)
+        if stream is None and self.cp.hub.routes is not None:
             # shared routing (intended, the Redis AgentHub): the UI may sit on another replica than the
             # agent's socket; its stream gets the agent's messages as the command path gets its commands
             for peer in getattr(self.cp.hub.routes, "vnc_proxies", ()):
                 stream = peer.active.get(session_id)
                 if stream is not None:
                     break
-        if stream is None or stream.agent is not conn:
-            return  # nobody watches this session (or it belongs to an older socket)
+        if stream is None or stream.agent is not conn or stream.generation != generation:
+            return  # nobody watches this session, or it is an older tunnel's (or an older socket's)
         try:
             stream.inbox.put_nowait(message)
         except asyncio.QueueFull:
@@ -264,7 +296,7 @@ class VncProxy:
             log.info("Closing existing VNC connection for session %s", session_id)
             old.close_reason = old.close_reason or "replaced by a newer connection"
             if not self.as_built:
-                old.replaced = True
+                old.close_sent = True
                 if old.agent is not None:  # before the new stream's request, so its tunnel survives
                     old.agent.send(
                         _message("vnc_close", {"sessionId": session_id, "reason": "client_disconnect"})
@@ -340,19 +372,26 @@ class VncProxy:
             self.active.pop(stream.session_id, None)  # whichever connection holds the key
         elif self.active.get(stream.session_id) is stream:
             del self.active[stream.session_id]
+            # intended: before any await, so a reconnecting UI's tunnel request comes after this close
+            self._close_tunnel(stream)
         with contextlib.suppress(Exception):
             await self.cp.db.execute(
                 "UPDATE sessions SET active_connections = active_connections - 1, last_disconnect = %s"
                 " WHERE id = %s AND active_connections > 0",
                 (utcnow(), stream.session_id),
             )
-        if not stream.replaced:
-            conn = self.cp.hub.get(stream.agent_id)
-            if conn is not None:
-                conn.send(
-                    _message("vnc_close", {"sessionId": stream.session_id, "reason": "client_disconnect"})
-                )
+        if self.as_built:
+            self._close_tunnel(stream)  # vnc_proxy.go:304, after the DB update
         await self._record_close(stream)
+
+    def _close_tunnel(self, stream: Stream) -> None:
+        """``vnc_close {sessionId, reason: "client_disconnect"}`` to the agent, once per stream."""
+        if stream.close_sent:
+            return  # intended: the newer connection sent it already
+        stream.close_sent = True
+        conn = self.cp.hub.get(stream.agent_id)
+        if conn is not None:
+            conn.send(_message("vnc_close", {"sessionId": stream.session_id, "reason": "client_disconnect"}))
 
     # -- relaying --------------------------------------------------------------------------------------
     def _send_to_agent(self, stream: Stream, data: str) -> Optional[str]:
@@ -405,6 +444,9 @@ class VncProxy:
         if stream.agent is None:
             return f"agent {stream.agent_id} connection lost"
         if not self.as_built:
+            tunnels = self.tunnels.setdefault((stream.agent.id, stream.session_id), Tunnels())
+            tunnels.requested += 1
+            stream.generation = tunnels.requested
             reason = self._send_to_agent(stream, "")  # intended: ask for a fresh tunnel (agent/vnc.py)
             if reason:
                 return reason
@@ -432,9 +474,10 @@ class VncProxy:
             for task in [*side, *([getter] if getter is not None else [])]:
                 task.cancel()
 
-    @staticmethod
-    async def _agent_gone(conn: AgentConnection) -> str:
+    async def _agent_gone(self, conn: AgentConnection) -> str:
         await conn.gone.wait()
+        for key in [k for k in self.tunnels if k[0] == conn.id]:
+            del self.tunnels[key]
         return f"agent {conn.agent_id} disconnected"
 
     async def _agent_message(self, stream: Stream, message: Dict[str, Any]) -> Optional[str]:
