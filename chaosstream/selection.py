@@ -35,6 +35,7 @@ __all__ = [
     "run_agent_ids",
     "RUN_SCOPES",
     "check_scope",
+    "remember_fault_start",
     "remember_fault_end",
     "fault_end",
 ]
@@ -47,6 +48,7 @@ _KILLED: Dict[str, Dict[str, Any]] = {}
 _TARGETED: List[Dict[str, Any]] = []
 _RUN_STARTED: List[dt.datetime] = [utcnow()]
 _FAULT_ENDS: List[Dict[str, Any]] = []
+_FAULT_STARTS: List[float] = []
 
 
 def run_started() -> dt.datetime:
@@ -63,6 +65,7 @@ def start_run(at: Optional[dt.datetime] = None) -> dt.datetime:
         _KILLED.clear()
         _TARGETED.clear()
         _FAULT_ENDS.clear()
+        _FAULT_STARTS.clear()
         return _RUN_STARTED[0]
 
 
@@ -102,6 +105,8 @@ def remember_agents(
     ids they served, whether those ids are per pod (`<prefix>-<pod name>`), the agent ids the control plane
     knew at that moment (so a replacement is recognised as a *new* id), their `lastHeartbeat` then
     (control-plane clock) and when (runner clock, UTC)."""
+    if action not in ("reconnected", "scale_agents_restore"):
+        remember_fault_start()
     record = {
         "action": action,
         "pods": list(pods),
@@ -129,6 +134,7 @@ def forget_agents() -> None:
 
 def remember_killed(session_id: str, pod: str, claims: Dict[str, str]) -> None:
     """What `kill_session_pod` removed: the pod and its PVCs (name -> uid), for the recovery check."""
+    remember_fault_start()
     with _LOCK:
         _KILLED[session_id] = {"pod": pod, "claims": dict(claims)}
 
@@ -188,15 +194,29 @@ def resolve_session_ids(
     return names
 
 
+def remember_fault_start(at: Optional[float] = None) -> None:
+    """A fault of this run starts now (or at epoch `at`): agent faults, session pod kills, API pod restarts."""
+    import time
+
+    with _LOCK:
+        _FAULT_STARTS.append(float(at if at is not None else time.time()))
+
+
 def remember_fault_end(what: str, at: float) -> None:
     """The platform is back from the run's fault at epoch `at`: a heal or restore was applied, an agent
-    reconnected, a session's new pod is ready. The stream monitor measures its streams' return from the
-    latest of these."""
+    reconnected, a session's new pod is ready, a replaced API pod is ready."""
     with _LOCK:
         _FAULT_ENDS.append({"what": what, "at": float(at)})
 
 
 def fault_end() -> Optional[Dict[str, Any]]:
-    """The latest fault end of this run (`{"what", "at"}`), or None."""
+    """When the run's latest fault ended (`{"what", "at"}`): the first end recorded after its start (a
+    later wait seeing the same agents online is not a new end), or None."""
     with _LOCK:
-        return dict(max(_FAULT_ENDS, key=lambda e: e["at"])) if _FAULT_ENDS else None
+        since = max(_FAULT_STARTS, default=None)
+        ends = [e for e in _FAULT_ENDS if since is None or e["at"] >= since]
+        if not ends:
+            return None
+        return dict(
+            min(ends, key=lambda e: e["at"]) if since is not None else max(ends, key=lambda e: e["at"])
+        )

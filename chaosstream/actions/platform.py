@@ -9,7 +9,7 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosstream import arguments
 from chaosstream.clients.kube import Cluster, KubeError, check_namespace, pod_alive, pod_ready
-from chaosstream.selection import remember_fault_end
+from chaosstream.selection import remember_fault_end, remember_fault_start
 from chaosstream.settings import resolve_settings
 
 __all__ = ["restart_api_pod"]
@@ -65,6 +65,7 @@ def restart_api_pod(
     victim = random.choice(ready)
     name = victim.metadata.name
     started = time.monotonic()
+    remember_fault_start()
     try:
         core.delete_namespaced_pod(name, ns, grace_period_seconds=grace_period)
     except KubeError as exc:

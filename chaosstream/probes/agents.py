@@ -369,7 +369,9 @@ def wait_for_agent_status(
     if status == "online" and (reconnect or hit is not None):
         # the agents the fault hit are back: streams are measured from here (the reconnect heartbeat when known)
         back = parse_time(result.get("reconnected_at")) if result.get("reconnected_at") else None
-        remember_fault_end("agent online", back.timestamp() if back else time.time())
+        # never before the hit (its heartbeat is the control plane's clock, the hit the runner's)
+        at = max(back.timestamp(), hit["at"].timestamp()) if back and hit else time.time()
+        remember_fault_end("agent online", at)
     return result
 
 

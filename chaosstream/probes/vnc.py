@@ -243,6 +243,9 @@ def stream_continuity(
     if observe:
         report["observed_s"] = round(observe - max(until - time.monotonic(), 0.0), 3)
     sessions = report["sessions"]
+    if (max_interruptions is not None or max_reconnect_s is not None) and report["never_up"]:
+        shown = "; ".join(f"{s}: {sessions[s]['last_error'] or 'no bytes'}" for s in report["never_up"][:5])
+        raise ActivityFailed(f"VNC: streams never carried a picture ({shown}).")
     if max_interruptions is not None and report["interruptions"] > max_interruptions:
         hit = [
             f"{s} lost the desktop for {v['outage_s']} s (longest gap {v['longest_gap_s']} s)"
