@@ -92,7 +92,9 @@ def test_unreachable_and_blackholed_apis_are_sentences():
 
 def test_probes_against_the_proxy(proxy, config):
     from chaosstream.probes import vnc_handshake, wait_for_vnc
+    from chaosstream.selection import start_run
 
+    start_run()  # this test's own run: nothing created yet
     proxy.modes.update({"p-ok": "ok", "p-down": "503"})
     out = vnc_handshake(session_ids=["p-ok", "p-down"], timeout=3, configuration=config, secrets=SECRETS)
     assert out["ok"] is False and out["failed"] == ["p-down"] and out["checked"] == 2
