@@ -37,14 +37,11 @@ def main() -> int:
     env = start_daemon(state, parent_pid=os.getpid(), tenants=False)
     try:
         os.environ.update(env)
-        # default quota is 5 sessions per user: spread over the sandbox's users when there are several
-        created = actions.create_sessions(
-            count=streams, template="firefox-browser", users=env.get("STREAMSPACE_SESSION_USERS")
-        )
-        ids = created["sessions"] if isinstance(created, dict) and "sessions" in created else None
-        probes.wait_for_sessions_state("running", session_ids=ids, timeout=60)
+        # the configured user's sessions: the proxy streams a session to its owner only
+        ids = actions.create_sessions(count=streams, user=env["STREAMSPACE_USERNAME"])["sessions"]
+        probes.wait_for_sessions_state("running", session_ids=ids, timeout=120)
         probes.wait_for_vnc(session_ids=ids, timeout=60)
-        one = (ids or [])[:1] or None
+        one = ids[:1]
         banner, first, call = [], [], []
         for _ in range(n):
             started = time.perf_counter()
@@ -61,7 +58,7 @@ def main() -> int:
                     f"  {name:<13} p50 {statistics.median(values):7.1f} ms   p95 {_pct(values, 0.95):7.1f} ms"
                 )
         for count in sorted({1, streams}):
-            chosen = (ids or [])[:count] or None
+            chosen = ids[:count]
             actions.monitor_streams(session_ids=chosen, max_streams=count)
             probes.stream_continuity(wait=10)
             cpu0, t0 = time.process_time(), time.monotonic()

@@ -154,7 +154,10 @@ def wait_for_vnc(
                 continue
             left = max(timeout - (time.monotonic() - started), 0.5)
             result = _try(settings, sid, min(left, max(settings.http_timeout, 1.0)))
-            if result.get("reason") == "auth":  # credentials do not heal by waiting
+            if result.get("reason") in (
+                "auth",
+                "forbidden",
+            ):  # credentials and owners do not change by waiting
                 raise ActivityFailed(result["error"])
             (done if result["ok"] else last)[sid] = result
             if result["ok"]:
