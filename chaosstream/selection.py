@@ -202,21 +202,23 @@ def remember_fault_start(at: Optional[float] = None) -> None:
         _FAULT_STARTS.append(float(at if at is not None else time.time()))
 
 
-def remember_fault_end(what: str, at: float) -> None:
-    """The platform is back from the run's fault at epoch `at`: a heal or restore was applied, an agent
-    reconnected, a session's new pod is ready, a replaced API pod is ready."""
+def remember_fault_end(what: str, at: float, removed: bool = False) -> None:
+    """The platform is back from the run's fault at epoch `at`: an agent reconnected, a session's new pod
+    is ready, a replaced API pod is ready — or, with `removed`, the fault itself was taken away (a heal or
+    restore was applied; the platform may need longer to come back)."""
     with _LOCK:
-        _FAULT_ENDS.append({"what": what, "at": float(at)})
+        _FAULT_ENDS.append({"what": what, "at": float(at), "removed": bool(removed)})
 
 
 def fault_end() -> Optional[Dict[str, Any]]:
-    """When the run's latest fault ended (`{"what", "at"}`): the first end recorded after its start (a
-    later wait seeing the same agents online is not a new end), or None."""
+    """When the run's latest fault ended (`{"what", "at"}`): the first time the platform was seen back
+    after the fault's start (a later wait seeing the same agents online is not a new end), else the
+    first heal or restore after it; None when nothing ended."""
     with _LOCK:
         since = max(_FAULT_STARTS, default=None)
         ends = [e for e in _FAULT_ENDS if since is None or e["at"] >= since]
-        if not ends:
+        back = [e for e in ends if not e["removed"]] or ends
+        if not back:
             return None
-        return dict(
-            min(ends, key=lambda e: e["at"]) if since is not None else max(ends, key=lambda e: e["at"])
-        )
+        pick = min(back, key=lambda e: e["at"]) if since is not None else max(back, key=lambda e: e["at"])
+        return {"what": pick["what"], "at": pick["at"]}

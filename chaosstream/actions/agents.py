@@ -232,7 +232,7 @@ def scale_agents(
         current = dep.spec.replicas if dep.spec.replicas is not None else 1
         restored = scaledown.restore(cluster, ns, name)
         if restored >= 0:
-            remember_fault_end("agents restored", time.time())
+            remember_fault_end("agents restored", time.time(), removed=True)
         # The agents coming back: what a later wait for "online" watches, timed from the restore.
         down = targeted_agents()
         if down and down["action"] == "scale_agents":

@@ -201,7 +201,7 @@ def heal_agent_partition(
     kinds = ("partition", "networkpolicy")
     healed = ledger.heal(cluster, ns, partition_id, kinds=kinds, owner=owner)
     if healed:
-        remember_fault_end("partition healed", time.time())
+        remember_fault_end("partition healed", time.time(), removed=True)
     left = []
     if owner is not None:
         left = [

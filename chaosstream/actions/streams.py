@@ -35,7 +35,8 @@ def monitor_streams(
 
     Every `interval` seconds (default `streamspace_poll_interval`) each stream asks for a 1×1 framebuffer
     update, which an RFB server must answer: a stretch without bytes longer than `stall_after` (default
-    3 × interval, at least 0.5 s: a busy network's jitter is not an outage) is user-visible outage. A closed stream is reopened after `retry_delay`
+    3 × interval, at least 0.5 s: a busy network's jitter is not an outage) is user-visible outage, and so
+    is any gap across a reopened stream (the viewer showed the disconnection). A closed stream is reopened after `retry_delay`
     (default: interval; StreamSpace's own viewer asks the user to refresh, vnc-viewer.html:169, so this is
     the outage of a user who refreshes at once); a stream without bytes for `reload_after` (default 10 ×
     interval, at least 2 s) is reopened as a user would reload a frozen page. The threads stop at

@@ -4,8 +4,9 @@ One daemon thread per session opens the stream (`clients.vnc`), then asks every 
 a 1×1 non-incremental framebuffer update — RFC 6143 §7.5.3 obliges the server to answer one, so a
 healthy stream carries bytes every interval even on an idle desktop, at a few dozen bytes per request.
 The user-visible outage is measured on those bytes: a *gap* is a stretch longer than `stall_after`
-between two arrivals of RFB bytes (the banner of a reopened stream counts), so it is measured to one
-interval whether the socket died (the proxy closed it: agent restart, vnc_error) or stayed open while
+between two arrivals of RFB bytes, or any stretch across a reopened stream (from the last bytes of the old
+one to the banner of the new one: the viewer showed the disconnection, however short), so it is measured to
+one interval whether the socket died (the proxy closed it: agent restart, vnc_error) or stayed open while
 nothing flowed (a partition leaves the UI socket open: the picture freezes).
 
 Like noVNC, a closed stream is reopened after `retry_delay`; like a user facing a frozen picture, a
@@ -56,11 +57,13 @@ class StreamWatch:
             event["reason"] = reason
         self.events.append(event)
 
-    def saw_bytes(self, t: float) -> None:
+    def saw_bytes(self, t: float, reopened: bool = False) -> None:
+        """RFB bytes arrived at `t`; `reopened`: the first bytes of a reopened stream — the user saw the
+        desktop drop, however short the gap, so it counts whatever `stall_after` says."""
         with self.lock:
             if self.first_bytes_at is None:
                 self.first_bytes_at = t
-            elif self.last_bytes_at is not None and t - self.last_bytes_at > self.stall_after:
+            elif self.last_bytes_at is not None and (reopened or t - self.last_bytes_at > self.stall_after):
                 self.gaps.append([self.last_bytes_at, t])
                 if self.state == "up":  # the gap was not seen while it lasted (one late read)
                     self._event(self.last_bytes_at, "gap")
@@ -184,7 +187,7 @@ class Monitor:
                 with watch.lock:
                     watch.connects += 1
                     watch.handshake_ms.append(hs.first_update_s * 1000)
-                watch.saw_bytes(stream.first_bytes_at or time.time())
+                watch.saw_bytes(stream.first_bytes_at or time.time(), reopened=watch.connects > 1)
                 watch.saw_bytes(stream.last_bytes_at or time.time())
                 self._hold(stream, watch)
             except VNCFailure as failure:
