@@ -183,7 +183,9 @@ class CommandHandlers:
         namespace = self._namespace(payload)
         delete_pvc = payload.get("deletePVC") is True
         log.info("Deleting resources for session %s (deletePVC: %s)", session_id, delete_pvc)
-        if self._vnc is not None and not await self._vnc.close(session_id):  # agent_handlers.go:212-217
+        if self._vnc is not None and not await self._vnc.stop_session(
+            session_id
+        ):  # agent_handlers.go:212-217
             log.info("Failed to close VNC tunnel: tunnel not found for session %s", session_id)
         steps = [
             ("deployment", self._workloads.delete_deployment, session_id),

@@ -245,6 +245,15 @@ class VncTunnels:
         log.info("Tunnel closed for session %s", session_id)
         return True
 
+    async def stop_session(self, session_id: str) -> bool:
+        """``stop_session`` closes the session's tunnel (agent_handlers.go:212-217); intended, the
+        control plane hears that the tunnel ended (so the UI learns its stream is over)."""
+        async with contextlib.nullcontext() if self.as_built else self._lock(session_id):
+            closed = await self.close(session_id)
+        if closed and not self.as_built:
+            await self._send(protocol.vnc_error(session_id, "VNC tunnel closed: the session was stopped"))
+        return closed
+
     async def close_all(self) -> None:
         self._epoch += 1
         for session_id in list(self.tunnels):

@@ -184,8 +184,10 @@ class VncProxy:
             return  # nobody watches this session, or it is an older tunnel's (or an older socket's)
         try:
             stream.inbox.put_nowait(message)
-        except asyncio.QueueFull:
-            log.warning("VNC buffer full for session %s: dropping a %s", session_id, message.get("type"))
+        except asyncio.QueueFull:  # dropping a frame would corrupt the RFB stream: end it instead
+            log.warning("VNC buffer full for session %s: closing its stream", session_id)
+            stream.close_reason = stream.close_reason or "relay buffer full (the client reads too slowly)"
+            stream.abort()
 
     # -- ground truth ----------------------------------------------------------------------------------
     def _persist(self, query: str, params: tuple) -> None:

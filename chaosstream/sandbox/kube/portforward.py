@@ -8,7 +8,8 @@ kubelet's error text on its error channel, then the socket closes; when the pod'
 stopped, the server hung up) the socket closes too.
 
 Errors before the upgrade are plain Status responses: 404 for an unknown pod, 400 for a pod without a
-node or not running, 400 without ``ports``. RBAC: a WebSocket GET needs ``get`` on ``pods/portforward``
+node or not running, 400 without ``ports``, 400 for SPDY (client-go's POST, kubectl's SPDY-over-WebSocket
+tunnelling ``SPDY/3.1+portforward.k8s.io``): not emulated. RBAC: a WebSocket GET needs ``get`` on ``pods/portforward``
 and, since Kubernetes 1.35 (AuthorizePodWebsocketUpgradeCreatePermission, KEP-4006), ``create`` too; a
 POST (SPDY) needs ``create`` (server.py builds the attributes).
 """
@@ -61,6 +62,13 @@ async def handle_portforward(
     pod = emu.store.get(POD, namespace, name)
     if pod is None:
         raise not_found("pods", "", name)
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    if request.headers.get("Upgrade", "").lower() != "websocket" or (offered and PROTOCOLS[0] not in offered):
+        # SPDY (client-go's POST) and kubectl's SPDY-over-WebSocket tunnelling are not emulated
+        raise ApiError(
+            400, "BadRequest", "Upgrade request required: this API serves pods/portforward over WebSocket "
+            f"subprotocol {PROTOCOLS[0]} only (offered: {', '.join(offered) or 'none'})",
+        )  # fmt: skip
     ports = _ports(request)
     if not pod["spec"].get("nodeName"):
         raise bad_request(f"pod {name} does not have a host assigned")

@@ -8,8 +8,9 @@
   token is 401.
 * Authorization for service accounts: Role/ClusterRole rules bound by RoleBinding/ClusterRoleBinding
   (apiGroups, resources incl. `resource/subresource` and `*/subresource`, verbs, resourceNames), exactly
-  Kubernetes' matching; a denial is Kubernetes' own 403 Status body. A WebSocket exec (a GET on
-  pods/exec) needs `get` and `create` (Kubernetes 1.35). Discovery, /version and
+  Kubernetes' matching; a denial is Kubernetes' own 403 Status body. A WebSocket exec, attach or
+  port-forward (a GET on pods/exec, pods/attach, pods/portforward) needs `get` and `create` (Kubernetes
+  1.35, KEP-4006); their SPDY POST needs `create`. Discovery, /version and
   SelfSubjectAccessReview are open to every authenticated identity (system:discovery, system:basic-user).
 * Every resource request of a service account is recorded (verb, resource, subresource, name) per
   identity; `GET /debug/rbac-trace` (admin only) returns it, so a test can compare it with the Role.
