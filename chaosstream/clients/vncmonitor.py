@@ -241,6 +241,16 @@ class Monitor:
         if self.stopped_at is None:
             self.stopped_at = time.time()
 
+    def flowing(self, since: Optional[float] = None) -> bool:
+        """Every stream carries bytes now (and, with `since`, has carried bytes at or after `since`)."""
+        now = time.time()
+        for watch in self.watches.values():
+            with watch.lock:
+                last = watch.last_bytes_at
+                if last is None or watch.open_gap(now) is not None or (since is not None and last < since):
+                    return False
+        return True
+
     @property
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)

@@ -237,7 +237,10 @@ def stream_continuity(
         deadline = max(
             deadline, time.monotonic() + (end["at"] + max_reconnect_s - time.time()) + monitor.interval
         )
-    while time.monotonic() < deadline and not monitor.report()["all_up"] and monitor.alive:
+    # back = bytes seen since the fault ended (a stream the fault cut may not look cut yet: its socket's
+    # close or its stall is noticed a moment later), else simply flowing now
+    since = end["at"] if (max_reconnect_s is not None and end is not None) else None
+    while time.monotonic() < deadline and not monitor.flowing(since) and monitor.alive:
         time.sleep(min(settings.poll_interval, 0.2))
     end = fault_end()
     report = monitor.report(end["at"] if end else None)
