@@ -168,3 +168,37 @@ def test_stream_continuity_without_a_monitor_says_what_to_do(config):
 
     with pytest.raises(ActivityFailed, match="run the action monitor_streams"):
         stream_continuity(configuration=config, secrets=SECRETS)
+
+
+def test_wss_with_the_configured_ca_and_a_tls_failure_sentence(tmp_path):
+    """`https://` API: the stream is `wss://`, verified with 'streamspace_ca_cert'; an unknown CA is one
+    sentence naming TLS and what to set."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    server = RFBProxy(ssl_context=context)
+    try:
+        trusted = resolve_settings(
+            {"streamspace_api_url": server.url, "streamspace_ca_cert": str(cert)}, SECRETS
+        )
+        stream, hs = open_stream(trusted, "tls-ok", 5.0)
+        stream.close()
+        assert hs.version == "003.008"
+        untrusted = resolve_settings({"streamspace_api_url": server.url}, {"token": TOKEN})
+        with pytest.raises(VNCFailure) as err:
+            open_stream(untrusted, "tls-bad", 5.0)
+        assert (
+            err.value.reason == "tls"
+            and "streamspace_ca_cert" in str(err.value)
+            and TOKEN not in str(err.value)
+        )
+    finally:
+        server.close()

@@ -10,7 +10,7 @@ import base64
 import struct
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from aiohttp import WSMsgType, web
 
@@ -19,7 +19,8 @@ PASSWORD = "pw-secret-456"
 
 
 class RFBProxy:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: Optional[Any] = None) -> None:
+        self.ssl_context = ssl_context
         self.modes: Dict[str, str] = {}  # session -> ok | 404 | 403 | 409 | 503 | silent | hang | close
         self.frozen: Dict[str, bool] = {}
         self.refuse_until: Dict[str, float] = {}
@@ -40,10 +41,10 @@ class RFBProxy:
         app.router.add_get("/api/v1/vnc/{sid}", self._vnc)
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         self.loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
         ready.set()
         self.loop.run_forever()
 
