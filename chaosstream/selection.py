@@ -35,6 +35,9 @@ __all__ = [
     "run_agent_ids",
     "RUN_SCOPES",
     "check_scope",
+    "remember_fault_start",
+    "remember_fault_end",
+    "fault_end",
 ]
 
 RUN_SCOPES = ("run", "all")
@@ -44,6 +47,8 @@ _CREATED: Dict[str, List[str]] = {}
 _KILLED: Dict[str, Dict[str, Any]] = {}
 _TARGETED: List[Dict[str, Any]] = []
 _RUN_STARTED: List[dt.datetime] = [utcnow()]
+_FAULT_ENDS: List[Dict[str, Any]] = []
+_FAULT_STARTS: List[float] = []
 
 
 def run_started() -> dt.datetime:
@@ -59,6 +64,8 @@ def start_run(at: Optional[dt.datetime] = None) -> dt.datetime:
         _CREATED.clear()
         _KILLED.clear()
         _TARGETED.clear()
+        _FAULT_ENDS.clear()
+        _FAULT_STARTS.clear()
         return _RUN_STARTED[0]
 
 
@@ -99,6 +106,8 @@ def remember_agents(
     ids they served, whether those ids are per pod (`<prefix>-<pod name>`), the agent ids the control plane
     knew at that moment (so a replacement is recognised as a *new* id), their `lastHeartbeat` then
     (control-plane clock), when (runner clock, UTC) and the kube `context` of the cluster they are in."""
+    if action not in ("reconnected", "scale_agents_restore"):
+        remember_fault_start()
     record = {
         "context": context,
         "action": action,
@@ -127,6 +136,7 @@ def forget_agents() -> None:
 
 def remember_killed(session_id: str, pod: str, claims: Dict[str, str]) -> None:
     """What `kill_session_pod` removed: the pod and its PVCs (name -> uid), for the recovery check."""
+    remember_fault_start()
     with _LOCK:
         _KILLED[session_id] = {"pod": pod, "claims": dict(claims)}
 
@@ -184,3 +194,33 @@ def resolve_session_ids(
             "No sessions to check: pass 'session_ids' or 'tag', or run create_sessions earlier in the same experiment."
         )
     return names
+
+
+def remember_fault_start(at: Optional[float] = None) -> None:
+    """A fault of this run starts now (or at epoch `at`): agent faults, session pod kills, API pod restarts."""
+    import time
+
+    with _LOCK:
+        _FAULT_STARTS.append(float(at if at is not None else time.time()))
+
+
+def remember_fault_end(what: str, at: float, removed: bool = False) -> None:
+    """The platform is back from the run's fault at epoch `at`: an agent reconnected, a session's new pod
+    is ready, a replaced API pod is ready — or, with `removed`, the fault itself was taken away (a heal or
+    restore was applied; the platform may need longer to come back)."""
+    with _LOCK:
+        _FAULT_ENDS.append({"what": what, "at": float(at), "removed": bool(removed)})
+
+
+def fault_end() -> Optional[Dict[str, Any]]:
+    """When the run's latest fault ended (`{"what", "at"}`): the first time the platform was seen back
+    after the fault's start (a later wait seeing the same agents online is not a new end), else the
+    first heal or restore after it; None when nothing ended."""
+    with _LOCK:
+        since = max(_FAULT_STARTS, default=None)
+        ends = [e for e in _FAULT_ENDS if since is None or e["at"] >= since]
+        back = [e for e in ends if not e["removed"]] or ends
+        if not back:
+            return None
+        pick = min(back, key=lambda e: e["at"]) if since is not None else max(back, key=lambda e: e["at"])
+        return {"what": pick["what"], "at": pick["at"]}

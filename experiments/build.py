@@ -44,6 +44,11 @@ CONFIGURATION: Dict[str, Any] = {
     # persistent homes only when asked: the agent puts them on StorageClass `standard` (hard-coded,
     # agents/k8s-agent/agent_k8s_operations.go:543), which EKS and AKS lack; `chaosstream check` says so
     "session_persistent_home": ("STREAMSPACE_SESSION_PERSISTENT_HOME", "false", "bool"),
+    # StreamSpace's E2E plan: VNC reachable within 10 s of `running` (1.1), reconnects in < 5 s (1.2), and
+    # no drop during a 5-minute session (1.1)
+    "vnc_ready_objective": ("STREAMSPACE_VNC_READY_OBJECTIVE", "10", "float"),
+    "vnc_reconnect_objective": ("STREAMSPACE_VNC_RECONNECT_OBJECTIVE", "5", "float"),  # not scaled (work)
+    "stream_soak": ("STREAMSPACE_STREAM_SOAK", "300", "float"),
 }
 
 RUNTIME = {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "always"}}
@@ -170,6 +175,31 @@ def a_new_session_starts(name: str) -> list:
     ]
 
 
+def streams_start(name: str = "vnc-ready-time") -> list:
+    """The run's sessions stream within the VNC objective (seed 1.1), then the monitor holds one stream each."""
+    return [
+        probe(
+            name,
+            "wait_for_vnc",
+            within("elapsed_s", "${vnc_ready_objective}", "streams-within-vnc-ready-objective"),
+            timeout="${vnc_ready_objective}",
+        ),
+        action("hold-users-streams-open", "monitor_streams"),
+    ]
+
+
+def streams_back(name: str = "user-visible-outage") -> Dict[str, Any]:
+    """Every monitored stream carries bytes again within the VNC reconnect objective (seed 1.2) after the
+    fault ended; the output is the outage users lived through, per session."""
+    return probe(
+        name,
+        "stream_continuity",
+        within("reconnect_after_fault_s_max", "${vnc_reconnect_objective}", "streams-back-within-objective"),
+        max_reconnect_s="${vnc_reconnect_objective}",
+    )
+
+
+STOP_STREAMS = action("stop-the-stream-monitor", "stop_stream_monitor")
 NO_COMMAND_LOST = probe(
     "no-command-lost",
     "lost_commands",
@@ -198,7 +228,10 @@ def experiment(
     }
 
 
-def create_and_start(count: int, persistent_home: Any = False) -> list:
+def create_and_start(count: int, persistent_home: Any = False, spread: bool = True) -> list:
+    """Create `count` sessions (spread over `session_users`, or all for `session_user`: the VNC proxy streams
+    a session to its owner only) and wait for them to run."""
+    users = {"users": "${session_users}"} if spread else {}
     return [
         action(
             "create-sessions",
@@ -206,7 +239,7 @@ def create_and_start(count: int, persistent_home: Any = False) -> list:
             count=count,
             template="${session_template}",
             user="${session_user}",
-            users="${session_users}",
+            **users,
             persistent_home=persistent_home,
         ),
         probe(
@@ -221,13 +254,17 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         "StreamSpace integration test 3.1, automated. With sessions running, rollout-restart the k8s agent "
         "(kubectl rollout restart). The new agent pod must be online within the reconnect objective (seed target "
         "30 s), the same sessions must still run (pods not deleted, state running, still assigned to an online "
-        "agent), and a new session must start afterwards.",
-        ["agent", "failover", "rollout"],
+        "agent), and a new session must start afterwards. Users' VNC streams (one per session, held through the API "
+        "as a browser would) must carry bytes again within the VNC reconnect objective (seed 1.2: 5 s) after the "
+        "agent is back; the journal carries the user-visible outage per session.",
+        ["agent", "failover", "rollout", "vnc"],
         {"title": "An agent is online and our sessions run", "probes": [agent_online(), SESSIONS_SURVIVED]},
         [
             *create_and_start(3),
+            *streams_start(),
             action("rollout-restart-the-agent", "restart_agent", wait=False),
             wait_agent("agent-reconnect-time", "online", "${reconnect_objective}"),
+            streams_back(),
             probe(
                 "session-pods-not-deleted",
                 "session_pods_running",
@@ -238,7 +275,7 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             probe("sessions-still-assigned-to-an-online-agent", "sessions_assigned", raise_on_failure=True),
             *a_new_session_starts("create-a-new-session-after-the-restart"),
         ],
-        [CLEAN_UP_SESSIONS],
+        [STOP_STREAMS, CLEAN_UP_SESSIONS],
     ),
     "command-retry.json": experiment(
         "Command retry during agent downtime: commands queued while the agent is down are delivered",
@@ -303,11 +340,15 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         "StreamSpace test 3.3, made strict. Partition the agent from the API (default method: an ephemeral "
         "container with NET_ADMIN, which works on a stock deployment). The control plane must mark it offline "
         "within the threshold (2 missed heartbeats), must not place a new session on it while it is offline, and "
-        "after healing it must be online again within the reconnect objective. The partition heals itself after "
+        "after healing it must be online again within the reconnect objective, and a user's VNC stream (held "
+        "through the API during the partition) must carry bytes again within the VNC reconnect objective (seed "
+        "1.2: 5 s); the journal carries the user-visible outage. The partition heals itself after "
         "its duration and the rollbacks heal it whatever happens.",
-        ["agent", "heartbeat", "network"],
+        ["agent", "heartbeat", "network", "vnc"],
         {"title": "An agent is online", "probes": [agent_online()]},
         [
+            *create_and_start(1),
+            *streams_start(),
             action(
                 "partition-the-agent-from-the-api",
                 "partition_agent",
@@ -320,8 +361,9 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
             no_session_on_offline_agents("no-session-placed-on-the-offline-agent"),
             action("heal-the-partition", "heal_agent_partition"),
             wait_agent("recovery-time", "online", "${reconnect_objective}"),
+            streams_back(),
         ],
-        [action("heal-any-partition", "heal_agent_partition"), CLEAN_UP_SESSIONS],
+        [STOP_STREAMS, action("heal-any-partition", "heal_agent_partition"), CLEAN_UP_SESSIONS],
     ),
     "multi-agent-failover.json": experiment(
         "Multi-agent failover and load balancing: sessions go only to healthy agents and stay balanced",
@@ -406,8 +448,10 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         "A session's pod is deleted (node loss, eviction). Kubernetes must bring a new pod up for the same "
         "session, mounting the same PVC (<session>-home, not recreated) when the session has a persistent home "
         "(STREAMSPACE_SESSION_PERSISTENT_HOME=true, which needs StorageClass 'standard': `chaosstream check` "
-        "says so), and the session must stay running in the StreamSpace API throughout.",
-        ["session", "pod", "storage"],
+        "says so), and the session must stay running in the StreamSpace API throughout. The user's VNC stream "
+        "must carry bytes again within the VNC reconnect objective once the new pod is ready; the journal "
+        "carries the user-visible outage.",
+        ["session", "pod", "storage", "vnc"],
         {
             "title": "The API is healthy and our sessions run",
             "probes": [
@@ -417,11 +461,41 @@ EXPERIMENTS: Dict[str, Dict[str, Any]] = {
         },
         [
             *create_and_start(1, persistent_home="${session_persistent_home}"),
+            *streams_start(),
             action("kill-the-session-pod", "kill_session_pod", grace_period=0),
             probe("new-session-pod-time", "wait_for_session_pods", timeout="${start_objective}"),
             probe("session-still-running-in-the-api", "sessions_survived", raise_on_failure=True),
+            streams_back("stream-back-after-the-new-pod"),
         ],
-        [CLEAN_UP_SESSIONS],
+        [STOP_STREAMS, CLEAN_UP_SESSIONS],
+    ),
+    "vnc-streaming.json": experiment(
+        "VNC streaming: users' desktops stream within 10 s, survive normal operation and an API pod restart",
+        "StreamSpace E2E test plan 1.1, automated. Two sessions start; their VNC streams (through the API's "
+        "/api/v1/vnc/:sessionId, RFB handshake and framebuffer updates, as a browser) must be reachable within "
+        "the VNC ready objective (10 s). Held open for the soak time (5 minutes; --timers fast scales it), no "
+        "stream may drop. Then one of the chart's two API pods is deleted: the streams it held must come back "
+        "within the VNC reconnect objective (seed 1.2: 5 s) once the replacement is ready, served by the other "
+        "replica meanwhile. The journal carries the user-visible outage per session.",
+        ["vnc", "streaming", "api"],
+        {
+            "title": "The API is healthy and our sessions stream",
+            "probes": [API_HEALTHY, probe("our-sessions-stream", "vnc_handshake", holds("ok"))],
+        },
+        [
+            *create_and_start(2, spread=False),
+            *streams_start(),
+            probe(
+                "no-drop-during-normal-operation",
+                "stream_continuity",
+                {"type": "range", "range": [0, 0], "target": "interruptions"},
+                observe="${stream_soak}",
+                max_interruptions=0,
+            ),
+            action("restart-one-api-pod", "restart_api_pod", timeout="${start_objective}"),
+            streams_back("streams-back-after-the-api-restart"),
+        ],
+        [STOP_STREAMS, CLEAN_UP_SESSIONS],
     ),
     "total-agent-outage.json": experiment(
         "Total agent outage: the API stays healthy, refuses new sessions cleanly and recovers",

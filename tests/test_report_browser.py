@@ -21,7 +21,7 @@ from chaosstream.cli import main
 
 SHOTS = ROOT / "reports" / "screenshots"
 CASES = ("passed", "deviated", "not-injected", "three-agents")
-EXTRA = ("real-timers",)  # StreamSpace's real 30 s / 45 s timers: a 47 s partition, detected late
+EXTRA = ("real-timers", "vnc-agent-disconnect")  # real timers: a 47 s partition; stream bands per session
 LAYOUTS = {"1280": (1280, "screen"), "print": (703, "print")}
 
 

@@ -2,6 +2,7 @@
 
 from chaosstream.actions.agents import approve_agents, kill_agent_pod, restart_agent, scale_agents
 from chaosstream.actions.network import heal_agent_partition, heal_all, partition_agent
+from chaosstream.actions.platform import restart_api_pod
 from chaosstream.actions.sessions import (
     create_sessions,
     hibernate_session,
@@ -10,6 +11,7 @@ from chaosstream.actions.sessions import (
     terminate_sessions,
     wake_session,
 )
+from chaosstream.actions.streams import monitor_streams, stop_stream_monitor
 
 __all__ = [
     "restart_agent",
@@ -25,4 +27,7 @@ __all__ = [
     "hibernate_session",
     "wake_session",
     "kill_session_pod",
+    "monitor_streams",
+    "stop_stream_monitor",
+    "restart_api_pod",
 ]

@@ -2,6 +2,7 @@
 
 import os
 import random
+import time
 from typing import Any, Dict, List
 
 from chaoslib.types import Configuration, Secrets
@@ -19,7 +20,7 @@ from chaosstream.faults.targets import (
     record_hit,
     serving_pods,
 )
-from chaosstream.selection import remember_agents, targeted_agents
+from chaosstream.selection import remember_agents, remember_fault_end, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import iso, utcnow
 
@@ -251,6 +252,8 @@ def scale_agents(
         dep = cluster.apps.read_namespaced_deployment(name, ns)
         current = dep.spec.replicas if dep.spec.replicas is not None else 1
         restored = scaledown.restore(cluster, ns, name)
+        if restored >= 0:
+            remember_fault_end("agents restored", time.time(), removed=True)
         # The agents coming back: what a later wait for "online" watches, timed from the restore.
         down = targeted_agents()
         if down and down["action"] == "scale_agents":

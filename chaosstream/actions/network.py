@@ -1,6 +1,7 @@
 """Partition an agent from the control plane, and heal it (the mechanics live in `chaosstream.faults`)."""
 
 import os
+import time
 from typing import Any, Dict, List
 
 from chaoslib.exceptions import ActivityFailed
@@ -18,6 +19,7 @@ from chaosstream.faults.targets import (
     record_hit,
     target_pods,
 )
+from chaosstream.selection import remember_fault_end
 from chaosstream.settings import Settings, resolve_settings
 
 __all__ = ["partition_agent", "heal_agent_partition", "heal_all"]
@@ -198,6 +200,8 @@ def heal_agent_partition(
     owner = None if (any_run or partition_id) else RUN_ID
     kinds = ("partition", "networkpolicy")
     healed = ledger.heal(cluster, ns, partition_id, kinds=kinds, owner=owner)
+    if healed:
+        remember_fault_end("partition healed", time.time(), removed=True)
     left = []
     if owner is not None:
         left = [

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional
 from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal, Run, Secrets
 
-from chaosstream.journal.schema import SECRET_KEY_RE, TIMELINE_EXTENSION
+from chaosstream.journal.schema import SECRET_KEY_RE, STREAMS_EXTENSION, TIMELINE_EXTENSION
 from chaosstream.settings import Settings, redact, resolve_settings
 from chaosstream.timeutil import epoch_iso, parse_timestamp
 
@@ -365,13 +365,37 @@ def after_experiment_control(context: Experiment = None, state: Journal = None, 
             extensions = state["extensions"] = []
         if not any(e is _timeline.data for e in extensions):
             extensions.append(_timeline.data)
+        _attach_streams(extensions)
 
     _guard(attach)
 
 
+def _attach_streams(extensions: List[Any]) -> None:
+    """The stream monitor's record (`chaosstream-streams`), if the run started one: attached once, then
+    completed in place at cleanup (after the rollbacks stopped the monitor)."""
+    from chaosstream.clients.vncmonitor import journal_data
+    from chaosstream.selection import fault_end
+
+    end = fault_end()
+    data = journal_data(STREAMS_EXTENSION, end["at"] if end else None)
+    if data is not None and not any(e is data for e in extensions):
+        extensions.append(data)
+
+
 def cleanup_control(**_: Any) -> None:
-    """Stop the sampler and take the final sample (before `chaos run` writes the journal)."""
+    """Stop the sampler and take the final sample (before `chaos run` writes the journal); stop a stream
+    monitor the rollbacks left running and complete its record."""
     _guard(lambda: _timeline.finish() if _timeline is not None else None)
+    _guard(_finish_streams)
+
+
+def _finish_streams() -> None:
+    from chaosstream.clients.vncmonitor import journal_data, stop_monitor
+    from chaosstream.selection import fault_end
+
+    if stop_monitor() is not None:
+        end = fault_end()
+        journal_data(STREAMS_EXTENSION, end["at"] if end else None)
 
 
 def samples() -> List[Dict[str, Any]]:

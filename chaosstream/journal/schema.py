@@ -19,6 +19,7 @@ __all__ = [
     "TIMELINE_EXTENSION",
     "SAFETY_EXTENSION",
     "PREFLIGHT_EXTENSION",
+    "STREAMS_EXTENSION",
     "SECRET_KEY_RE",
     "is_mapping",
     "as_dict",
@@ -45,6 +46,9 @@ __all__ = [
 TIMELINE_EXTENSION = "chaosstream-timeline"
 SAFETY_EXTENSION = "chaosstream-safety"
 PREFLIGHT_EXTENSION = "chaosstream-preflight"
+# The stream continuity monitor (actions `monitor_streams`): {"name", "started", "stopped", "report": what
+# `stream_continuity` returns, "events": {session: [{"t", "at", "state": up|gap|reconnecting, "reason"?}]}}
+STREAMS_EXTENSION = "chaosstream-streams"
 
 # Keys whose values are masked wherever journal values are shown.
 SECRET_KEY_RE = re.compile(r"(?i)(token|password|passwd|secret|api[_-]?key|authorization|dsn|credential)")

@@ -28,6 +28,7 @@ from chaosstream.probes.sessions import (
     wait_for_session_pods,
     wait_for_sessions_state,
 )
+from chaosstream.probes.vnc import stream_continuity, vnc_handshake, wait_for_vnc
 
 __all__ = [
     "agent_status",
@@ -54,4 +55,7 @@ __all__ = [
     "commands_for_session",
     "wait_for_commands_drained",
     "lost_commands",
+    "vnc_handshake",
+    "wait_for_vnc",
+    "stream_continuity",
 ]

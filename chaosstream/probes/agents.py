@@ -1,5 +1,6 @@
 """Probes about StreamSpace agents: status, heartbeat age, placement, recovery waits."""
 
+import time
 from typing import Any, Dict, List
 
 from chaoslib.exceptions import ActivityFailed
@@ -9,7 +10,7 @@ from chaosstream.arguments import flag, seconds
 from chaosstream.clients.database import query
 from chaosstream.clients.streamspace import api_client
 from chaosstream.polling import agents_progress, poll_interval_of, wait_until
-from chaosstream.selection import remember_agents, targeted_agents
+from chaosstream.selection import remember_agents, remember_fault_end, targeted_agents
 from chaosstream.settings import resolve_settings
 from chaosstream.timeutil import age_seconds, iso, parse_time, utcnow
 
@@ -414,6 +415,12 @@ def wait_for_agent_status(
             "from the action (runner clock) to the agent's connect heartbeat (control-plane clock)"
         )
         result["waited_s"] = round((utcnow() - started).total_seconds(), 3)
+    if status == "online" and (reconnect or hit is not None):
+        # the agents the fault hit are back: streams are measured from here (the reconnect heartbeat when known)
+        back = parse_time(result.get("reconnected_at")) if result.get("reconnected_at") else None
+        # never before the hit (its heartbeat is the control plane's clock, the hit the runner's)
+        at = max(back.timestamp(), hit["at"].timestamp()) if back and hit else time.time()
+        remember_fault_end("agent online", at)
     return result
 
 
@@ -468,6 +475,7 @@ def wait_for_agents_online(
             describe,
             agents_progress(f"{min_count} x {agent_id_prefix or 'any'}", "online"),
         )
+    remember_fault_end("agents online", time.time())
     return {
         "online": found["count"],
         "agents": sorted(a.get("agentId") for a in found["agents"]),

@@ -1,5 +1,6 @@
 """Probes about StreamSpace sessions: state in the API, pods in Kubernetes, recovery waits."""
 
+import time
 from typing import Any, Dict, List, Tuple
 
 from chaoslib.exceptions import ActivityFailed
@@ -10,7 +11,7 @@ from chaosstream.clients.database import query
 from chaosstream.clients.kube import Cluster, pod_ready
 from chaosstream.clients.streamspace import api_client
 from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
-from chaosstream.selection import resolve_session_ids
+from chaosstream.selection import remember_fault_end, resolve_session_ids
 from chaosstream.settings import resolve_settings
 
 __all__ = [
@@ -302,6 +303,7 @@ def wait_for_session_pods(
     (fresh, _), elapsed, polls = wait_until(
         check, timeout, interval, describe, mapping_progress("session pods", "ready (missing listed)")
     )
+    remember_fault_end("session pods ready", time.time())
     claims = {sid: cluster.claims_of(ns, p) for sid, p in fresh.items()}
     changed = {
         sid: (killed[sid]["claims"], claims[sid])

@@ -74,6 +74,12 @@ class Timers:
             # a session must run within the agent's own start timeout (120 s real)
             "STREAMSPACE_START_OBJECTIVE": REAL.start_timeout / factor,
             "STREAMSPACE_POLL_INTERVAL": 1.0 if self.is_real else 0.1,
+            # StreamSpace's E2E plan: VNC within 10 s of running, reconnect < 5 s, a 5-minute session
+            "STREAMSPACE_VNC_READY_OBJECTIVE": REAL_VNC_READY_OBJECTIVE / factor,
+            # not scaled: reopening a stream is work (a new agent process's port-forward, a WebSocket, an RFB
+            # handshake), none of it a StreamSpace timer, so fast timers do not make it faster
+            "STREAMSPACE_VNC_RECONNECT_OBJECTIVE": REAL_VNC_RECONNECT_OBJECTIVE,
+            "STREAMSPACE_STREAM_SOAK": REAL_STREAM_SOAK / factor,
         }
 
     @property
@@ -95,6 +101,11 @@ class Timers:
 
 # The seed target of StreamSpace's integration test 3.1 (reconnect < 30 s).
 REAL_RECONNECT_OBJECTIVE = 30.0
+# StreamSpace's E2E test plan (seed 1.1, 1.2): VNC reachable within 10 s of `running`, reconnects in < 5 s,
+# no drop during a 5-minute session.
+REAL_VNC_READY_OBJECTIVE = 10.0
+REAL_VNC_RECONNECT_OBJECTIVE = 5.0
+REAL_STREAM_SOAK = 300.0
 # How long a partition lasts with real timers: several heartbeats, past the 45 s stale threshold.
 REAL_PARTITION_DURATION = 120.0
 # `--timers fast` = StreamSpace's real timers divided by this one factor (objectives included).

@@ -148,6 +148,13 @@ CASES = [
     ("wrong-password-terminate_sessions", actions.terminate_sessions, {"session_ids": ["{victim}"]}, {}, {"password": WRONG_API_PASSWORD}, "rejected the login"),
     ("wrong-password-wait_for_sessions_state", probes.wait_for_sessions_state, {"session_ids": ["{victim}"], "timeout": 5}, {}, {"password": WRONG_API_PASSWORD}, "rejected the login"),
     ("invalid-token-agent_status", probes.agent_status, {}, {}, {"token": BAD_TOKEN, "username": "", "password": ""}, "token"),
+    # --- VNC streams and the API pods ---------------------------------------------------------------------
+    ("api-closed-vnc_handshake", probes.vnc_handshake, {"session_id": "{victim}", "raise_on_failure": True}, {"streamspace_api_url": "{closed}"}, {}, "Cannot reach"),
+    ("wrong-password-wait_for_vnc", probes.wait_for_vnc, {"session_ids": ["{victim}"], "timeout": 5}, {}, {"password": WRONG_API_PASSWORD}, "rejected the login"),
+    ("invalid-token-vnc_handshake", probes.vnc_handshake, {"session_id": "{victim}", "raise_on_failure": True}, {}, {"token": BAD_TOKEN, "username": "", "password": ""}, "token"),
+    ("negative-interval-monitor_streams", actions.monitor_streams, {"session_ids": ["{victim}"], "interval": -1}, {}, {}, "interval"),
+    ("no-api-pod-restart_api_pod", actions.restart_api_pod, {"label_selector": "app=no-such-api"}, {}, {}, "ready API pod"),
+    ("namespace-restart_api_pod", actions.restart_api_pod, {"namespace": "kube-system"}, {}, {}, "kube-system"),
     ("expired-token-session_state", probes.session_state, {"session_id": "{victim}"}, {}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "token"),
     ("expired-token-terminate_session", actions.terminate_session, {"session_id": "{victim}"}, {}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "token"),
     ("expired-token-wake_session", actions.wake_session, {"session_id": "{victim}"}, {}, {"token": EXPIRED_TOKEN, "username": "", "password": ""}, "token"),

@@ -370,3 +370,30 @@ def test_wait_probes_bound_a_hanging_api_by_their_timeout(harness, probe, kwargs
         with pytest.raises(ActivityFailed, match="did not answer"):
             harness.call(probe, timeout=1.0, poll_interval=0.2, cfg=cfg, sec=sec, **kwargs)
     assert time.monotonic() - started < 1.0 + 0.2 + 0.5
+
+
+def test_vnc_probes_monitor_and_api_pod_restart(harness):
+    """The VNC activities through the API: a handshake measures, the monitor holds the stream through an API pod
+    restart (restart_api_pod waits for the replacement and records the fault's end), and stops."""
+    h = harness
+    created = h.call(actions.create_sessions, count=1, user="admin", tags=["catalog-vnc"])["sessions"]
+    try:
+        h.call(probes.wait_for_sessions_state, "running", session_ids=created, timeout=30)
+        waited = h.call(probes.wait_for_vnc, session_ids=created, timeout=10)
+        assert waited["elapsed_s"] >= 0 and waited["sessions"][created[0]]["banner_ms"] > 0
+        shake = h.call(probes.vnc_handshake, session_id=created[0])
+        assert (
+            shake["ok"] and shake["checked"] == 1 and shake["first_update_ms_max"] >= shake["banner_ms_max"]
+        )
+        started = h.call(actions.monitor_streams, session_ids=created)
+        assert started["streams"] == 1
+        restarted = h.call(actions.restart_api_pod, grace_period=0, timeout=30)
+        assert len(restarted["killed"]) == 1 and restarted["ready_again_s"] > 0
+        report = h.call(probes.stream_continuity, max_reconnect_s=5)
+        assert report["all_up"] and report["fault_end"] == "API pod replaced"
+        final = h.call(actions.stop_stream_monitor)
+        assert final["running"] is False and final["streams"] == 1
+        assert h.call(actions.stop_stream_monitor)["running"] is False  # twice is fine
+    finally:
+        h.call(actions.stop_stream_monitor)
+        h.call(actions.terminate_sessions, session_ids=created)

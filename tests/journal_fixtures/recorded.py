@@ -6,7 +6,8 @@ timeline controls), and ways to derive more runs of the same experiment from the
 - `not-injected`: `STREAMSPACE_AGENT_SELECTOR=app=no-such-agent` (the partition action found no pod);
 - `rollback-failed`: exec partition of a missing container (injection and heal both failed);
 - `real-timers`: `--timers real` (StreamSpace's 30 s heartbeat / 45 s stale: offline detected after 46 s);
-- `total-agent-outage`, `agent-disconnect`: those experiments, `--agents 2` (a scale-down, a restart).
+- `total-agent-outage`, `agent-disconnect`: those experiments, `--agents 2` (a scale-down, a restart);
+- `vnc-agent-disconnect`: agent-disconnect with users' VNC streams held through the restart (issue 18).
 """
 
 import copy
@@ -18,7 +19,7 @@ from chaosstream.timeutil import epoch_iso, parse_timestamp
 
 REAL = Path(__file__).resolve().parent / "real"
 NAMES = ("passed", "deviated", "three-agents", "not-injected", "rollback-failed", "real-timers", "total-agent-outage",
-         "agent-disconnect")  # fmt: skip
+         "agent-disconnect", "vnc-agent-disconnect")  # fmt: skip
 _TIME_KEYS = {"start", "end", "expires_at", "at", "started", "ended"}
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from chaosstream.journal.schema import (
     SAFETY_EXTENSION,
     SECRET_KEY_RE,
+    STREAMS_EXTENSION,
     TIMELINE_EXTENSION,
     activity,
     activity_name,
@@ -177,6 +178,29 @@ class ReportData:
     omitted: int = 0  # rows left out beyond MAX_ROWS
     notes: List[str] = field(default_factory=list)  # where the timeline contradicts a probe
     observations: List[Tuple[str, str, float, str]] = field(default_factory=list)  # agent, status, t, probe
+    # the stream monitor (chaosstream-streams): {"bands": {session: [(start, end, state)]}, "sessions":
+    # {session: {"outage_s", "interruptions", "longest_gap_s", "reconnect_after_fault_s"}}}
+    streams: Optional[Dict[str, Any]] = None
+
+    def stream_sentences(self) -> List[str]:
+        """What users felt, one sentence per monitored session ("users lost their desktop for N s")."""
+        out = []
+        for sid, s in ((self.streams or {}).get("sessions") or {}).items():
+            if not s.get("ever_up"):
+                out.append(
+                    f"Session {sid}: the VNC stream never carried a picture ({s.get('last_error') or 'no bytes'})."
+                )
+                continue
+            outage = s.get("outage_s") or 0.0
+            text = f"Session {sid}: the user lost the desktop for {seconds_text(outage)} s"
+            text += f" in {s.get('interruptions', 0)} interruption(s), longest {seconds_text(s.get('longest_gap_s') or 0.0)} s"
+            back = s.get("reconnect_after_fault_s")
+            if back is not None:
+                text += f"; the stream was back {seconds_text(back)} s after the fault ended"
+            elif not s.get("up"):
+                text += "; the stream was still down at the end"
+            out.append(text + ".")
+        return out
 
     @property
     def recoveries(self) -> List[Measurement]:  # the old name
@@ -396,6 +420,56 @@ def _timeline(ext: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     }
 
 
+_STREAM_STATES = ("connecting", "up", "gap", "reconnecting")
+
+
+def _streams(ext: Optional[Mapping[str, Any]], scrub: Callable[[str], str]) -> Optional[Dict[str, Any]]:
+    """The stream monitor's record as the renderers expect it: per session, bands (start, end, state) from
+    the monitor's start (connecting) to its stop, and the numbers of its report."""
+    if ext is None:
+        return None
+    started = _time(ext.get("started"))
+    stopped = _time(ext.get("stopped"))
+    report = get_dict(ext, "report")
+    summaries = get_dict(report, "sessions")
+    bands: Dict[str, List[Tuple[float, float, str]]] = {}
+    sessions: Dict[str, Dict[str, Any]] = {}
+    for sid, events in list(get_dict(ext, "events").items())[:MAX_ROWS]:
+        name = _text(sid, scrub, 200)
+        points = []
+        for event in dicts(events)[:5000]:
+            t = number(event.get("t"))
+            state = event.get("state")
+            if t is not None and abs(t) <= _MAX_T and state in _STREAM_STATES:
+                points.append((t, state))
+        points.sort(key=lambda p: p[0])
+        end = stopped if stopped is not None else (points[-1][0] if points else started)
+        if started is not None and (not points or points[0][0] > started):
+            points.insert(0, (started, "connecting"))
+        rows = []
+        for i, (t, state) in enumerate(points):
+            nxt = points[i + 1][0] if i + 1 < len(points) else max(end or t, t)
+            if nxt > t:
+                rows.append((t, nxt, state))
+        bands[name] = rows
+        summary = as_dict(summaries.get(sid))
+        sessions[name] = {
+            key: summary.get(key)
+            for key in (
+                "up",
+                "ever_up",
+                "interruptions",
+                "outage_s",
+                "longest_gap_s",
+                "reconnect_after_fault_s",
+            )
+            if isinstance(summary.get(key), (int, float, bool)) or summary.get(key) is None
+        }
+        error = summary.get("last_error")
+        sessions[name]["last_error"] = _text(error, scrub, 300) if isinstance(error, str) else None
+    return {"bands": bands, "sessions": sessions}
+
+
 def _safety(ext: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     if ext is None:
         return None
@@ -610,6 +684,7 @@ def build(journal: Any, verdict: Optional[Verdict] = None) -> ReportData:
         target=_target(journal, ext, scrub),
         timeline=timeline,
         safety=_safety(extension(journal, SAFETY_EXTENSION)),
+        streams=_streams(extension(journal, STREAMS_EXTENSION), scrub),
     )
     states = get_dict(journal, "steady_states")
     for phase in ("before", "after"):

@@ -206,6 +206,11 @@ def render_html(data: ReportData) -> str:
         if data.measurements
         else '<p class="muted">No duration was measured.</p>',
         _html_table(_MEASURE_HEAD, _measure_rows(data), status_col=6, num_cols=(3, 4, 5), long_cols=(0, 7)),
+        *(
+            ["<h2>What users felt: VNC streams</h2>", _items(data.stream_sentences(), "")]
+            if data.streams
+            else []
+        ),
         "<h2>Faults</h2>",
         '<ul class="items">'
         + "".join(
@@ -227,6 +232,7 @@ def render_html(data: ReportData) -> str:
             _headline(data),
             v.code != PASSED,
             data.observations,
+            data.streams,
         )
         + "</figure>",
         "<h2>Findings about StreamSpace</h2>",
@@ -329,6 +335,11 @@ def render_markdown(data: ReportData, html_link: Optional[str] = None) -> str:
         "",
         _md_table(_MEASURE_HEAD, _measure_rows(data)),
         "",
+        *(
+            ["## What users felt: VNC streams", "", _md_list(data.stream_sentences(), ""), ""]
+            if data.streams
+            else []
+        ),
         "## Faults",
         "",
         _md_list(

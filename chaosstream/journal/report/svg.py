@@ -19,9 +19,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from chaosstream.timeutil import clock
 
-__all__ = ["timeline_svg", "status_steps", "STATUS_COLOURS", "text_width", "wrap", "W"]
+__all__ = ["timeline_svg", "status_steps", "STATUS_COLOURS", "STREAM_COLOURS", "text_width", "wrap", "W"]
 
 STATUS_COLOURS = {"online": "#2e9d4f", "offline": "#d2342c", "draining": "#e0a21b", "absent": "#b9b9b9"}
+# a monitored VNC stream: bytes flowing, a gap (no bytes: a frozen picture), the client reopening it
+STREAM_COLOURS = {"up": "#2e9d4f", "gap": "#e0a21b", "reconnecting": "#d2342c", "connecting": "#b9b9b9"}
 PHASE_COLOURS = {"method": "#3466c2", "rollback": "#8a3fb5", "hypothesis-before": "#7c8a99",
                  "hypothesis-after": "#7c8a99", "experiment": "#7c8a99"}  # fmt: skip
 FAILED_COLOUR = "#d2342c"
@@ -245,8 +247,10 @@ def timeline_svg(
     headline: str = "",
     failed_headline: bool = False,
     observations: Sequence[Tuple[str, str, float, str]] = (),
+    streams: Optional[Mapping[str, Any]] = None,
 ) -> str:
     """Render the timeline as a standalone `<svg>` element (a note if nothing was recorded).
+    `streams` (the report's stream monitor record) adds one band per monitored session.
 
     `activities` are the report's ActivityRow, `faults` its FaultWindow (both on epoch seconds);
     `headline` is the verdict sentence drawn on top."""
@@ -258,6 +262,8 @@ def timeline_svg(
     times = [float(s["t"]) for s in samples] + [a.start_t for a in acts] + [a.end_t for a in acts if a.end_t]
     times += [f.start_t for f in faults if f.injected] + [f.end_t for f in faults if f.injected and f.end_t]
     times += [o[2] for o in observations]
+    stream_bands = dict(list(((streams or {}).get("bands") or {}).items())[:MAX_AGENTS])
+    times += [t for rows in stream_bands.values() for start, end, _ in rows for t in (start, end)]
     if not timeline and not acts:
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {W} 40" width="{W}" height="40">'
@@ -296,6 +302,12 @@ def timeline_svg(
         ("box", STATUS_COLOURS["draining"], "draining"),
         ("box", STATUS_COLOURS["absent"], "not listed"),
     ]
+    if stream_bands:
+        legend += [
+            ("box", STREAM_COLOURS["up"], "stream up (bytes flowing)"),
+            ("box", STREAM_COLOURS["gap"], "stream gap (frozen picture)"),
+            ("box", STREAM_COLOURS["reconnecting"], "stream reconnecting"),
+        ]
     y = _legend(body, y + 6, legend)
     plot_top = y
     shades: List[str] = []
@@ -394,6 +406,21 @@ def timeline_svg(
     if len(agents) > MAX_AGENTS:
         body.append(_label(16, y + 12, f"{len(agents) - MAX_AGENTS} more agents not drawn", "note"))
         y += ROW_H
+    # -- VNC streams: one band per monitored session --------------------------------------------------
+    if stream_bands:
+        body.append(_label(8, y + 13, "VNC streams", "row-title"))
+        y += ROW_H
+    for session, rows in stream_bands.items():
+        label = scrub(str(session))
+        body.append(_fit(16, y + 14, label, LEFT - 24, "label", data_row="stream"))
+        for start, stop, state in rows:
+            body.append(
+                _el("rect", f"{label}: stream {state} {clock(start, 2)} to {clock(stop, 2)} ({stop - start:.2f} s)",
+                    x=f"{x(start):.1f}", y=f"{y:.1f}", width=f"{max(x(stop) - x(start), 1):.1f}", height=AGENT_H - 2,
+                    fill=STREAM_COLOURS.get(state, "#777"), class_=f"band stream stream-{state}", data_session=label,
+                    data_state=state, data_start=start, data_end=stop)
+            )  # fmt: skip
+        y += AGENT_H + 4
     # -- sessions and commands -------------------------------------------------------------------------
     y += 10
     sessions = _series(samples, "sessions")

@@ -247,6 +247,7 @@ class Workloads:
             kubernetes.config.load_incluster_config()
             api_client = kubernetes.client.ApiClient()
         self._client = kubernetes.client
+        self._configuration = api_client.configuration
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
@@ -339,9 +340,13 @@ class Workloads:
 
         from kubernetes.stream import portforward
 
+        # its own ApiClient: kubernetes.stream swaps the client's `request` for a WebSocket one while it
+        # connects, so another thread's request on a shared client would go out as a port-forward
+        # ("Missing required parameter `ports`")
+        core = self._client.CoreV1Api(self._client.ApiClient(self._configuration))
         try:
             forward = portforward(
-                self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+                core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
             )
         except Exception as exc:  # ApiException(status=0, "Handshake status 403 Forbidden -+-+- ...")
             raise WorkloadError(f"error upgrading connection: {_handshake_text(exc)}") from exc

@@ -95,13 +95,13 @@ class AgentRoutes(Dict[str, "AgentConnection"]):
     (api/internal/websocket/agent_hub.go:275-290,509-536). Without it (the chart default, no Redis) a
     replica knows only its own sockets (agent_hub.go:539-540, 586-606).
 
-    The replicas' VNC proxies share their streams and tunnels here too: an agent's `vnc_*` messages arrive
-    on the replica holding its socket, while the user's stream may be on the other one."""
+    The replicas' VNC proxies meet here too: an agent's `vnc_*` messages arrive on the replica holding its
+    socket, while the user's stream may be on the other one (controlplane/vnc.py)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.vnc_active: Dict[str, Any] = {}
-        self.vnc_tunnels: Dict[Any, Any] = {}
+        self.vnc_proxies: List[Any] = []  # every replica's VncProxy
+        self.vnc_tunnels: Dict[Any, Any] = {}  # (agent socket id, session id) -> tunnel generations
 
 
 class AgentHub:

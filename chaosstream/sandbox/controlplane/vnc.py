@@ -148,12 +148,11 @@ class VncProxy:
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
         self.as_built = cp.config.profile.vnc_proxy_as_built
-        # intended: the replicas that share agent routing share streams and tunnels (hub.AgentRoutes)
-        shared = None if self.as_built else cp.hub.routes
-        self.active: Dict[str, Stream] = shared.vnc_active if shared is not None else {}  # session → stream
+        self.active: Dict[str, Stream] = {}  # session id → its current UI connection (this replica's)
         self.live: Dict[str, Stream] = {}  # connection id → every open stream (ground truth)
-        # (agent socket id, session id), intended
-        self.tunnels: Dict[Tuple[str, str], Tunnels] = shared.vnc_tunnels if shared is not None else {}
+        # (agent socket id, session id), intended; replicas sharing agent routing count them together
+        routes = cp.hub.routes
+        self.tunnels: Dict[Tuple[str, str], Tunnels] = routes.vnc_tunnels if routes is not None else {}
         self._tasks: set = set()
 
     # -- agent → proxy ---------------------------------------------------------------------------------
@@ -171,6 +170,13 @@ class VncProxy:
             return
         generation = self.tunnels.setdefault((conn.id, session_id), Tunnels()).tag(str(message.get("type")))
         stream = self.active.get(session_id)
+        if stream is None and self.cp.hub.routes is not None:
+            # shared routing (intended, the Redis AgentHub): the UI may sit on another replica than the
+            # agent's socket; its stream gets the agent's messages as the command path gets its commands
+            for peer in self.cp.hub.routes.vnc_proxies:
+                stream = peer.active.get(session_id)
+                if stream is not None:
+                    break
         if stream is None or stream.agent is not conn or stream.generation != generation:
             return  # nobody watches this session, or it is an older tunnel's (or an older socket's)
         try:
@@ -495,6 +501,8 @@ class VncProxy:
 
     async def shutdown(self) -> None:
         """The API is going away: every UI socket drops (as a pod's death drops them)."""
+        with contextlib.suppress(AttributeError, ValueError):
+            self.cp.hub.routes.vnc_proxies.remove(self)  # type: ignore[union-attr]  (no routes: as built)
         for stream in list(self.live.values()):
             stream.close_reason = stream.close_reason or "server shutdown"
             stream.abort()
