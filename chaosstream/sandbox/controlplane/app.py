@@ -56,8 +56,6 @@ def create_app(config: ControlPlaneConfig, routes: Optional[AgentRoutes] = None)
     app[RECONCILER] = Reconciler(dispatcher)
     app[VNC] = VncProxy(app[CP])
     hub.vnc_sink = app[VNC].agent_message
-    if routes is not None:  # replicas sharing agent routing also reach each other's VNC streams
-        routes.vnc_proxies.append(app[VNC])
 
     user, admin = auth.require_user, (lambda h: auth.require_user(h, role="admin"))
     app.router.add_get("/health", health)

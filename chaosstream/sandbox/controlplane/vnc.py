@@ -148,10 +148,13 @@ class VncProxy:
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
         self.as_built = cp.config.profile.vnc_proxy_as_built
-        self.active: Dict[str, Stream] = {}  # session id → its current UI connection (this replica's)
-        self.live: Dict[str, Stream] = {}  # connection id → every open stream (ground truth)
-        # (agent socket id, session id), intended; replicas sharing agent routing count them together
+        # Replicas sharing agent routing (intended) share the session → stream map and the tunnel counts:
+        # one connection per session across the API, and an agent's frames reach the stream whichever
+        # replica holds it. As built (no Redis) each replica has its own (vnc_proxy.go:72-73).
         routes = cp.hub.routes
+        self.active: Dict[str, Stream] = routes.vnc_active if routes is not None else {}  # session → stream
+        self.live: Dict[str, Stream] = {}  # connection id → every open stream of this replica (ground truth)
+        # (agent socket id, session id) → the tunnel generations of that socket, intended
         self.tunnels: Dict[Tuple[str, str], Tunnels] = routes.vnc_tunnels if routes is not None else {}
         self._tasks: set = set()
 
@@ -170,13 +173,6 @@ class VncProxy:
             return
         generation = self.tunnels.setdefault((conn.id, session_id), Tunnels()).tag(str(message.get("type")))
         stream = self.active.get(session_id)
-        if stream is None and self.cp.hub.routes is not None:
-            # shared routing (intended, the Redis AgentHub): the UI may sit on another replica than the
-            # agent's socket; its stream gets the agent's messages as the command path gets its commands
-            for peer in self.cp.hub.routes.vnc_proxies:
-                stream = peer.active.get(session_id)
-                if stream is not None:
-                    break
         if stream is None or stream.agent is not conn or stream.generation != generation:
             return  # nobody watches this session, or it is an older tunnel's (or an older socket's)
         try:
@@ -501,8 +497,6 @@ class VncProxy:
 
     async def shutdown(self) -> None:
         """The API is going away: every UI socket drops (as a pod's death drops them)."""
-        with contextlib.suppress(AttributeError, ValueError):
-            self.cp.hub.routes.vnc_proxies.remove(self)  # type: ignore[union-attr]  (no routes: as built)
         for stream in list(self.live.values()):
             stream.close_reason = stream.close_reason or "server shutdown"
             stream.abort()
