@@ -23,38 +23,29 @@ SESSIONS = "streamspace-sessions"  # the chart's k8sAgent.config.sessionNamespac
 API = "app.kubernetes.io/name=streamspace,app.kubernetes.io/instance=streamspace,app.kubernetes.io/component=api"
 
 
-@pytest.fixture(scope="module")
-def sandbox():
+def _started(**options):
+    """A sandbox of its own (no tenants) for the module, stopped and removed afterwards."""
     from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
 
     state = Path(tempfile.mkdtemp(prefix="css-test-"))
-    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, extra={"session_namespace": SESSIONS})
+    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, **options)
     try:
         yield env
     finally:
         stop_daemon(state)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    yield from _started(extra={"session_namespace": SESSIONS})
 
 
 @pytest.fixture(scope="module")
 def as_built():
     """`--profile as-built`: the chart's two API replicas without Redis (AGENTHUB_REDIS_ENABLED=false)."""
-    from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
-
-    state = Path(tempfile.mkdtemp(prefix="css-test-"))
     # an EKS-like cluster: StorageClass gp2, no `standard`
-    env = start_daemon(
-        state,
-        parent_pid=os.getpid(),
-        tenants=False,
-        profile="as-built",
-        extra={"storage_classes": "gp2", "api_replicas": 2},
-    )
-    try:
-        yield env
-    finally:
-        stop_daemon(state)
-        shutil.rmtree(state, ignore_errors=True)
+    yield from _started(profile="as-built", extra={"storage_classes": "gp2", "api_replicas": 2})
 
 
 @pytest.fixture(scope="module")
