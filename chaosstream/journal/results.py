@@ -1,7 +1,8 @@
 """Results of scheduled runs that outlive the Job: one ConfigMap per run, in a ring of `SLOTS` names.
 
 `chaosstream save-result` (the CronJob's last step) writes the verdict line, JUnit XML, the Markdown
-report and the journal (gzipped, in binaryData) of a run into `chaosstream-result-<n>` (n = 1..SLOTS):
+report, the OpenMetrics of `chaosstream history` (metrics.prom) and the journal (gzipped, in
+binaryData) of a run into `chaosstream-result-<n>` (n = 1..SLOTS):
 an empty slot if there is one, else the oldest. A fixed set of names is what lets the Role grant
 get/update by resourceNames (no list, no delete) and keeps the retention at SLOTS runs. Read them with
 `kubectl get cm -n NS -l app.kubernetes.io/name=chaosstream-result -L chaosstream.io/verdict` and

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from helpers.deploy import apply_deploy
+from helpers.openmetrics import validate_openmetrics
 from helpers.rbac import kubectl
 
 pytestmark = [
@@ -55,6 +56,14 @@ def test_the_cronjob_runs_end_to_end_and_keeps_its_result(shared_sandbox, tmp_pa
     assert journal["status"] == "completed"
     junit = kubectl(admin, "get", "cm", "-n", "streamspace", "chaosstream-result-1", "-o", "jsonpath={.data.junit\\.xml}")  # fmt: skip
     assert "<testsuite" in junit
+    # the `history --openmetrics` step: the run's metrics, valid OpenMetrics, kept with the result
+    metrics = kubectl(admin, "get", "cm", "-n", "streamspace", "chaosstream-result-1", "-o", "jsonpath={.data.metrics\\.prom}")  # fmt: skip
+    families = validate_openmetrics(metrics)
+    ((labels, code),) = families["chaosstream_verdict_code"]
+    assert code == 0.0 and 'verdict="passed"' in labels, families
+    assert [v for _, v in families["chaosstream_run_passed"]] == [1.0]
+    assert families["chaosstream_probe_measured_seconds"], families  # the run's measured durations
+    assert "metrics: chaosstream history failed" not in log
 
 
 def test_a_cronjob_whose_preflight_fails_injects_nothing_and_says_so(shared_sandbox, tmp_path):

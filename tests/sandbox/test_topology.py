@@ -3,6 +3,8 @@ Service) and PostgreSQL StatefulSet `streamspace-postgres` (chart/templates/api-
 postgresql.yaml). Deleting an API pod restarts that replica (its agents reconnect through the Service);
 deleting the PostgreSQL pod restarts the database. One sandbox for the module: the tests run in order."""
 
+import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -12,6 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import websocket
 from helpers.waits import wait_for
 from kubernetes import client, config
 
@@ -20,34 +23,29 @@ SESSIONS = "streamspace-sessions"  # the chart's k8sAgent.config.sessionNamespac
 API = "app.kubernetes.io/name=streamspace,app.kubernetes.io/instance=streamspace,app.kubernetes.io/component=api"
 
 
-@pytest.fixture(scope="module")
-def sandbox():
+def _started(**options):
+    """A sandbox of its own (no tenants) for the module, stopped and removed afterwards."""
     from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
 
     state = Path(tempfile.mkdtemp(prefix="css-test-"))
-    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, extra={"session_namespace": SESSIONS})
+    env = start_daemon(state, parent_pid=os.getpid(), tenants=False, **options)
     try:
         yield env
     finally:
         stop_daemon(state)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    yield from _started(extra={"session_namespace": SESSIONS})
 
 
 @pytest.fixture(scope="module")
 def as_built():
     """`--profile as-built`: the chart's two API replicas without Redis (AGENTHUB_REDIS_ENABLED=false)."""
-    from chaosstream.sandbox.daemon.client import start_daemon, stop_daemon
-
-    state = Path(tempfile.mkdtemp(prefix="css-test-"))
     # an EKS-like cluster: StorageClass gp2, no `standard`
-    env = start_daemon(
-        state, parent_pid=os.getpid(), tenants=False, profile="as-built", extra={"storage_classes": "gp2"}
-    )
-    try:
-        yield env
-    finally:
-        stop_daemon(state)
-        shutil.rmtree(state, ignore_errors=True)
+    yield from _started(profile="as-built", extra={"storage_classes": "gp2", "api_replicas": 2})
 
 
 @pytest.fixture(scope="module")
@@ -314,3 +312,150 @@ def test_check_verifies_session_permissions_in_the_session_namespace(sandbox, mo
     assert permissions.status == "fail", permissions.text
     assert f"denied in {SESSIONS}: " in permissions.text and "delete pods" in permissions.text
     assert f"denied in {NS}:" not in permissions.text
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _holder(env, agent: str) -> str:
+    """The API pod whose socket the agent's latest `online` event came from."""
+    online = [e for e in _events(env, agent) if e["status"] == "online"]
+    return online[-1]["connectionId"].split("/")[0]
+
+
+def test_as_built_the_other_replicas_reconciler_force_terminates_a_connected_agents_session(as_built):
+    """Each replica runs its own reconciler, which asks its own hub IsAgentConnected (no Redis,
+    agent_hub.go:586-606): the replica without the agent's socket finds the agent gone and force-terminates
+    a session stuck `terminating` (`agent_unavailable`, session_reconciler.go:165-185) while the agent stays
+    connected to the other replica, which would have re-sent stop_session instead (:167-178)."""
+    agent = as_built["STREAMSPACE_AGENT_ID"]
+    holder, before = _holder(as_built, agent), len(_events(as_built, agent))
+    token = _token(as_built)
+    with httpx.Client(base_url=as_built["STREAMSPACE_API_URL"], timeout=10) as http:
+        body = {"user": "admin", "template": "firefox-browser"}
+        created = http.post("/api/v1/sessions", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 202, created.text
+    session = created.json()["name"]
+
+    def settled():  # the agent's `status` message (start_session) must not overwrite the state set below
+        with psycopg.connect(as_built["STREAMSPACE_DB_DSN"]) as conn:
+            row = conn.execute(
+                "SELECT agent_id, status FROM agent_commands WHERE session_id = %s AND action = 'start_session'",
+                (session,),
+            ).fetchone()
+        return row if row and row[1] in ("completed", "failed") else None
+
+    assert wait_for(settled, timeout=20)[0] == agent
+    # its stop was lost an hour ago: `terminating` far past the 10 min (scaled) force threshold
+    with psycopg.connect(as_built["STREAMSPACE_DB_DSN"]) as conn:
+        conn.execute(
+            "UPDATE sessions SET state = 'terminating', updated_at = updated_at - interval '1 hour' WHERE id = %s",
+            (session,),
+        )
+
+    def forced():
+        with psycopg.connect(as_built["STREAMSPACE_DB_DSN"]) as conn:
+            return conn.execute(
+                "SELECT state, termination_reason FROM sessions WHERE id = %s AND state <> 'terminating'",
+                (session,),
+            ).fetchone()
+
+    # a reconciler cycle is 60 s real (6 s here): the other replica's next cycle finds the agent "gone"
+    assert wait_for(forced, timeout=20) == ("terminated", "agent_unavailable")
+    # ... yet the agent never left its replica
+    assert _events(as_built, agent)[before:] == [] and _holder(as_built, agent) == holder
+    with psycopg.connect(as_built["STREAMSPACE_DB_DSN"]) as conn:
+        assert conn.execute("SELECT status FROM agents WHERE agent_id = %s", (agent,)).fetchone() == (
+            "online",
+        )
+
+
+def _bootstrap_key(env) -> str:
+    """The agents' AGENT_API_KEY, as whoever deploys an agent reads it (the agent Deployment's env)."""
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=env["KUBECONFIG"]))
+    for deploy in apps.list_namespaced_deployment(NS).items:
+        for container in deploy.spec.template.spec.containers:
+            for var in container.env or []:
+                if var.name == "AGENT_API_KEY" and var.value:
+                    return var.value
+    raise AssertionError("no agent Deployment with AGENT_API_KEY")
+
+
+def test_as_built_an_old_replicas_unregister_marks_an_agent_offline_that_reconnected_elsewhere(as_built):
+    """The Go agent reconnects without closing its old socket (main.go:827-835 calls Reconnect on a read
+    error; connectWebSocket, main.go:662-669, replaces a.wsConn), so the old replica's socket stays open and
+    silent. Its stale sweep then unregisters by agent id (agent_hub.go:384-404) and marks the agent
+    `offline` (agent_hub.go:300-330) although the agent is connected to the other replica; the agent's next
+    heartbeat there marks it online again (agent_websocket.go:361-380). Here a raw socket plays the
+    agent: the sandbox's own agent closes its old socket first (sandbox/agent/mainloop.py:113-115)."""
+    url, key, agent = as_built["STREAMSPACE_API_URL"], _bootstrap_key(as_built), "leaky-reconnect-agent"
+    with httpx.Client(base_url=url, timeout=10) as http:
+        body = {"agentId": agent, "platform": "kubernetes", "region": "sandbox"}
+        assert (
+            http.post("/api/v1/agents/register", json=body, headers={"X-Agent-API-Key": key}).status_code
+            == 202
+        )
+        approved = http.post(
+            f"/api/v1/admin/agents/{agent}/approve", headers={"Authorization": f"Bearer {_token(as_built)}"}
+        )
+        assert approved.status_code == 200, approved.text
+    ws_url = url.replace("http://", "ws://") + f"/api/v1/agents/connect?agent_id={agent}"
+    sockets: list = []
+    # one kept-alive connection for the ground truth, so the sockets alone take turns at the Service
+    ground = httpx.Client(base_url=url, timeout=10)
+
+    def events() -> list:
+        return ground.get("/sandbox/v1/events", params={"agent_id": agent}).json()["events"]
+
+    def dial() -> str:
+        online = len([e for e in events() if e["status"] == "online"])
+        sockets.append(websocket.create_connection(ws_url, header=[f"X-Agent-API-Key: {key}"], timeout=5))
+        wait_for(lambda: len([e for e in events() if e["status"] == "online"]) > online, 10)
+        return [e for e in events() if e["status"] == "online"][-1]["connectionId"].split("/")[0]
+
+    def heartbeat() -> None:
+        payload = {"status": "online", "activeSessions": 0}
+        sockets[-1].send(json.dumps({"type": "heartbeat", "timestamp": _now(), "payload": payload}))
+
+    try:
+        old = dial()
+        for _ in range(4):  # the Service balances connections: dial until one lands on the other replica
+            new = dial()
+            if new != old:
+                break
+            old = new  # the same replica closed the earlier socket (register replaces it)
+        assert new != old, "every reconnect landed on the same replica"
+        reconnected = events()[-1]
+        sent = 0.0
+
+        def old_replica_unregistered():
+            nonlocal sent
+            if time.monotonic() - sent > 2:  # the live socket heartbeats (stale after 4.5 s here)
+                heartbeat()
+                sent = time.monotonic()
+            with psycopg.connect(as_built["STREAMSPACE_DB_DSN"]) as conn:
+                status = conn.execute("SELECT status FROM agents WHERE agent_id = %s", (agent,)).fetchone()[0]
+            gone = [e for e in events() if e["status"] == "offline"]
+            return (gone, status) if gone and status == "offline" else None
+
+        gone, _ = wait_for(old_replica_unregistered, timeout=20)
+        assert [e["connectionId"].split("/")[0] for e in gone] == [old], gone
+        assert gone[0]["reason"] in ("stale", "read-deadline") and gone[0]["at"] >= reconnected["at"]
+        # the new replica still holds the agent's socket: nothing went offline there
+        assert [e for e in events() if e["connectionId"] == reconnected["connectionId"]] == [reconnected]
+        assert sockets[-1].connected
+        heartbeat()  # the agent is still there: its next heartbeat on the new replica says so
+
+        def online_again():
+            with psycopg.connect(as_built["STREAMSPACE_DB_DSN"]) as conn:
+                return (
+                    conn.execute("SELECT status FROM agents WHERE agent_id = %s", (agent,)).fetchone()[0]
+                    == "online"
+                )
+
+        wait_for(online_again, timeout=10)
+    finally:
+        ground.close()
+        for sock in sockets:
+            sock.close()
