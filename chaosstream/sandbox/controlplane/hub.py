@@ -101,6 +101,7 @@ class AgentRoutes(Dict[str, "AgentConnection"]):
     def __init__(self) -> None:
         super().__init__()
         self.vnc_active: Dict[str, Any] = {}  # session id -> its one UI stream, on whichever replica
+        self.vnc_live: Dict[str, Any] = {}  # connection id -> every open UI stream (ground truth)
         self.vnc_tunnels: Dict[Any, Any] = {}  # (agent socket id, session id) -> tunnel generations
 
 

@@ -4,6 +4,7 @@
 """
 
 import datetime as dt
+from typing import Any, List, Tuple, Union
 
 from aiohttp import web
 
@@ -12,14 +13,15 @@ from chaosstream.sandbox.controlplane.state import CP, json_error
 from chaosstream.sandbox.faults import FAULTS
 
 
-async def list_events(request: web.Request) -> web.Response:
-    """``GET /sandbox/v1/events[?agent_id=&since=<RFC3339>]`` → ``{events:[{agentId,status,reason,at}],total}``."""
-    cp = request.app[CP]
-    query = "SELECT * FROM sandbox_agent_events WHERE 1=1"
-    params: list = []
-    if request.query.get("agent_id"):
-        query += " AND agent_id = %s"
-        params.append(request.query["agent_id"])
+def ground_truth_filter(
+    request: web.Request, key: str, since_clause: str
+) -> Union[Tuple[str, List[Any]], web.Response]:
+    """The WHERE clause and parameters of a ground-truth listing: `?<key>=` matches that column, `?since=`
+    (RFC3339) fills `since_clause`; a 400 answer when `since` is not a timestamp."""
+    clause, params = " WHERE 1=1", []  # type: Tuple[str, List[Any]]
+    if request.query.get(key):
+        clause += f" AND {key} = %s"
+        params.append(request.query[key])
     if request.query.get("since"):
         try:
             since = dt.datetime.fromisoformat(request.query["since"].replace("Z", "+00:00"))
@@ -27,8 +29,18 @@ async def list_events(request: web.Request) -> web.Response:
             return json_error(400, "Invalid request", details="since must be an RFC3339 timestamp")
         if since.tzinfo is not None:
             since = since.astimezone(dt.UTC).replace(tzinfo=None)
-        query += " AND at >= %s"
+        clause += f" AND {since_clause}"
         params.append(since)
+    return clause, params
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """``GET /sandbox/v1/events[?agent_id=&since=<RFC3339>]`` → ``{events:[{agentId,status,reason,at}],total}``."""
+    cp = request.app[CP]
+    where = ground_truth_filter(request, "agent_id", "at >= %s")
+    if isinstance(where, web.Response):
+        return where
+    query, params = "SELECT * FROM sandbox_agent_events" + where[0], where[1]
     rows = await cp.db.fetch(query + " ORDER BY at, id", params)
     events = [
         {

@@ -45,13 +45,14 @@ import datetime as dt
 import logging
 import secrets
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from aiohttp import WSMsgType, web
 
 from chaosstream.sandbox.controlplane.auth import decode_jwt
 from chaosstream.sandbox.controlplane.db import rfc3339, utcnow
 from chaosstream.sandbox.controlplane.hub import AgentConnection
+from chaosstream.sandbox.controlplane.sandboxapi import ground_truth_filter
 from chaosstream.sandbox.controlplane.state import CP, ControlPlane, json_error
 
 __all__ = ["VncProxy", "VNC", "vnc_connect", "list_streams"]
@@ -154,6 +155,8 @@ class VncProxy:
         routes = cp.hub.routes
         self.active: Dict[str, Stream] = routes.vnc_active if routes is not None else {}  # session → stream
         self.live: Dict[str, Stream] = {}  # connection id → every open stream of this replica (ground truth)
+        # the open streams of every replica sharing routing, for the ground truth's live values
+        self.live_anywhere: Dict[str, Stream] = routes.vnc_live if routes is not None else self.live
         # (agent socket id, session id) → the tunnel generations of that socket, intended
         self.tunnels: Dict[Tuple[str, str], Tunnels] = routes.vnc_tunnels if routes is not None else {}
         self._tasks: set = set()
@@ -207,6 +210,7 @@ class VncProxy:
             return
         stream.closed_at = utcnow()
         self.live.pop(stream.id, None)
+        self.live_anywhere.pop(stream.id, None)
         with contextlib.suppress(Exception):
             await self.cp.db.execute(
                 "UPDATE sandbox_vnc_streams SET first_bytes_at = %s, last_bytes_at = %s, closed_at = %s,"
@@ -310,7 +314,7 @@ class VncProxy:
         await ws.prepare(request)
         stream = Stream(secrets.token_hex(8), session_id, agent_id, user_id, ws, transport)
         self.active[session_id] = stream
-        self.live[stream.id] = stream
+        self.live[stream.id] = self.live_anywhere[stream.id] = stream
         await self._record_open(stream)
         now = utcnow()
         with contextlib.suppress(Exception):
@@ -517,24 +521,14 @@ async def list_streams(request: web.Request) -> web.Response:
     """``GET /sandbox/v1/streams[?session_id=&since=<RFC3339>]`` → ``{streams:[...], total}``: the
     ground truth of every UI connection (live values for open ones), ordered by ``openedAt``."""
     cp, proxy = request.app[CP], request.app[VNC]
-    query = "SELECT * FROM sandbox_vnc_streams WHERE 1=1"
-    params: List[Any] = []
-    if request.query.get("session_id"):
-        query += " AND session_id = %s"
-        params.append(request.query["session_id"])
-    if request.query.get("since"):
-        try:
-            since = dt.datetime.fromisoformat(request.query["since"].replace("Z", "+00:00"))
-        except ValueError:
-            return json_error(400, "Invalid request", details="since must be an RFC3339 timestamp")
-        if since.tzinfo is not None:
-            since = since.astimezone(dt.UTC).replace(tzinfo=None)
-        query += " AND (closed_at IS NULL OR closed_at >= %s)"
-        params.append(since)
+    where = ground_truth_filter(request, "session_id", "(closed_at IS NULL OR closed_at >= %s)")
+    if isinstance(where, web.Response):
+        return where
+    query, params = "SELECT * FROM sandbox_vnc_streams" + where[0], where[1]
     rows = await cp.db.fetch(query + " ORDER BY opened_at, connection_id", params)
     streams = []
     for r in rows:
-        live = proxy.live.get(r["connection_id"])
+        live = proxy.live_anywhere.get(r["connection_id"])
         if live is not None:
             streams.append(live.json())
             continue
