@@ -51,6 +51,34 @@ FINDINGS = {
         f"After the scale-up {APPROVAL}: no session can start until an admin approves them.",
     ),
 }
+STREAMS_ONCE = (
+    "the agent opens a session's VNC tunnel once, 2 s after `start_session`, and nothing opens another: not on "
+    "demand, not for a new pod, not after a reconnect (`agents/k8s-agent/agent_handlers.go:142-147`, "
+    "`agent_vnc_handler.go:150-172`, `agent_vnc_tunnel.go:189-196`)"
+)
+FINDINGS.update(
+    {
+        "agent-heartbeat.json": (
+            "user-visible-outage",
+            "The agent comes back, its users' desktops do not: when the agent's socket dies the UI socket stays "
+            "open and silent (the hub closes `Send`, never `Receive`: `api/internal/websocket/agent_hub.go:298-316`, "
+            "`api/internal/handlers/vnc_proxy.go:410-459`); the browser's reload sends `vnc_close`, which closes "
+            f"the tunnel for good (`agent_vnc_handler.go:68-87`), and {STREAMS_ONCE}.",
+        ),
+        "session-pod-loss.json": (
+            "stream-back-after-the-new-pod",
+            "The replacement pod serves a desktop, but the user's stream never returns: the tunnel to the "
+            f"deleted pod ends silently on EOF (`agent_vnc_tunnel.go:338-380`) and {STREAMS_ONCE}.",
+        ),
+    }
+)
+# vnc-streaming restarts one of the chart's two API pods; as built, two replicas without Redis make every
+# session a coin toss (TWO_REPLICAS), so it has no stable as-built outcome to tabulate
+TABLED = [e for e in EXPERIMENTS if e != "vnc-streaming.json"]
+NOT_TABLED = (
+    "`vnc-streaming` is not in this table: it restarts one of the chart's two API pods, and with two replicas "
+    "and no Redis its sessions start or not by the toss described above."
+)
 TWO_REPLICAS = (
     "With the chart's two API replicas and no Redis (`chart/values.yaml:234,450`, `api/cmd/main.go:170-205`), "
     "only the replica holding an agent's WebSocket dispatches its commands: the other marks them `failed` "
@@ -60,7 +88,7 @@ TWO_REPLICAS = (
 )
 
 
-def run_table(jobs: int = 6) -> Tuple[str, List[str]]:
+def run_table(jobs: int = 7) -> Tuple[str, List[str]]:
     """(markdown table, unexplained results) from one as-built run of every experiment."""
 
     def one(experiment: str):
@@ -74,7 +102,7 @@ def run_table(jobs: int = 6) -> Tuple[str, List[str]]:
         return result.verdict == 0 or (result.verdict == 1 and expected is not None and expected[0] in probes)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = dict(zip(EXPERIMENTS, pool.map(one, EXPERIMENTS), strict=True))
+        results = dict(zip(TABLED, pool.map(one, TABLED), strict=True))
         # a run the table cannot explain gets one more run on its own sandbox (a loaded machine can starve
         # a timing-bound probe); a behaviour of the code shows again
         again = [e for e, r in results.items() if not explained(e, r)]
@@ -90,7 +118,7 @@ def run_table(jobs: int = 6) -> Tuple[str, List[str]]:
         else:
             rows.append(f"| {name} | 1 deviated | `{'`, `'.join(probes)}` | {FINDINGS[experiment][1]} |")
     table = "\n".join(["| experiment | verdict | deciding probes | finding (StreamSpace v2 as built, one API replica) |",
-                       "|---|---|---|---|", *rows, "", TWO_REPLICAS])  # fmt: skip
+                       "|---|---|---|---|", *rows, "", TWO_REPLICAS, "", NOT_TABLED])  # fmt: skip
     return table, bad
 
 
@@ -109,7 +137,7 @@ def outcome(table: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
-    parser.add_argument("--jobs", type=int, default=6, help="experiments run at once (default 6: all)")
+    parser.add_argument("--jobs", type=int, default=7, help="experiments run at once (default: all)")
     args = parser.parse_args()
     table, bad = run_table(args.jobs)
     print(table)
