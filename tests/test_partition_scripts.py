@@ -76,13 +76,18 @@ def ns():
 def test_ephemeral_script_blocks_then_heal_removes_rules_and_timer(ns):
     tag = f"chaosstream-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", ephemeral_script(ROUTE, tag, SOON)])
-    deadline = time.monotonic() + 5
+    expected = [
+        f"-d 10.96.0.10/32 -p tcp -m tcp --dport 8000 -m comment --comment {tag} -j DROP",
+        f"-s 10.244.1.7/32 -p tcp -m tcp --sport 8080 -m comment --comment {tag} -j DROP",
+    ]
+    # the script adds its rules one by one: wait for all of them (a loaded machine runs it slowly)
+    deadline = time.monotonic() + 20
     rules = ""
-    while time.monotonic() < deadline and tag not in rules:
+    while time.monotonic() < deadline and not all(rule in rules for rule in expected):
         rules = _rules(ns)
         time.sleep(0.05)
-    assert f"-d 10.96.0.10/32 -p tcp -m tcp --dport 8000 -m comment --comment {tag} -j DROP" in rules
-    assert f"-s 10.244.1.7/32 -p tcp -m tcp --sport 8080 -m comment --comment {tag} -j DROP" in rules
+    for rule in expected:
+        assert rule in rules
     subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", heal_script(tag)], check=True, timeout=10)
     assert proc.wait(timeout=5) == 0, "the timer process did not stop when healed"
     assert tag not in _rules(ns)

@@ -82,9 +82,9 @@ def _drill(sandbox_factory, tmp_path: Path, method: str, signame: str, safety: b
         ((pid, record),) = records.items()
         # the annotation is written before injecting: wait until the fault itself is there
         if method == "network-policy":
-            wait_for(lambda: leftovers(sandbox)["policies"], 10, "the NetworkPolicy")
+            wait_for(lambda: leftovers(sandbox)["policies"], 30, "the NetworkPolicy")
         else:
-            wait_for(lambda: leftovers(sandbox)["iptables"], 10, "the iptables rule")
+            wait_for(lambda: leftovers(sandbox)["iptables"], 30, "the iptables rule")
         sig = getattr(signal, signame)
         signalled = time.monotonic()
         send(proc, sig, group=(signame == "SIGINT"))
@@ -129,7 +129,14 @@ def _drill(sandbox_factory, tmp_path: Path, method: str, signame: str, safety: b
             f"\n{method} {signame} safety={safety}: rc={proc.returncode} status={data['status']} "
             f"rollbacks={rollbacks} exit {ended:.1f}s after the signal"
         )
-    assert heal_output(sandbox).startswith("Nothing to heal"), heal_output(sandbox)
+    healed = heal_output(sandbox)
+    if signame == "SIGKILL":
+        # no rollback ran: the sessions the run created (for the VNC monitor) are still recorded, and heal
+        # terminates them; every Kubernetes fault had already expired by itself
+        lines = [line for line in healed.splitlines() if line.strip()]
+        assert all(line.startswith("healed: sessions ") for line in lines), healed
+        healed = heal_output(sandbox)
+    assert healed.startswith("Nothing to heal"), healed
     wait_for(lambda: agent_online(sandbox), 15, "the agent back online")
 
 
