@@ -1,8 +1,8 @@
 """VNC tunnels: the agent's port-forwards to session pods and the ``vnc_*`` messages that carry them.
 
 As ``agents/k8s-agent/agent_vnc_tunnel.go`` and ``agent_vnc_handler.go``: one tunnel per session, a
-port-forward (here the real python client's WebSocket ``pods/portforward``) to the pod's VNC port (the port
-named ``vnc``, else 3000); ``vnc_ready {sessionId, vncPort, podName}`` once it is open; pod bytes go to the
+port-forward (here the WebSocket ``pods/portforward``, ``v4.channel.k8s.io``, through aiohttp: kubeapi.py
+says why not the python client) to the pod's VNC port (the port named ``vnc``, else 3000); ``vnc_ready {sessionId, vncPort, podName}`` once it is open; pod bytes go to the
 control plane as ``vnc_data {sessionId, data}`` with ``data`` standard base64 (32 KiB reads), and
 ``vnc_data`` from the control plane is decoded and written to the pod; ``vnc_close`` and ``stop_session``
 close the tunnel; a tunnel that cannot open is reported as ``vnc_error {sessionId, error}``.
@@ -38,12 +38,14 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional
 
+import aiohttp
+
 from chaosstream.sandbox.agent import protocol
 from chaosstream.sandbox.agent.config import AgentConfig
+from chaosstream.sandbox.agent.kubeapi import Endpoint, PortForward, session_pod
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 32 * 1024  # agent_vnc_tunnel.go:344
 SendFunc = Callable[[str], Awaitable[None]]
 
 
@@ -52,9 +54,7 @@ class Tunnel:
     session_id: str
     pod_name: str
     port: int
-    forward: Any  # kubernetes.stream.ws_client.PortForward
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    forward: PortForward
     relay: Optional[asyncio.Task] = None
 
 
@@ -76,6 +76,7 @@ class VncTunnels:
         self._workloads = workloads
         self._send = send
         self._executor = executor
+        self._endpoint: Optional[Endpoint] = None
         self.as_built = config.profile.vnc_tunnel_as_built
         self.tunnels: Dict[str, Tunnel] = {}
         self._locks: Dict[str, asyncio.Lock] = {}
@@ -148,8 +149,7 @@ class VncTunnels:
             )
             return
         try:
-            tunnel.writer.write(raw)
-            await tunnel.writer.drain()
+            await tunnel.forward.write(raw)
         except (ConnectionError, RuntimeError) as exc:
             log.info("Write error for session %s: %s", session_id, exc)
             self._spawn(self.close(session_id))
@@ -172,8 +172,11 @@ class VncTunnels:
                 log.warning("Failed to create VNC tunnel for session %s: %s", session_id, exc)
                 await self._send(protocol.vnc_error(session_id, str(exc)))
 
-    async def _k8s(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+    def endpoint(self) -> Endpoint:
+        """The API server and the agent's credentials, read from its kubeconfig at the first tunnel."""
+        if self._endpoint is None:
+            self._endpoint = Endpoint.load(self._config.kubeconfig)
+        return self._endpoint
 
     async def _open(self, session_id: str, epoch: int) -> bool:
         """Find the pod, port-forward, connect, start the relay, then ``vnc_ready``; False (and nothing
@@ -182,14 +185,17 @@ class VncTunnels:
         started = time.monotonic()
         ready_timeout = self._config.timers.vnc_ready_timeout
         try:
-            pod_name, port = await self._k8s(self._workloads.session_pod, namespace, session_id)
-        except Exception as exc:  # WorkloadError, or the client not built yet
-            raise TunnelError(f"failed to find pod: {exc}") from None
+            endpoint = self.endpoint()
+            async with aiohttp.ClientSession() as http:
+                pod_name, port = await asyncio.wait_for(
+                    session_pod(http, endpoint, namespace, session_id), ready_timeout
+                )
+        except Exception as exc:  # WorkloadError, the API unreachable, an unreadable kubeconfig
+            raise TunnelError(f"failed to find pod: {exc or type(exc).__name__}") from None
         try:
-            forward, sock = await asyncio.wait_for(
-                self._k8s(self._workloads.port_forward, namespace, pod_name, port), ready_timeout
+            forward = await asyncio.wait_for(
+                PortForward.open(endpoint, namespace, pod_name, port), ready_timeout
             )
-            reader, writer = await asyncio.open_connection(sock=sock)
         except Exception as exc:
             if self.as_built:
                 # client-go's ForwardPorts fails before signalling ready: CreateTunnel only sees its 30 s
@@ -199,9 +205,9 @@ class VncTunnels:
                 raise TunnelError("timeout waiting for port-forward") from None
             raise TunnelError(f"failed to start port-forward: {exc}") from None
         if epoch != self._epoch and not self.as_built:
-            writer.transport.abort()
+            self._spawn(forward.close())
             return False
-        tunnel = Tunnel(session_id, pod_name, port, forward, reader, writer)
+        tunnel = Tunnel(session_id, pod_name, port, forward)
         self.tunnels[session_id] = tunnel
         await self._send(protocol.vnc_ready(session_id, port, pod_name))
         tunnel.relay = asyncio.create_task(self._relay(tunnel), name=f"vnc-relay-{session_id}")
@@ -209,11 +215,13 @@ class VncTunnels:
         return True
 
     async def _relay(self, tunnel: Tunnel) -> None:
-        """Pod bytes to the control plane until the tunnel ends (agent_vnc_tunnel.go:338-380)."""
+        """Pod bytes to the control plane until the tunnel ends (agent_vnc_tunnel.go:338-380); one
+        ``vnc_data`` per data frame (the kubelet sends at most 32 KiB a frame, the agent's read size,
+        agent_vnc_tunnel.go:344)."""
         error = ""
         try:
             while True:
-                data = await tunnel.reader.read(READ_SIZE)
+                data = await tunnel.forward.read()
                 if not data:
                     break
                 await self._send(protocol.vnc_data(tunnel.session_id, base64.b64encode(data).decode()))
@@ -241,7 +249,7 @@ class VncTunnels:
             return False
         if tunnel.relay is not None and tunnel.relay is not asyncio.current_task():
             tunnel.relay.cancel()
-        tunnel.writer.transport.abort()  # the client's proxy thread then closes the WebSocket
+        self._spawn(tunnel.forward.close())  # in the background: a partitioned API must not hold the lock
         log.info("Tunnel closed for session %s", session_id)
         return True
 
