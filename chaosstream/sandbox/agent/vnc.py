@@ -22,7 +22,10 @@ Two behaviours (``Profile.vnc_tunnel_as_built``):
   old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets
   exactly one answer, in order — ``vnc_ready`` or ``vnc_error`` — and a tunnel's own end (a pod-side EOF)
   is one more ``vnc_error`` after its ``vnc_ready``, so the control plane can tell which tunnel a message
-  belongs to (controlplane/vnc.py). Failures are reported at once, tunnels close when the control-plane
+  belongs to (controlplane/vnc.py). After a ``vnc_error`` the stream it answered is over (the control
+  plane closes that UI socket): bytes of it still in flight do not open a tunnel — that would be an answer
+  to no request, and every later stream of the session would get the wrong tunnel's messages — only a
+  fresh request (an empty ``vnc_data``) does. Failures are reported at once, tunnels close when the control-plane
   socket drops (their streams are dead; requests from that socket are dropped), and ``vnc_*`` messages
   bypass the command queue.
 """
@@ -85,6 +88,8 @@ class VncTunnels:
         # that finish after it, are dropped without a word (the control plane counts one vnc_ready or
         # vnc_error per request on each socket)
         self._epoch = 0
+        # intended: sessions whose stream ended with a vnc_error (see the module docstring)
+        self._ended: set = set()
 
     # -- messages from the control plane ---------------------------------------------------------------
     def fast_path(self, text: str) -> bool:
@@ -124,6 +129,10 @@ class VncTunnels:
             if epoch != self._epoch:
                 return  # asked on a socket that is gone: its stream is gone too
             if not data or session_id not in self.tunnels:
+                if data and session_id in self._ended:
+                    log.info("Failed to send data to pod for session %s: tunnel not found", session_id)
+                    return  # bytes of a stream that ended: its UI socket is being closed
+                self._ended.discard(session_id)
                 await self.close(session_id)  # a fresh RFB connection for a fresh UI
                 try:
                     if not await self._open(session_id, epoch):
@@ -131,6 +140,7 @@ class VncTunnels:
                 except TunnelError as exc:
                     log.warning("Failed to create VNC tunnel for session %s: %s", session_id, exc)
                     if epoch == self._epoch:
+                        self._ended.add(session_id)
                         await self._send(protocol.vnc_error(session_id, str(exc)))
                     return
             if data:
@@ -239,6 +249,7 @@ class VncTunnels:
         log.info("Data relay stopped for session %s%s", tunnel.session_id, f": {error}" if error else "")
         await self.close(tunnel.session_id)
         if error:
+            self._ended.add(tunnel.session_id)
             await self._send(protocol.vnc_error(tunnel.session_id, error))
 
     # -- closing ---------------------------------------------------------------------------------------
@@ -259,11 +270,13 @@ class VncTunnels:
         async with contextlib.nullcontext() if self.as_built else self._lock(session_id):
             closed = await self.close(session_id)
         if closed and not self.as_built:
+            self._ended.add(session_id)
             await self._send(protocol.vnc_error(session_id, "VNC tunnel closed: the session was stopped"))
         return closed
 
     async def close_all(self) -> None:
         self._epoch += 1
+        self._ended.clear()
         for session_id in list(self.tunnels):
             await self.close(session_id)
 
