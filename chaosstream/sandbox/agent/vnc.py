@@ -20,9 +20,11 @@ Two behaviours (``Profile.vnc_tunnel_as_built``):
 * intended: a tunnel opens on demand, when ``vnc_data`` arrives for a session without one; an empty
   ``vnc_data`` (what the intended control plane sends when a UI connects) opens a fresh one, replacing any
   old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets
-  exactly one answer, in order — ``vnc_ready`` or ``vnc_error`` — and a tunnel's own end (a pod-side EOF)
-  is one more ``vnc_error`` after its ``vnc_ready``, so the control plane can tell which tunnel a message
-  belongs to (controlplane/vnc.py). After a ``vnc_error`` the stream it answered is over (the control
+  exactly one answer, in order — ``vnc_ready`` or ``vnc_error`` — and every tunnel's end is exactly one
+  more ``vnc_error`` after its ``vnc_ready`` (a pod-side EOF, a failed write, ``stop_session``, and a close
+  on purpose: ``vnc_close`` or a fresh request replacing it), so the control plane can tell which tunnel a
+  message belongs to (controlplane/vnc.py: a close it was not told of would make the next request's
+  failure read as that tunnel's end, and the new stream would wait for an answer forever). After a ``vnc_error`` the stream it answered is over (the control
   plane closes that UI socket): bytes of it still in flight do not open a tunnel — that would be an answer
   to no request, and every later stream of the session would get the wrong tunnel's messages — only a
   fresh request (an empty ``vnc_data``) does. Failures are reported at once, tunnels close when the control-plane
@@ -117,7 +119,7 @@ class VncTunnels:
         if kind == "vnc_close":
             log.info("Closing VNC tunnel for session %s (reason: %s)", session_id, payload.get("reason", ""))
             async with contextlib.nullcontext() if self.as_built else self._lock(session_id):
-                if not await self.close(session_id):
+                if not await self._end(session_id, "closed by the control plane"):
                     log.info("Failed to close tunnel: tunnel not found for session %s", session_id)
             return
         data = payload.get("data")
@@ -132,8 +134,8 @@ class VncTunnels:
                 if data and session_id in self._ended:
                     log.info("Failed to send data to pod for session %s: tunnel not found", session_id)
                     return  # bytes of a stream that ended: its UI socket is being closed
+                await self._end(session_id, "replaced by a new request")  # a fresh RFB connection
                 self._ended.discard(session_id)
-                await self.close(session_id)  # a fresh RFB connection for a fresh UI
                 try:
                     if not await self._open(session_id, epoch):
                         return
@@ -162,7 +164,7 @@ class VncTunnels:
             await tunnel.forward.write(raw)
         except (ConnectionError, RuntimeError) as exc:
             log.info("Write error for session %s: %s", session_id, exc)
-            self._spawn(self.close(session_id))
+            self._spawn(self._end(session_id, f"write error: {exc}"))
 
     # -- opening ---------------------------------------------------------------------------------------
     def opened_session(self, session_id: str) -> None:
@@ -263,6 +265,15 @@ class VncTunnels:
         self._spawn(tunnel.forward.close())  # in the background: a partitioned API must not hold the lock
         log.info("Tunnel closed for session %s", session_id)
         return True
+
+    async def _end(self, session_id: str, why: str) -> bool:
+        """Close the session's tunnel; intended, the control plane hears of it (one ``vnc_error``: the
+        tunnel's end). False when it has none."""
+        closed = await self.close(session_id)
+        if closed and not self.as_built:
+            self._ended.add(session_id)
+            await self._send(protocol.vnc_error(session_id, f"VNC tunnel closed: {why}"))
+        return closed
 
     async def stop_session(self, session_id: str) -> bool:
         """``stop_session`` closes the session's tunnel (agent_handlers.go:212-217); intended, the
