@@ -2,10 +2,11 @@
 
 As ``agents/k8s-agent/agent_vnc_tunnel.go`` and ``agent_vnc_handler.go``: one tunnel per session, a
 port-forward (here the WebSocket ``pods/portforward``, ``v4.channel.k8s.io``, through aiohttp: kubeapi.py
-says why not the python client) to the pod's VNC port (the port named ``vnc``, else 3000); ``vnc_ready {sessionId, vncPort, podName}`` once it is open; pod bytes go to the
-control plane as ``vnc_data {sessionId, data}`` with ``data`` standard base64 (32 KiB reads), and
-``vnc_data`` from the control plane is decoded and written to the pod; ``vnc_close`` and ``stop_session``
-close the tunnel; a tunnel that cannot open is reported as ``vnc_error {sessionId, error}``.
+says why not the python client) to the pod's VNC port (the port named ``vnc``, else 3000); ``vnc_ready
+{sessionId, vncPort, podName}`` once it is open; pod bytes go to the control plane as ``vnc_data {sessionId,
+data}`` with ``data`` standard base64 (32 KiB reads), and ``vnc_data`` from the control plane is decoded and
+written to the pod; ``vnc_close`` and ``stop_session`` close the tunnel; a tunnel that cannot open is
+reported as ``vnc_error {sessionId, error}``.
 
 Two behaviours (``Profile.vnc_tunnel_as_built``):
 
@@ -19,17 +20,17 @@ Two behaviours (``Profile.vnc_tunnel_as_built``):
   the read loop between commands, so UI→pod bytes wait while a command runs (main.go:807-843).
 * intended: a tunnel opens on demand, when ``vnc_data`` arrives for a session without one; an empty
   ``vnc_data`` (what the intended control plane sends when a UI connects) opens a fresh one, replacing any
-  old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets
-  exactly one answer, in order — ``vnc_ready`` or ``vnc_error`` — and every tunnel's end is exactly one
-  more ``vnc_error`` after its ``vnc_ready`` (a pod-side EOF, a failed write, ``stop_session``, and a close
-  on purpose: ``vnc_close`` or a fresh request replacing it), so the control plane can tell which tunnel a
-  message belongs to (controlplane/vnc.py: a close it was not told of would make the next request's
-  failure read as that tunnel's end, and the new stream would wait for an answer forever). After a ``vnc_error`` the stream it answered is over (the control
-  plane closes that UI socket): bytes of it still in flight do not open a tunnel — that would be an answer
-  to no request, and every later stream of the session would get the wrong tunnel's messages — only a
-  fresh request (an empty ``vnc_data``) does. Failures are reported at once, tunnels close when the control-plane
-  socket drops (their streams are dead; requests from that socket are dropped), and ``vnc_*`` messages
-  bypass the command queue.
+  old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets exactly
+  one answer, in order — ``vnc_ready`` or ``vnc_error`` — and every tunnel's end is exactly one more
+  ``vnc_error`` after its ``vnc_ready`` (a pod-side EOF, a failed write, ``stop_session``, and a close on
+  purpose: ``vnc_close`` or a fresh request replacing it), so the control plane can tell which tunnel a
+  message belongs to (controlplane/vnc.py: a close it was not told of would make the next request's failure
+  read as that tunnel's end, and the new stream would wait for an answer forever). After a ``vnc_error`` the
+  stream it answered is over (the control plane closes that UI socket): bytes of it still in flight do not
+  open a tunnel — that would be an answer to no request, and every later stream of the session would get the
+  wrong tunnel's messages — only a fresh request (an empty ``vnc_data``) does. Failures are reported at
+  once, tunnels close when the control-plane socket drops (their streams are dead; requests from that socket
+  are dropped), and ``vnc_*`` messages bypass the command queue.
 """
 
 import asyncio

@@ -114,7 +114,7 @@ class Stream:
 @dataclasses.dataclass
 class Tunnels:
     """Intended: one session's tunnel requests on one agent socket. The agent answers each request with
-    one ``vnc_ready`` or ``vnc_error``, in order, and ends an open tunnel with at most one more
+    one ``vnc_ready`` or ``vnc_error``, in order, and ends every open tunnel with exactly one more
     ``vnc_error`` (agent/vnc.py), so every message can be tagged with the request it belongs to."""
 
     requested: int = 0
