@@ -47,7 +47,7 @@ CONFIGURATION: Dict[str, Any] = {
     # StreamSpace's E2E plan: VNC reachable within 10 s of `running` (1.1), reconnects in < 5 s (1.2), and
     # no drop during a 5-minute session (1.1)
     "vnc_ready_objective": ("STREAMSPACE_VNC_READY_OBJECTIVE", "10", "float"),
-    "vnc_reconnect_objective": ("STREAMSPACE_VNC_RECONNECT_OBJECTIVE", "5", "float"),  # not scaled (work)
+    "vnc_reconnect_objective": ("STREAMSPACE_VNC_RECONNECT_OBJECTIVE", "5", "float"),
     "stream_soak": ("STREAMSPACE_STREAM_SOAK", "300", "float"),
 }
 

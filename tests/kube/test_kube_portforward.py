@@ -161,3 +161,46 @@ def test_rbac_needs_get_and_create_on_pods_portforward(cluster):
         assert rfb_handshake(forward.socket(3000)) == b"RFB 003.008\n"
     finally:
         forward.close()
+
+
+def test_the_sandbox_agents_own_port_forward_speaks_the_same_protocol(cluster):
+    """The agent's tunnel path (agent/kubeapi.py: aiohttp, not the python client, so that a new agent
+    process opens tunnels in milliseconds as the Go agent does) against the same emulator: the pod lookup,
+    the RFB banner through channel 0, the kubelet's error text on channel 1, and a 403 read like client-go."""
+    import asyncio
+
+    import aiohttp
+
+    from chaosstream.sandbox.agent.kubeapi import Endpoint, PortForward, session_pod
+    from chaosstream.sandbox.agent.workloads import WorkloadError
+
+    _, core, _, kubeconfig = cluster
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
+    token = _service_account(core, rbac, "agent-no-forward", [])
+
+    async def scenario() -> None:
+        endpoint = Endpoint.load(str(kubeconfig))
+        async with aiohttp.ClientSession() as http:
+            assert await session_pod(http, endpoint, NS, POD[:30]) == (POD, 3000)
+            with pytest.raises(WorkloadError, match="no pod found for session nobody"):
+                await session_pod(http, endpoint, NS, "nobody")
+        forward = await PortForward.open(endpoint, NS, POD, 3000)
+        try:
+            assert (await asyncio.wait_for(forward.read(), 10)).startswith(b"RFB 003.008\n")
+            await forward.write(b"RFB 003.008\n")  # the desktop answers with its security types
+            assert await asyncio.wait_for(forward.read(), 10)
+        finally:
+            await forward.close()
+        closed = await PortForward.open(endpoint, NS, POD, 3001)  # nothing listens there
+        try:
+            assert await asyncio.wait_for(closed.read(), 10) == b""
+            assert "error forwarding port 3001" in closed.error()
+        finally:
+            await closed.close()
+        denied = Endpoint(endpoint.server, token)
+        with pytest.raises(WorkloadError) as info:
+            await PortForward.open(denied, NS, POD, 3000)
+        assert str(info.value).startswith("error upgrading connection: ")
+        assert 'cannot get resource "pods/portforward"' in str(info.value)
+
+    asyncio.run(scenario())

@@ -20,7 +20,7 @@ task, so pongs extend the read deadline even while a command runs (the real agen
 commands); the write path survives write errors (baseline, docs/streamspace.md#37-agent-reconnection); ``HEALTH_CHECK_INTERVAL`` keeps
 sub-second durations; ``shutdown`` is logged and ignored.
 
-VNC tunnels (``vnc.py``): the real python client's WebSocket port-forward to the session pod's port 3000,
+VNC tunnels (``vnc.py``): a WebSocket port-forward (aiohttp, ``kubeapi.py``) to the session pod's port 3000,
 ``vnc_ready``/``vnc_data``/``vnc_error`` up, ``vnc_data``/``vnc_close`` down; ``SANDBOX_PROFILE=as-built``
 opens a session's tunnel once at start_session as the real agent does, ``intended`` opens one per UI
 connection on demand.

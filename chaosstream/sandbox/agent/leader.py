@@ -9,19 +9,18 @@ Only the leader registers and connects: replicas of one fixed-id Deployment are 
 """
 
 import datetime as dt
-import json
 import logging
 import os
 import threading
 import time
 import urllib.error
-import urllib.request
 from typing import Any, Dict, Optional, Tuple
+
+from chaosstream.sandbox.agent.kubeapi import Endpoint, json_call
 
 log = logging.getLogger("k8s-agent")
 
 _HTTP_TIMEOUT = 5.0
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the API server, never a proxy
 
 
 def _now() -> dt.datetime:
@@ -34,45 +33,22 @@ def _micro(when: dt.datetime) -> str:
 
 
 class _LeaseApi:
-    """The three Lease calls leader election makes, as plain JSON over HTTP.
-
-    client-go is compiled into the Go agent and costs it nothing at start; importing the python
-    `kubernetes` package costs this emulation a second or more on a loaded machine, on the path from a new
-    pod to its leadership (and so to the agent's reconnection). The sandbox's pod kubeconfig is a plain
-    server URL and a bearer token, which is all this needs."""
+    """The three Lease calls leader election makes, as plain JSON over HTTP (kubeapi.py: the python
+    `kubernetes` client would cost seconds on the path from a new pod to its leadership)."""
 
     def __init__(self, kubeconfig: str, namespace: str, name: str) -> None:
-        import yaml
-
-        with open(kubeconfig, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        current = data.get("current-context")
-        context = next(c["context"] for c in data["contexts"] if c["name"] == current)
-        cluster = next(c["cluster"] for c in data["clusters"] if c["name"] == context["cluster"])
-        user = next((u["user"] for u in data.get("users") or [] if u["name"] == context.get("user")), {})
-        self.base = (
-            f"{cluster['server'].rstrip('/')}/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-        )
+        self.endpoint = Endpoint.load(kubeconfig)
+        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self.name = name
-        self.token = user.get("token") or ""
-
-    def _call(self, method: str, url: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
-        with _OPENER.open(request, timeout=_HTTP_TIMEOUT) as response:
-            return json.loads(response.read() or b"{}")
 
     def read(self) -> Dict[str, Any]:
-        return self._call("GET", f"{self.base}/{self.name}")
+        return json_call(self.endpoint, "GET", f"{self.path}/{self.name}", None, _HTTP_TIMEOUT)
 
     def create(self, body: Dict[str, Any]) -> None:
-        self._call("POST", self.base, body)
+        json_call(self.endpoint, "POST", self.path, body, _HTTP_TIMEOUT)
 
     def replace(self, body: Dict[str, Any]) -> None:
-        self._call("PUT", f"{self.base}/{self.name}", body)
+        json_call(self.endpoint, "PUT", f"{self.path}/{self.name}", body, _HTTP_TIMEOUT)
 
 
 def _status(exc: BaseException) -> Optional[int]:

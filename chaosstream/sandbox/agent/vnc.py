@@ -1,11 +1,12 @@
 """VNC tunnels: the agent's port-forwards to session pods and the ``vnc_*`` messages that carry them.
 
 As ``agents/k8s-agent/agent_vnc_tunnel.go`` and ``agent_vnc_handler.go``: one tunnel per session, a
-port-forward (here the real python client's WebSocket ``pods/portforward``) to the pod's VNC port (the port
-named ``vnc``, else 3000); ``vnc_ready {sessionId, vncPort, podName}`` once it is open; pod bytes go to the
-control plane as ``vnc_data {sessionId, data}`` with ``data`` standard base64 (32 KiB reads), and
-``vnc_data`` from the control plane is decoded and written to the pod; ``vnc_close`` and ``stop_session``
-close the tunnel; a tunnel that cannot open is reported as ``vnc_error {sessionId, error}``.
+port-forward (here the WebSocket ``pods/portforward``, ``v4.channel.k8s.io``, through aiohttp: kubeapi.py
+says why not the python client) to the pod's VNC port (the port named ``vnc``, else 3000); ``vnc_ready
+{sessionId, vncPort, podName}`` once it is open; pod bytes go to the control plane as ``vnc_data {sessionId,
+data}`` with ``data`` standard base64 (32 KiB reads), and ``vnc_data`` from the control plane is decoded and
+written to the pod; ``vnc_close`` and ``stop_session`` close the tunnel; a tunnel that cannot open is
+reported as ``vnc_error {sessionId, error}``.
 
 Two behaviours (``Profile.vnc_tunnel_as_built``):
 
@@ -19,12 +20,17 @@ Two behaviours (``Profile.vnc_tunnel_as_built``):
   the read loop between commands, so UI→pod bytes wait while a command runs (main.go:807-843).
 * intended: a tunnel opens on demand, when ``vnc_data`` arrives for a session without one; an empty
   ``vnc_data`` (what the intended control plane sends when a UI connects) opens a fresh one, replacing any
-  old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets
-  exactly one answer, in order — ``vnc_ready`` or ``vnc_error`` — and a tunnel's own end (a pod-side EOF)
-  is one more ``vnc_error`` after its ``vnc_ready``, so the control plane can tell which tunnel a message
-  belongs to (controlplane/vnc.py). Failures are reported at once, tunnels close when the control-plane
-  socket drops (their streams are dead; requests from that socket are dropped), and ``vnc_*`` messages
-  bypass the command queue.
+  old one, so every UI connection gets a fresh RFB connection (its banner). Every such request gets exactly
+  one answer, in order — ``vnc_ready`` or ``vnc_error`` — and every tunnel's end is exactly one more
+  ``vnc_error`` after its ``vnc_ready`` (a pod-side EOF, a failed write, ``stop_session``, and a close on
+  purpose: ``vnc_close`` or a fresh request replacing it), so the control plane can tell which tunnel a
+  message belongs to (controlplane/vnc.py: a close it was not told of would make the next request's failure
+  read as that tunnel's end, and the new stream would wait for an answer forever). After a ``vnc_error`` the
+  stream it answered is over (the control plane closes that UI socket): bytes of it still in flight do not
+  open a tunnel — that would be an answer to no request, and every later stream of the session would get the
+  wrong tunnel's messages — only a fresh request (an empty ``vnc_data``) does. Failures are reported at
+  once, tunnels close when the control-plane socket drops (their streams are dead; requests from that socket
+  are dropped), and ``vnc_*`` messages bypass the command queue.
 """
 
 import asyncio
@@ -38,12 +44,14 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional
 
+import aiohttp
+
 from chaosstream.sandbox.agent import protocol
 from chaosstream.sandbox.agent.config import AgentConfig
+from chaosstream.sandbox.agent.kubeapi import Endpoint, PortForward, session_pod
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 32 * 1024  # agent_vnc_tunnel.go:344
 SendFunc = Callable[[str], Awaitable[None]]
 
 
@@ -52,9 +60,7 @@ class Tunnel:
     session_id: str
     pod_name: str
     port: int
-    forward: Any  # kubernetes.stream.ws_client.PortForward
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    forward: PortForward
     relay: Optional[asyncio.Task] = None
 
 
@@ -76,6 +82,7 @@ class VncTunnels:
         self._workloads = workloads
         self._send = send
         self._executor = executor
+        self._endpoint: Optional[Endpoint] = None
         self.as_built = config.profile.vnc_tunnel_as_built
         self.tunnels: Dict[str, Tunnel] = {}
         self._locks: Dict[str, asyncio.Lock] = {}
@@ -84,6 +91,8 @@ class VncTunnels:
         # that finish after it, are dropped without a word (the control plane counts one vnc_ready or
         # vnc_error per request on each socket)
         self._epoch = 0
+        # intended: sessions whose stream ended with a vnc_error (see the module docstring)
+        self._ended: set = set()
 
     # -- messages from the control plane ---------------------------------------------------------------
     def fast_path(self, text: str) -> bool:
@@ -111,7 +120,7 @@ class VncTunnels:
         if kind == "vnc_close":
             log.info("Closing VNC tunnel for session %s (reason: %s)", session_id, payload.get("reason", ""))
             async with contextlib.nullcontext() if self.as_built else self._lock(session_id):
-                if not await self.close(session_id):
+                if not await self._end(session_id, "closed by the control plane"):
                     log.info("Failed to close tunnel: tunnel not found for session %s", session_id)
             return
         data = payload.get("data")
@@ -123,13 +132,18 @@ class VncTunnels:
             if epoch != self._epoch:
                 return  # asked on a socket that is gone: its stream is gone too
             if not data or session_id not in self.tunnels:
-                await self.close(session_id)  # a fresh RFB connection for a fresh UI
+                if data and session_id in self._ended:
+                    log.info("Failed to send data to pod for session %s: tunnel not found", session_id)
+                    return  # bytes of a stream that ended: its UI socket is being closed
+                await self._end(session_id, "replaced by a new request")  # a fresh RFB connection
+                self._ended.discard(session_id)
                 try:
                     if not await self._open(session_id, epoch):
                         return
                 except TunnelError as exc:
                     log.warning("Failed to create VNC tunnel for session %s: %s", session_id, exc)
                     if epoch == self._epoch:
+                        self._ended.add(session_id)
                         await self._send(protocol.vnc_error(session_id, str(exc)))
                     return
             if data:
@@ -148,11 +162,10 @@ class VncTunnels:
             )
             return
         try:
-            tunnel.writer.write(raw)
-            await tunnel.writer.drain()
+            await tunnel.forward.write(raw)
         except (ConnectionError, RuntimeError) as exc:
             log.info("Write error for session %s: %s", session_id, exc)
-            self._spawn(self.close(session_id))
+            self._spawn(self._end(session_id, f"write error: {exc}"))
 
     # -- opening ---------------------------------------------------------------------------------------
     def opened_session(self, session_id: str) -> None:
@@ -172,8 +185,11 @@ class VncTunnels:
                 log.warning("Failed to create VNC tunnel for session %s: %s", session_id, exc)
                 await self._send(protocol.vnc_error(session_id, str(exc)))
 
-    async def _k8s(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+    def endpoint(self) -> Endpoint:
+        """The API server and the agent's credentials, read from its kubeconfig at the first tunnel."""
+        if self._endpoint is None:
+            self._endpoint = Endpoint.load(self._config.kubeconfig)
+        return self._endpoint
 
     async def _open(self, session_id: str, epoch: int) -> bool:
         """Find the pod, port-forward, connect, start the relay, then ``vnc_ready``; False (and nothing
@@ -182,14 +198,17 @@ class VncTunnels:
         started = time.monotonic()
         ready_timeout = self._config.timers.vnc_ready_timeout
         try:
-            pod_name, port = await self._k8s(self._workloads.session_pod, namespace, session_id)
-        except Exception as exc:  # WorkloadError, or the client not built yet
-            raise TunnelError(f"failed to find pod: {exc}") from None
+            endpoint = self.endpoint()
+            async with aiohttp.ClientSession() as http:
+                pod_name, port = await asyncio.wait_for(
+                    session_pod(http, endpoint, namespace, session_id), ready_timeout
+                )
+        except Exception as exc:  # WorkloadError, the API unreachable, an unreadable kubeconfig
+            raise TunnelError(f"failed to find pod: {exc or type(exc).__name__}") from None
         try:
-            forward, sock = await asyncio.wait_for(
-                self._k8s(self._workloads.port_forward, namespace, pod_name, port), ready_timeout
+            forward = await asyncio.wait_for(
+                PortForward.open(endpoint, namespace, pod_name, port), ready_timeout
             )
-            reader, writer = await asyncio.open_connection(sock=sock)
         except Exception as exc:
             if self.as_built:
                 # client-go's ForwardPorts fails before signalling ready: CreateTunnel only sees its 30 s
@@ -199,9 +218,9 @@ class VncTunnels:
                 raise TunnelError("timeout waiting for port-forward") from None
             raise TunnelError(f"failed to start port-forward: {exc}") from None
         if epoch != self._epoch and not self.as_built:
-            writer.transport.abort()
+            self._spawn(forward.close())
             return False
-        tunnel = Tunnel(session_id, pod_name, port, forward, reader, writer)
+        tunnel = Tunnel(session_id, pod_name, port, forward)
         self.tunnels[session_id] = tunnel
         await self._send(protocol.vnc_ready(session_id, port, pod_name))
         tunnel.relay = asyncio.create_task(self._relay(tunnel), name=f"vnc-relay-{session_id}")
@@ -209,11 +228,13 @@ class VncTunnels:
         return True
 
     async def _relay(self, tunnel: Tunnel) -> None:
-        """Pod bytes to the control plane until the tunnel ends (agent_vnc_tunnel.go:338-380)."""
+        """Pod bytes to the control plane until the tunnel ends (agent_vnc_tunnel.go:338-380); one
+        ``vnc_data`` per data frame (the kubelet sends at most 32 KiB a frame, the agent's read size,
+        agent_vnc_tunnel.go:344)."""
         error = ""
         try:
             while True:
-                data = await tunnel.reader.read(READ_SIZE)
+                data = await tunnel.forward.read()
                 if not data:
                     break
                 await self._send(protocol.vnc_data(tunnel.session_id, base64.b64encode(data).decode()))
@@ -231,6 +252,7 @@ class VncTunnels:
         log.info("Data relay stopped for session %s%s", tunnel.session_id, f": {error}" if error else "")
         await self.close(tunnel.session_id)
         if error:
+            self._ended.add(tunnel.session_id)
             await self._send(protocol.vnc_error(tunnel.session_id, error))
 
     # -- closing ---------------------------------------------------------------------------------------
@@ -241,9 +263,18 @@ class VncTunnels:
             return False
         if tunnel.relay is not None and tunnel.relay is not asyncio.current_task():
             tunnel.relay.cancel()
-        tunnel.writer.transport.abort()  # the client's proxy thread then closes the WebSocket
+        self._spawn(tunnel.forward.close())  # in the background: a partitioned API must not hold the lock
         log.info("Tunnel closed for session %s", session_id)
         return True
+
+    async def _end(self, session_id: str, why: str) -> bool:
+        """Close the session's tunnel; intended, the control plane hears of it (one ``vnc_error``: the
+        tunnel's end). False when it has none."""
+        closed = await self.close(session_id)
+        if closed and not self.as_built:
+            self._ended.add(session_id)
+            await self._send(protocol.vnc_error(session_id, f"VNC tunnel closed: {why}"))
+        return closed
 
     async def stop_session(self, session_id: str) -> bool:
         """``stop_session`` closes the session's tunnel (agent_handlers.go:212-217); intended, the
@@ -251,11 +282,13 @@ class VncTunnels:
         async with contextlib.nullcontext() if self.as_built else self._lock(session_id):
             closed = await self.close(session_id)
         if closed and not self.as_built:
+            self._ended.add(session_id)
             await self._send(protocol.vnc_error(session_id, "VNC tunnel closed: the session was stopped"))
         return closed
 
     async def close_all(self) -> None:
         self._epoch += 1
+        self._ended.clear()
         for session_id in list(self.tunnels):
             await self.close(session_id)
 

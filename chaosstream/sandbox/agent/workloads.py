@@ -212,28 +212,6 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _handshake_text(exc: Exception) -> str:
-    """The Status message of a refused WebSocket upgrade. websocket-client raises it with the body
-    (``resp_body``); the kubernetes client re-raises it as ``ApiException(0, "Handshake status 403
-    Forbidden -+-+- {headers} -+-+- <body>")``."""
-    reason = str(getattr(exc, "reason", "") or exc)
-    bodies = []
-    cause = exc.__cause__ or exc.__context__
-    if getattr(cause, "resp_body", None):
-        bodies.append(cause.resp_body)  # type: ignore[union-attr]
-    parts = reason.split(" -+-+- ")
-    if len(parts) == 3:
-        bodies.append(parts[2])
-    for body in bodies:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError, TypeError):
-            continue
-        if message:
-            return str(message)
-    return parts[0].strip() or type(exc).__name__
-
-
 class Workloads:
     """Blocking Kubernetes operations for session workloads."""
 
@@ -312,48 +290,6 @@ class Workloads:
             if condition.type == "Ready" and condition.status == "True":
                 return pod.metadata.name, status.pod_ip or ""
         return None
-
-    def session_pod(self, namespace: str, session_id: str) -> Tuple[str, int]:
-        """The first pod labelled ``session=<id>`` and its VNC port (the port named ``vnc``, else 3000);
-        errors as ``findSessionPod`` (agents/k8s-agent/agent_vnc_tunnel.go:221-255)."""
-        pods = self._call(
-            "", self.core.list_namespaced_pod, namespace, label_selector=f"session={session_id}"
-        )
-        if not pods.items:
-            raise WorkloadError(f"no pod found for session {session_id}")
-        pod = pods.items[0]
-        phase = pod.status.phase if pod.status is not None else ""
-        if phase != "Running":
-            raise WorkloadError(f"pod not running (phase: {phase})")
-        port = VNC_PORT
-        for container in pod.spec.containers or []:
-            for item in container.ports or []:
-                if item.name == "vnc":
-                    port = int(item.container_port)
-        return pod.metadata.name, port
-
-    def port_forward(self, namespace: str, pod: str, port: int) -> Any:
-        """Open ``pods/<pod>/portforward`` for ``port`` with the real client (a WebSocket GET) and return
-        the forwarded socket; errors read like client-go's (``error upgrading connection: <Status>``)."""
-        import os
-        import socket
-
-        from kubernetes.stream import portforward
-
-        # its own ApiClient: kubernetes.stream swaps the client's `request` for a WebSocket one while it
-        # connects, so another thread's request on a shared client would go out as a port-forward
-        # ("Missing required parameter `ports`")
-        core = self._client.CoreV1Api(self._client.ApiClient(self._configuration))
-        try:
-            forward = portforward(
-                core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
-            )
-        except Exception as exc:  # ApiException(status=0, "Handshake status 403 Forbidden -+-+- ...")
-            raise WorkloadError(f"error upgrading connection: {_handshake_text(exc)}") from exc
-        wrapper = forward.socket(port)
-        sock = socket.socket(fileno=os.dup(wrapper.fileno()))  # a plain socket asyncio can own
-        wrapper.close()
-        return forward, sock
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Get + Update, like the real agent (not a scale subresource patch)."""

@@ -115,7 +115,7 @@ class Stream:
 @dataclasses.dataclass
 class Tunnels:
     """Intended: one session's tunnel requests on one agent socket. The agent answers each request with
-    one ``vnc_ready`` or ``vnc_error``, in order, and ends an open tunnel with at most one more
+    one ``vnc_ready`` or ``vnc_error``, in order, and ends every open tunnel with exactly one more
     ``vnc_error`` (agent/vnc.py), so every message can be tagged with the request it belongs to."""
 
     requested: int = 0
@@ -291,6 +291,13 @@ class VncProxy:
             return self._with_cookie(self._http_session(session_id, row), query_token)
 
         old = self.active.pop(session_id, None)
+        if old is None and self.cp.hub.routes is not None:
+            # shared routing (intended): the session's one stream may sit on another replica; the Redis
+            # AgentHub makes it one proxy, so the newer connection replaces it there too
+            for peer in self.cp.hub.routes.vnc_proxies:
+                old = peer.active.pop(session_id, None) if peer is not self else None
+                if old is not None:
+                    break
         if old is not None:
             log.info("Closing existing VNC connection for session %s", session_id)
             old.close_reason = old.close_reason or "replaced by a newer connection"
