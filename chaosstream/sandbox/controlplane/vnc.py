@@ -291,13 +291,6 @@ class VncProxy:
             return self._with_cookie(self._http_session(session_id, row), query_token)
 
         old = self.active.pop(session_id, None)
-        if old is None and self.cp.hub.routes is not None:
-            # shared routing (intended): the session's one stream may sit on another replica; the Redis
-            # AgentHub makes it one proxy, so the newer connection replaces it there too
-            for peer in self.cp.hub.routes.vnc_proxies:
-                old = peer.active.pop(session_id, None) if peer is not self else None
-                if old is not None:
-                    break
         if old is not None:
             log.info("Closing existing VNC connection for session %s", session_id)
             old.close_reason = old.close_reason or "replaced by a newer connection"
