@@ -8,6 +8,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosstream import arguments
 from chaosstream.clients.vnc import streamable
 from chaosstream.clients.vncmonitor import Monitor, start_monitor, stop_monitor
+from chaosstream.polling import wait_until
 from chaosstream.selection import fault_end, resolve_session_ids
 from chaosstream.settings import resolve_settings
 
@@ -48,7 +49,9 @@ def monitor_streams(
     Without explicit `session_ids`, sessions of other users than the configured one are left out
     (`not_owned`): the proxy streams a session to its owner only, admins included.
 
-    Returns `{"streams": n, "sessions": [...], "interval_s", "stall_after_s", "reload_after_s", "not_owned"}`.
+    Returns once every stream shows a picture (at most 10 intervals):
+    `{"streams": n, "flowing", "first_picture_s", "sessions": [...], "interval_s", "stall_after_s",
+    "reload_after_s", "not_owned"}`.
     """
     settings = resolve_settings(configuration, secrets)
     max_streams = arguments.whole(max_streams, "max_streams", minimum=1, maximum=200)
@@ -80,11 +83,26 @@ def monitor_streams(
                 "a session to its owner only; create sessions for that user."
             )
     ids = ids[:max_streams]
-    start_monitor(
+    monitor = start_monitor(
         Monitor(settings, ids, interval, stall_after, reload_after, retry_delay, timeout, max_duration)
     )
+    # Return once every stream shows a picture (or after 10 polls): a fault injected right after this
+    # action must cut streams that were up, or the outage it causes reads 0. A stream that never starts
+    # is `stream_continuity`'s to report.
+    try:
+        _, waited, _ = wait_until(
+            lambda: (monitor.flowing(), None),
+            min(timeout, 10 * interval),
+            max(interval / 2, 0.02),
+            lambda _: "not every stream showed a picture",
+        )
+        first_picture: Any = round(waited, 3)
+    except ActivityFailed:
+        first_picture = None
     return {
         "streams": len(ids),
+        "flowing": first_picture is not None,
+        "first_picture_s": first_picture,
         "sessions": ids,
         "interval_s": interval,
         "stall_after_s": stall_after,
