@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
 
 from aiohttp import web
 
@@ -21,6 +21,21 @@ from chaosstream.sandbox.controlplane.db import Database, Jsonb, utcnow
 log = logging.getLogger(__name__)
 SEND_BUFFER = 256  # messages, as the Go hub's send channel
 WRITE_WAIT = 10.0  # seconds, gorilla writeWait
+
+
+def _command_ids(frame: str) -> List[str]:
+    """The ids of the ``command`` messages in one written frame (batched frames join several with \\n)."""
+    if '"command"' not in frame:
+        return []
+    ids = []
+    for part in frame.split("\n"):
+        try:
+            message = json.loads(part)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("type") == "command":
+            ids.append(str((message.get("payload") or {}).get("commandId", "")))
+    return [i for i in ids if i]
 
 
 class AgentConnection:
@@ -44,6 +59,8 @@ class AgentConnection:
         self.gone = asyncio.Event()
         # the hub's hook for the commands this socket never wrote (AgentHub._socket_closed)
         self.on_closed: Optional[Callable[[AgentConnection], Awaitable[None]]] = None
+        self.draining = False  # its replica is stopping: no new command is routed to it
+        self.in_flight: Set[str] = set()  # commands written to the agent, not yet complete/failed
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.agent_id}")
@@ -77,6 +94,7 @@ class AgentConnection:
                 for frame in frames:
                     await asyncio.wait_for(self.ws.send_str(frame), WRITE_WAIT)
                     self.frames_sent += 1
+                    self.in_flight.update(_command_ids(frame))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any write error ends the pump, as in Go
@@ -165,11 +183,32 @@ class AgentHub:
         A socket already closing (replaced from another replica, its replica stopping) is not one: what
         is queued on it is never written."""
         conn = self.connections.get(agent_id)
-        if conn is not None and conn.gone.is_set():
+        if conn is not None and not self._routable(conn):
             conn = None
         if conn is None and self.routes is not None:
             conn = self.routes.get(agent_id)
-        return conn if conn is not None and not conn.gone.is_set() else None
+        return conn if conn is not None and self._routable(conn) else None
+
+    def _routable(self, conn: AgentConnection) -> bool:
+        # a draining socket's agent is about to reconnect elsewhere: with shared routing its commands wait
+        # `pending` for that (replayed at register); as built the replica still uses its own socket
+        return not conn.gone.is_set() and not (conn.draining and self.routes is not None)
+
+    async def drain(self, grace: float) -> None:
+        """Replica shutdown, shared routing: route no new command to this replica's sockets, and give the
+        commands already written up to `grace` seconds to complete before the sockets close (an agent
+        drops the `complete` it sends while reconnecting, agents/k8s-agent/main.go:786-800,852-900 write pump), so a replica
+        restart loses no command."""
+        if self.routes is None:
+            return
+        for conn in self.connections.values():
+            conn.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and any(
+            c.in_flight and not c.gone.is_set() for c in self.connections.values()
+        ):
+            await asyncio.sleep(0.05)
 
     async def _socket_closed(self, conn: AgentConnection) -> None:
         unsent = conn.unsent_commands()
