@@ -149,6 +149,8 @@ class ApiReplicas(Component):
     async def restart_all(self) -> int:
         """Restart every replica in place (new app, same pod); returns how many."""
         for uid, old in list(self.replicas.items()):
+            del self.replicas[uid]
+            self._publish()  # out of the Service first, so its agents reconnect to a replica that serves
             await old.runner.cleanup()
             self.replicas[uid] = await self._serve(old.pod, old.shared_routing)
             self._publish()

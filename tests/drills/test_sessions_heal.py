@@ -65,6 +65,23 @@ def _api_stops_since(dsn: str, since) -> set:
     return {r[0] for r in rows}
 
 
+def _wait_running(dsn: str, session: str, timeout: float = 30.0) -> None:
+    """The bystander must run before the agents go: an agent scaled away mid-`start_session` leaves it
+    `pending` for good (an acked command is never re-sent, command_dispatcher.go:315-320), which is the
+    drill's timing on a loaded machine, not what heal does."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as conn:
+            state = conn.execute("SELECT state FROM sessions WHERE id = %s", (session,)).fetchone()[0]
+        if state == "running":
+            return
+        time.sleep(0.2)
+    raise AssertionError(
+        f"the bystander {session} is {state}, not running, {timeout:.0f}s after its creation"
+    )
+
+
 def _db_now(dsn: str):
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT localtimestamp").fetchone()[0]
@@ -92,6 +109,7 @@ def test_heal_terminates_exactly_the_sessions_of_a_sigkilled_run(sandbox_factory
         headers={"Authorization": f"Bearer {login}"},
         timeout=10,
     ).json()["name"]  # fmt: skip
+    _wait_running(dsn, bystander)
 
     proc = sandbox.start_chaos_run(str(_experiment(tmp_path / "sessions-outage.json")), tmp_path / "j.json")
     kill_when(proc, lambda: scaled_down_expiry(sandbox), 60, "the agents scaled away")

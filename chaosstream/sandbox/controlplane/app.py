@@ -16,6 +16,7 @@ from chaosstream.sandbox.controlplane.vnc import VNC, VncProxy, list_streams, vn
 from chaosstream.sandbox.schema import SANDBOX_DDL
 
 log = logging.getLogger(__name__)
+DRAIN_GRACE = 3.0  # seconds a stopping replica waits for the commands its sockets carry (shared routing)
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)
 
 
@@ -106,6 +107,7 @@ async def _startup(app: web.Application) -> None:
 
 async def _shutdown(app: web.Application) -> None:
     """Before the server closes connections: stop tasks and close agent sockets cleanly."""
+    await app[CP].hub.drain(grace=DRAIN_GRACE)
     await app[RECONCILER].stop()
     await app[VNC].shutdown()
     await app[CP].hub.stop()

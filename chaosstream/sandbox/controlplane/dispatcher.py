@@ -55,6 +55,8 @@ class Dispatcher:
         self.hub = hub
         self.config = config
         hub.on_register.append(self._on_agent_connected)
+        if not config.profile.commands_fail_unless_local:
+            hub.on_unsent = self.requeue
 
     def _touch(self) -> str:
         """``, updated_at = …`` when migration 004 added the column (otherwise the real UPDATE fails)."""
@@ -89,12 +91,20 @@ class Dispatcher:
             return "failed"
         # mark before queueing so a fast ack can never be overwritten by a late `sent`
         if await self._mark(row["command_id"], "sent", "pending"):
-            conn.send(command_message(row))
-            return "sent"
+            if conn.send(command_message(row)) or self.config.profile.commands_fail_unless_local:
+                return "sent"  # as built a send on a closed connection is lost (agent_hub.go:499-505)
+            # the socket closed while the row was marked: back to pending, for the agent's live socket
+            # (if it has one by now) or its next connect, as a command for a disconnected agent
+            await self._mark(row["command_id"], "pending", "sent")
+            return await self.dispatch(row) if self.hub.get(row["agent_id"]) is not None else "pending"
         return "skipped"
 
     async def _mark(self, command_id: str, status: str, expect: str, error: Optional[str] = None) -> bool:
-        stamp = {"sent": ", sent_at = %(now)s", "failed": ", error_message = %(error)s"}[status]
+        stamp = {
+            "sent": ", sent_at = %(now)s",
+            "failed": ", error_message = %(error)s",
+            "pending": ", sent_at = NULL",
+        }[status]
         count = await self.db.execute(
             f"UPDATE agent_commands SET status = %(status)s{stamp}{self._touch()}"
             " WHERE command_id = %(id)s AND status = %(expect)s",
@@ -118,6 +128,23 @@ class Dispatcher:
             log.info("replaying %d pending command(s) to %s", len(rows), conn.agent_id)
             conn.send_many([command_message(r) for r in rows])
         return len(rows)
+
+    async def requeue(self, closed: AgentConnection, command_ids: List[str]) -> None:
+        """Commands marked `sent` that a closed socket never wrote go back to `pending` and on to the agent's
+        live socket, if it has one (else its next connect replays them): the promise of the Redis AgentHub
+        that a replica restart or a replaced socket loses no command. As built they are lost with the Go
+        connection's Send channel (agent_hub.go:250-255,309-312), so this runs in the intended profile only."""
+        rows = await self.db.fetch(
+            f"UPDATE agent_commands SET status = 'pending', sent_at = NULL{self._touch()}"
+            " WHERE command_id = ANY(%(ids)s) AND agent_id = %(agent)s AND status = 'sent' RETURNING *",
+            {"now": utcnow(), "ids": command_ids, "agent": closed.agent_id},
+        )
+        if not rows:
+            return
+        log.info("%d command(s) queued on closed socket %s back to pending", len(rows), closed.id)
+        live = self.hub.get(closed.agent_id)
+        if live is not None:
+            await self.replay(live)
 
     async def dispatch_pending(self) -> None:
         """API start-up: re-dispatch all pending rows (``DispatchPendingCommands``)."""

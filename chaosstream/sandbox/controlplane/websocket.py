@@ -102,6 +102,8 @@ async def _handle_text(cp: ControlPlane, conn: AgentConnection, data: str) -> bo
             log.warning("agent %s: %s message without an object payload", conn.agent_id, kind)
             return False
         command_id = str(payload.get("commandId", ""))
+        if kind in ("complete", "failed"):
+            conn.in_flight.discard(command_id)
         if kind == "ack":
             await cp.dispatcher.on_ack(conn.agent_id, command_id)
         elif kind == "complete":
