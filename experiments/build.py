@@ -135,8 +135,8 @@ def wait_agent(name: str, status: str, timeout: str, **extra: Any) -> Dict[str, 
     )
 
 
-def try_to_place_a_session(name: str = "try-to-place-a-session") -> Dict[str, Any]:
-    """Ask for a session while agents are unavailable: a 503 is counted, not an error."""
+def create_one(name: str, **extra: Any) -> Dict[str, Any]:
+    """One session of the configured template, spread over `session_users` (or `session_user`)."""
     return action(
         name,
         "create_sessions",
@@ -144,8 +144,13 @@ def try_to_place_a_session(name: str = "try-to-place-a-session") -> Dict[str, An
         template="${session_template}",
         user="${session_user}",
         users="${session_users}",
-        allow_unavailable=True,
+        **extra,
     )
+
+
+def try_to_place_a_session(name: str = "try-to-place-a-session") -> Dict[str, Any]:
+    """Ask for a session while agents are unavailable: a 503 is counted, not an error."""
+    return create_one(name, allow_unavailable=True)
 
 
 def no_session_on_offline_agents(name: str) -> Dict[str, Any]:
@@ -158,14 +163,7 @@ def a_new_session_starts(name: str) -> list:
     The creation is a check of the recovered system, not a fault: it runs as a probe, so a refusal (503 No
     agents available after the fault) is a finding (verdict 1), not "the fault was not injected" (3).
     """
-    creation = action(
-        name,
-        "create_sessions",
-        count=1,
-        template="${session_template}",
-        user="${session_user}",
-        users="${session_users}",
-    )
+    creation = create_one(name)
     creation["type"] = "probe"
     return [
         creation,
