@@ -142,20 +142,15 @@ def test_probe_sees_the_cut_and_what_stays_reachable(ns):
     try:
         time.sleep(0.5)
         cut, keep = [("127.0.0.1", 18000)], [("127.0.0.1", 18443)]
-        out = subprocess.run(
-            ["ip", "netns", "exec", ns, "sh", "-c", probe_script(tag, cut, keep, 0.2)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout
+
+        def probe(wait: float) -> str:
+            command = ["ip", "netns", "exec", ns, "sh", "-c", probe_script(tag, cut, keep, wait)]
+            return subprocess.run(command, capture_output=True, text=True, timeout=20).stdout
+
+        out = probe(0.2)
         assert "rules 0" in out and "cut 127.0.0.1 18000 open" in out  # nothing injected yet
         subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", inject_script(cut, tag)], check=True)
-        out = subprocess.run(
-            ["ip", "netns", "exec", ns, "sh", "-c", probe_script(tag, cut, keep, 1.0)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout
+        out = probe(1.0)
         assert "rules 2" in out
         assert "cut 127.0.0.1 18000 closed" in out
         assert "keep 127.0.0.1 18443 open" in out

@@ -141,16 +141,19 @@ class SandboxNetwork:
             return
         self.v6 = True
 
-    def _cleanup_v6_nat(self) -> None:
-        if shutil.which("ip6tables") is None:
-            return
-        while (
-            _run("ip6tables", "-t", "nat", "-D", "PREROUTING", "-j", self.svc_chain, check=False).returncode
-            == 0
-        ):
+    def _remove_nat_chain(self, tool: str) -> bool:
+        """Unhook and delete this instance's Service NAT chain with `tool` (iptables/ip6tables); True when
+        the chain existed."""
+        while _run(tool, "-t", "nat", "-D", "PREROUTING", "-j", self.svc_chain, check=False).returncode == 0:
             pass
-        if _run("ip6tables", "-t", "nat", "-F", self.svc_chain, check=False).returncode == 0:
-            _run("ip6tables", "-t", "nat", "-X", self.svc_chain, check=False)
+        if _run(tool, "-t", "nat", "-F", self.svc_chain, check=False).returncode != 0:
+            return False
+        _run(tool, "-t", "nat", "-X", self.svc_chain, check=False)
+        return True
+
+    def _cleanup_v6_nat(self) -> None:
+        if shutil.which("ip6tables") is not None:
+            self._remove_nat_chain("ip6tables")
 
     def cleanup_leftovers(self) -> List[str]:
         """Remove this instance's namespaces and bridge, whoever left them."""
@@ -161,13 +164,7 @@ class SandboxNetwork:
             if name.startswith(self.prefix):
                 _run("ip", "netns", "del", name, check=False)
                 removed.append(name)
-        while (
-            _run("iptables", "-t", "nat", "-D", "PREROUTING", "-j", self.svc_chain, check=False).returncode
-            == 0
-        ):
-            pass
-        if _run("iptables", "-t", "nat", "-F", self.svc_chain, check=False).returncode == 0:
-            _run("iptables", "-t", "nat", "-X", self.svc_chain, check=False)
+        if self._remove_nat_chain("iptables"):
             removed.append(self.svc_chain)
         self._cleanup_v6_nat()
         for stale in Path("/etc/netns").glob(f"{self.prefix}*"):
