@@ -15,12 +15,14 @@ Dual stack where the kernel allows: pods also get fd00:c55:<k>::<n>/64 and Servi
 (fd00:c55:<k>:96::<n>) DNATed with ip6tables; when any IPv6 step fails the sandbox stays IPv4-only.
 """
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import IO, Dict, List, Optional, Tuple
 
 __all__ = ["NetworkUnavailable", "SandboxNetwork", "network_support"]
 
@@ -41,6 +43,25 @@ def network_support() -> Optional[str]:
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=20)
+
+
+def claim_instance(preferred: int) -> Tuple[int, IO[str]]:
+    """An instance number no other live sandbox on this machine holds, `preferred` first (the state dir's
+    own, so an `up` after a crash finds its leftovers): an exclusive lock on `<tmp>/chaosstream-instances/
+    <k>.lock`, held through the returned file until the process ends. Without it two sandboxes started
+    at once (parallel tests, two users) could hash to one number and clean up each other's network."""
+    folder = Path(tempfile.gettempdir()) / "chaosstream-instances"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    for step in range(250):
+        instance = (preferred - 1 + step) % 250 + 1
+        handle = open(folder / f"{instance}.lock", "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return instance, handle
+    raise NetworkUnavailable("all 250 sandbox instance numbers are held by running sandboxes")
 
 
 class SandboxNetwork:

@@ -25,7 +25,7 @@ from aiohttp import web
 from chaosstream.sandbox.components import ApiReplicas, PostgresPod
 from chaosstream.sandbox.faults import validate_faults
 from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
-from chaosstream.sandbox.netns import NetworkUnavailable, SandboxNetwork, network_support
+from chaosstream.sandbox.netns import NetworkUnavailable, SandboxNetwork, claim_instance, network_support
 from chaosstream.sandbox.netpol import NetpolEnforcer
 from chaosstream.sandbox.processruntime import PROCESS_ANNOTATION, ProcessRuntime
 from chaosstream.sandbox.profile import Profile, profile_named
@@ -142,8 +142,13 @@ class Sandbox:
             )
         if not 1 <= self.api_replica_count <= 10:
             raise SandboxError(f"--api-replicas must be between 1 and 10, not {options.api_replicas}.")
+        # the instance number this state dir's sandbox holds (claim_instance), else the dir's own
+        recorded = self.state_dir / "instance"
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).digest()
         self.instance = digest[0] % 250 + 1
+        with contextlib.suppress(OSError, ValueError):
+            self.instance = int(recorded.read_text())
+        self._instance_lock: Any = None
         self.network: Optional[SandboxNetwork] = None
         self.postgres: Any = None
         self.dsn = ""
@@ -199,9 +204,11 @@ class Sandbox:
                 raise SandboxError(f"Cannot give pods network namespaces: {reason}.")
             log.warning("network namespaces disabled: %s; network faults will be refused", reason)
             return
-        self.network = SandboxNetwork(self.instance)
-        self.network.service_route = self.options.service_route
         try:
+            self.instance, self._instance_lock = claim_instance(self.instance)
+            (self.state_dir / "instance").write_text(str(self.instance))
+            self.network = SandboxNetwork(self.instance)
+            self.network.service_route = self.options.service_route
             self.network.setup()
         except (NetworkUnavailable, OSError) as exc:
             raise SandboxError(f"Cannot create the sandbox bridge: {exc}.") from None
