@@ -32,6 +32,8 @@ SOON = int(time.time()) + 3600
         inject_script([("10.0.0.1", 1), ("10.0.0.2", 65535)], "chaosstream-t3"),
         probe_script("chaosstream-t4", ROUTE, [("10.96.0.1", 443)], 1.0),
     ],
+    # Stable ids: the scripts embed a deadline, and xdist workers must collect the same names.
+    ids=["exec", "ephemeral", "heal", "inject", "probe"],
 )
 def test_scripts_parse(script):
     proc = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
