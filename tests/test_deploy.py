@@ -38,8 +38,8 @@ EXPECTED_RULES: Dict[Tuple[str, str, Tuple[str, ...]], Set[str]] = {
     ("apps", "deployments", ("streamspace-k8s-agent",)): {"get", "patch"},
     ("apps", "deployments", ()): {"list"},
     ("networking.k8s.io", "networkpolicies", ()): {"get", "list", "create", "delete"},
-    ("coordination.k8s.io", "leases", ()): {"create"},
-    ("coordination.k8s.io", "leases", ("chaosstream-run-lock",)): {"get", "update", "delete"},
+    ("coordination.k8s.io", "leases", ()): {"create", "get"},  # get: the run lock and HA agents' leaders
+    ("coordination.k8s.io", "leases", ("chaosstream-run-lock",)): {"update", "delete"},
     ("", "configmaps", ()): {"create", "list", "patch", "delete"},
     ("", "configmaps", tuple(f"chaosstream-result-{i}" for i in range(1, 6))): {"get", "update"},
     ("", "services", ()): {"get"},

@@ -261,7 +261,6 @@ def _kube_checks(
     lock: bool,
     kube: Optional[Mapping[str, Any]] = None,
 ) -> None:
-    from kubernetes import client
 
     from chaosstream.clients.kube import Cluster, KubeError
 
@@ -287,19 +286,8 @@ def _kube_checks(
         checks += [(sessions_ns, access) for access in sorted(session_access(experiment))]
     denied: Optional[List[Tuple[str, str]]] = []
     for where, (verb, group, resource, sub, name) in checks:
-        attrs = client.V1ResourceAttributes(
-            verb=verb,
-            group=group,
-            resource=resource,
-            subresource=sub or None,
-            name=name or None,
-            namespace=where,
-        )
-        review = client.V1SelfSubjectAccessReview(
-            spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
-        )
         try:
-            answer = cluster.auth.create_self_subject_access_review(review)
+            allowed = _allowed(cluster, where, (verb, group, resource, sub, name))
         except KubeError as exc:
             out.append(
                 Check(
@@ -308,7 +296,7 @@ def _kube_checks(
             )
             denied = None
             break
-        if not answer.status.allowed:
+        if not allowed:
             what = f"{resource}/{sub}" if sub else resource
             denied.append((where, f"{verb} {what}{'.' + group if group else ''}{' ' + name if name else ''}"))
     spaces = sorted({where for where, _ in checks})
@@ -370,6 +358,9 @@ def _kube_checks(
         out.append(Check(WARN, "agent id", "AGENT_ID comes from the pod (valueFrom): per-pod ids, each restart is a new agent."))  # fmt: skip
     else:
         out.append(Check(OK, "agent id", f"AGENT_ID={agent_id.value} (fixed)."))
+        ha = env.get("ENABLE_HA")
+        if ha is not None and (ha.value or "").lower() == "true":
+            _ha_check(cluster, ns, agent_id.value, dep.spec.replicas, out)
     url = env.get("CONTROL_PLANE_URL")
     if url is None or not (url.value or url.value_from):
         out.append(Check(FAIL, "control plane url", "the agent has no CONTROL_PLANE_URL: partitions cannot target its route."))  # fmt: skip
@@ -377,6 +368,41 @@ def _kube_checks(
         out.append(
             Check(OK, "control plane url", f"{url.value or '(from ' + str(url.value_from.to_dict()) + ')'}.")
         )
+
+
+def _allowed(cluster: Any, namespace: str, access: Access) -> bool:
+    """SelfSubjectAccessReview of one call (raises KubeError when the review itself is unavailable)."""
+    from kubernetes import client
+
+    verb, group, resource, sub, name = access
+    attrs = client.V1ResourceAttributes(
+        verb=verb,
+        group=group,
+        resource=resource,
+        subresource=sub or None,
+        name=name or None,
+        namespace=namespace,
+    )
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
+    )
+    return bool(cluster.auth.create_self_subject_access_review(review).status.allowed)
+
+
+def _ha_check(cluster: Any, ns: str, agent_id: str, replicas: Any, out: List[Check]) -> None:
+    """HA agents (ENABLE_HA=true): kills, partitions and count_standbys find the leader from Lease
+    streamspace-agent-<AGENT_ID> (agents/k8s-agent/internal/leaderelection/leader_election.go)."""
+    from chaosstream.clients.kube import KubeError
+
+    lease = f"streamspace-agent-{agent_id}"
+    try:
+        allowed = _allowed(cluster, ns, ("get", "coordination.k8s.io", "leases", "", lease))
+    except KubeError:
+        allowed = True  # the permissions line already says the review is unavailable
+    if not allowed:
+        out.append(Check(FAIL, "ha leader", f"ENABLE_HA=true ({replicas} replicas share {agent_id}), but get on Lease {ns}/{lease} is denied: faults could hit a standby; grant get on leases (deploy/kubernetes/rbac.yaml)."))  # fmt: skip
+        return
+    out.append(Check(OK, "ha leader", f"ENABLE_HA=true: the leader is read from Lease {ns}/{lease}."))
 
 
 def _sessions_created(experiment: Optional[Mapping[str, Any]]) -> int:

@@ -227,15 +227,10 @@ def serving_pods(cluster: Cluster, ns: str, pods: List[Any]) -> List[Any]:
             out.extend(group)
             continue
         try:
-            lease = cluster.coordination.read_namespaced_lease(f"streamspace-agent-{agent_id}", ns)
-            holder = (lease.spec.holder_identity or "") if lease.spec else ""
-        except KubeError as exc:
-            if exc.status in (401, 403):
-                raise ActivityFailed(
-                    f"Cannot tell which replica of HA agent {agent_id} leads: Kubernetes answered {exc.status} to "
-                    f"reading Lease {ns}/streamspace-agent-{agent_id}; grant the runner get on that Lease."
-                ) from None
-            holder = ""
+            lease = _ha_lease(cluster, ns, agent_id)
+        except KubeError:
+            lease = None  # unreadable for another reason: keep every replica
+        holder = (lease.spec.holder_identity or "") if lease is not None and lease.spec else ""
         leaders = [p for p in group if p.metadata.name == holder]
         out.extend(leaders or group)
     return out
@@ -255,12 +250,9 @@ def ha_standbys(cluster: Cluster, ns: str, selector: str) -> Dict[str, int]:
             groups.setdefault(agent_env_id(pod), []).append(pod)
     out: Dict[str, int] = {}
     for agent_id, group in groups.items():
-        try:
-            lease = cluster.coordination.read_namespaced_lease(f"streamspace-agent-{agent_id}", ns)
-        except KubeError as exc:
-            if exc.status == 404:
-                continue  # no leader yet
-            raise
+        lease = _ha_lease(cluster, ns, agent_id)
+        if lease is None:
+            continue  # no leader yet
         spec = lease.spec
         holder = (spec.holder_identity or "") if spec else ""
         if holder not in {p.metadata.name for p in group}:
@@ -273,6 +265,23 @@ def ha_standbys(cluster: Cluster, ns: str, selector: str) -> Dict[str, int]:
             continue
         out[agent_id] = len(group) - 1
     return out
+
+
+def _ha_lease(cluster: Cluster, ns: str, agent_id: str) -> Any:
+    """Lease `streamspace-agent-<agent_id>` (None when there is none yet). A refusal is one sentence naming
+    the grant: guessing the leader would hit a standby and test nothing."""
+    name = f"streamspace-agent-{agent_id}"
+    try:
+        return cluster.coordination.read_namespaced_lease(name, ns)
+    except KubeError as exc:
+        if exc.status in (401, 403):
+            raise ActivityFailed(
+                f"Cannot tell which replica of HA agent {agent_id} leads: Kubernetes answered {exc.status} to "
+                f"reading Lease {ns}/{name}; grant the runner get on leases (deploy/kubernetes/rbac.yaml)."
+            ) from None
+        if exc.status == 404:
+            return None
+        raise
 
 
 def _ha(pod: Any) -> bool:

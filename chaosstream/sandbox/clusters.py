@@ -24,6 +24,7 @@ from chaosstream.sandbox.kube import KubeEmulator, write_kubeconfig
 from chaosstream.sandbox.kube.rbac import ADMIN_TOKEN
 from chaosstream.sandbox.netpol import NetpolEnforcer
 from chaosstream.sandbox.processruntime import ProcessRuntime
+from chaosstream.sandbox.serviceobjects import publish_kubernetes_service
 
 AGENT_ID_PREFIX = (
     "k8s-sandbox"  # the sandbox's chart prefix, the same in every cluster (stack.AGENT_ID_PREFIX)
@@ -111,6 +112,12 @@ class MemberCluster:
                 obj = sb.emulator.get_object(api_version, kind, namespace, name)
                 if obj is not None:
                     self.emulator.create_object(_fresh(obj))
+            # Its own kube-apiserver behind its own Service default/kubernetes, which partitions of its
+            # agents must leave reachable (faults/route.py kube_api_destinations). Clusters' pods share
+            # this machine's NAT table, so each takes its own ClusterIP (cluster 1 has .1).
+            kube_ip = sb.network.cluster_ip(self.number)
+            sb.network.add_service([], kube_ip, 443, sb.network.gateway, self.emulator.port)
+            publish_kubernetes_service(self.emulator, kube_ip, sb.network.gateway, self.emulator.port)
             selector = "kubernetes.io/service-name=streamspace-api"
             for obj in sb.emulator.list_objects("discovery.k8s.io/v1", "EndpointSlice", namespace, selector):
                 self.emulator.create_object(_fresh(obj))

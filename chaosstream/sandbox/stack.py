@@ -30,6 +30,7 @@ from chaosstream.sandbox.netpol import NetpolEnforcer
 from chaosstream.sandbox.processruntime import PROCESS_ANNOTATION, ProcessRuntime
 from chaosstream.sandbox.profile import Profile, profile_named
 from chaosstream.sandbox.servicelb import ServiceBalancer
+from chaosstream.sandbox.serviceobjects import publish_kubernetes_service, service_objects
 from chaosstream.sandbox.timers import Timers, timer_set
 
 __all__ = ["SandboxOptions", "Sandbox", "SandboxError", "AGENT_ID_PREFIX", "agent_deployment_name"]
@@ -445,61 +446,18 @@ class Sandbox:
             # (`kubernetes` stays single-stack, as on a real cluster: the primary family only.)
             v6 = {API_SERVICE: net.cluster_ip6(10)}
             net.add_service([], v6[API_SERVICE], API_SERVICE_PORT, net.api_address6, self.backend_port)
-        for ns, name, ip, port, target, address, target_port in (
-            (NAMESPACE, API_SERVICE, api_ip, API_SERVICE_PORT, "http", net.api_address, self.backend_port),
-            ("default", "kubernetes", kube_ip, 443, "https", net.gateway, self.emulator.port),
+        api_endpoints = [("IPv4", net.api_address)] + ([("IPv6", net.api_address6)] if v6 else [])
+        for obj in service_objects(
+            NAMESPACE,
+            API_SERVICE,
+            [api_ip, *v6.values()],
+            API_SERVICE_PORT,
+            "http",
+            api_endpoints,
+            self.backend_port,
         ):
-            families = ["IPv4", "IPv6"] if name in v6 else ["IPv4"]
-            cluster_ips = [ip, v6[name]] if name in v6 else [ip]
-            if ns != NAMESPACE:
-                with contextlib.suppress(Exception):
-                    self.emulator.create_object(
-                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-                    )
-            self.emulator.create_object(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {
-                        "type": "ClusterIP",
-                        "clusterIP": ip,
-                        "clusterIPs": cluster_ips,
-                        "ipFamilies": families,
-                        "ipFamilyPolicy": "PreferDualStack" if len(families) > 1 else "SingleStack",
-                        "ports": [{"name": target, "port": port, "targetPort": target, "protocol": "TCP"}],
-                    },
-                }
-            )
-            slices = [("IPv4", address)] + ([("IPv6", net.api_address6)] if name in v6 else [])
-            for family, slice_address in slices:
-                self.emulator.create_object(
-                    {
-                        "apiVersion": "discovery.k8s.io/v1",
-                        "kind": "EndpointSlice",
-                        "metadata": {
-                            "name": f"{name}-{family.lower()}",
-                            "namespace": ns,
-                            "labels": {"kubernetes.io/service-name": name},
-                        },
-                        "addressType": family,
-                        "endpoints": [{"addresses": [slice_address], "conditions": {"ready": True}}],
-                        "ports": [{"name": target, "port": target_port, "protocol": "TCP"}],
-                    }
-                )
-            self.emulator.create_object(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Endpoints",
-                    "metadata": {"name": name, "namespace": ns},
-                    "subsets": [
-                        {
-                            "addresses": [{"ip": address}],
-                            "ports": [{"name": target, "port": target_port, "protocol": "TCP"}],
-                        }
-                    ],
-                }
-            )
+            self.emulator.create_object(obj)
+        publish_kubernetes_service(self.emulator, kube_ip, net.gateway, self.emulator.port)
 
     async def _every(self, interval: float, func: Any) -> None:
         while True:

@@ -134,6 +134,10 @@ def test_probes_work_on_a_database_without_manual_migrations(harness, dbs):
 
 # (id, activity, kwargs, configuration overrides, secrets overrides, words the message must contain)
 # Strings "{name}" are filled from the context built in the test (URLs, DSNs, the victim session).
+# A refusal is quick. The one case that is refused only after the fact really injects, probes from the
+# pod (up to 5 s) and rolls back through three exec round trips: 2.8 s on a quiet machine, 14.3 s seen on
+# two cores running three test workers; its bound still catches a hang.
+LIMITS = {"partition-ports-off-the-route": 30}
 CASES = [
     # --- the API cannot be reached / refuses us -------------------------------------------------------
     ("api-closed-agent_status", probes.agent_status, {}, {"streamspace_api_url": "{closed}"}, {}, "Cannot reach"),
@@ -412,7 +416,7 @@ def test_bad_input_fails_with_one_clean_sentence_and_changes_nothing(
         "second-half",
     )
     assert_one_sentence(message, needle, secrets)
-    assert elapsed < 8, f"{case_id} took {elapsed:.1f}s"
+    assert elapsed < LIMITS.get(case_id, 8), f"{case_id} took {elapsed:.1f}s"
 
     time.sleep(0.1)  # anything started in the background (a reaper, a container) would show by now
     after = harness.snapshot()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from helpers import EXPERIMENTS, ROOT
 from helpers.rbac import kubectl, service_account_kubeconfig
 from helpers.sentences import assert_one_sentence
@@ -117,3 +118,38 @@ def test_as_a_control_a_failed_preflight_refuses_the_run_with_verdict_6(shared_s
     doc, verdict = judge_file(str(journal))
     assert doc["run"] == [] and verdict.code == 6, verdict.lines()
     assert "STREAMSPACE_DB_DSN" in verdict.lines()[0]
+
+
+def test_ha_agents_need_get_on_their_lease_and_check_says_so(sandbox_factory, tmp_path):
+    """HA agents (`--agent-replicas 3`, ENABLE_HA=true): faults find the leader from Lease
+    streamspace-agent-<AGENT_ID>. The shipped Role grants it; a Role without it (the shape rbac.yaml had
+    before) fails the preflight, and a kill refuses in one sentence instead of hitting a standby."""
+    sb = sandbox_factory(agent_replicas=3)
+    admin = sb.env["KUBECONFIG"]
+    lease = f"streamspace-agent-{sb.env['STREAMSPACE_AGENT_ID']}"
+    sa = service_account_kubeconfig(admin, tmp_path / "sa.kubeconfig")
+    proc = check(sb, str(EXPERIMENTS / "multi-agent-failover.json"), KUBECONFIG=str(sa))
+    assert lines(proc).get("ha leader") == "ok" and lease in proc.stdout, proc.stdout
+
+    role = [d for d in yaml.safe_load_all((ROOT / "deploy/kubernetes/rbac.yaml").read_text()) if d["kind"] == "Role"][0]  # fmt: skip
+    for rule in role["rules"]:
+        if rule["resources"] == ["leases"]:
+            rule["verbs"] = ["create"] if not rule.get("resourceNames") else ["get", "update", "delete"]
+    kubectl(admin, "apply", "-f", "-", stdin=yaml.safe_dump(role))
+    proc = check(sb, str(EXPERIMENTS / "multi-agent-failover.json"), KUBECONFIG=str(sa))
+    assert proc.returncode == 6, proc.stdout
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("fail") and "ha leader" in x]
+    assert lease in line and "grant get on leases" in line
+    assert_one_sentence(line.split(": ", 1)[1])
+
+    environ = dict(sb.environ(KUBECONFIG=str(sa)), PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT)))
+    kill = subprocess.run(
+        [sys.executable, "-c", "from chaosstream.actions import kill_agent_pod; kill_agent_pod()"],
+        env=environ, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert kill.returncode != 0 and f"reading Lease streamspace/{lease}" in kill.stderr, kill.stderr
+    from kubernetes import client, config
+
+    core = client.CoreV1Api(config.new_client_from_config(admin))
+    pods = core.list_namespaced_pod("streamspace", label_selector="app.kubernetes.io/component=k8s-agent")
+    assert len(pods.items) == 3 and not any(p.metadata.deletion_timestamp for p in pods.items)  # none killed

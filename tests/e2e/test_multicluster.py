@@ -129,6 +129,14 @@ def test_an_experiment_against_context_2_hits_cluster_2_only(sandbox_factory, tm
     runs = {r["activity"]["name"]: r["output"] for r in doc["run"]}
     hit = runs["partition-the-agent-from-the-api"]
     assert set(hit["pods"]) <= pods2 and hit["agent_ids"] == ["k8s-sandbox-c2-1"]
+    # cluster 2's own kube-apiserver Service is what the partition had to leave reachable, and it was
+    kube1, kube2 = (
+        client.CoreV1Api(a).read_namespaced_service("kubernetes", "default").spec for a in (one, two)
+    )
+    assert kube1.cluster_ip != kube2.cluster_ip
+    assert hit["verified"] is True and [kube2.cluster_ip, 443] in hit["verification"][0]["still_reachable"], (
+        hit
+    )
     assert runs["offline-detection-time"]["agentId"] == "k8s-sandbox-c2-1"
     assert runs["recovery-time"]["agentId"] == "k8s-sandbox-c2-1"
     for phase in ("before", "after"):

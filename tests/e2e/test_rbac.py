@@ -110,12 +110,18 @@ def _run_all(sandbox, runs, tmp_path, kubeconfig):
 def test_every_experiment_runs_as_the_cronjob_service_account_with_nothing_unused(sandbox_factory, tmp_path):
     calls = set()
     failures = []
-    for agents, runs in ((1, SINGLE_AGENT_RUNS), (3, [("multi-agent-failover.json", {})])):
-        sandbox = sandbox_factory(agents=agents)
+    passes = (
+        ({"agents": 1}, SINGLE_AGENT_RUNS),
+        ({"agents": 3}, [("multi-agent-failover.json", {})]),
+        # HA agents: the leader is read from its Lease before the kill and by count_standbys
+        ({"agents": 1, "agent_replicas": 3}, [("multi-agent-failover.json", {})]),
+    )
+    for i, (shape, runs) in enumerate(passes):
+        sandbox = sandbox_factory(**shape)
         admin = sandbox.env["KUBECONFIG"]
-        kubeconfig = service_account_kubeconfig(admin, tmp_path / f"sa-{agents}.kubeconfig")
+        kubeconfig = service_account_kubeconfig(admin, tmp_path / f"sa-{i}.kubeconfig")
         failures += _run_all(sandbox, runs, tmp_path, kubeconfig)
-        if agents == 1:
+        if i == 0:
             failures += _runner_died(sandbox, kubeconfig)
         calls |= used(trace(admin).get(USER, []))
     assert not failures, "\n".join(failures)
