@@ -295,6 +295,7 @@ def approve_agents(
     agent_id_prefix: str = None,
     wait: bool = True,
     timeout: float = 120.0,
+    region: str = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Dict[str, Any]:
@@ -302,7 +303,10 @@ def approve_agents(
     (`POST /api/v1/admin/agents/{id}/approve`).
 
     The agents are `agent_ids`, else every `pending` agent whose id starts with `agent_id_prefix`, else every
-    `pending` agent that is new since the run's last agent fault (or every pending agent). With `wait=true`
+    `pending` agent that is new since the run's last agent fault (or every pending agent). Every cluster of
+    the chart uses the same id prefix, so without `agent_ids` only agents registering with `region` are
+    approved, by default the region of the agents the run's last fault hit (never another cluster's
+    newcomers). With `wait=true`
     it then waits (bounded by `timeout`) until each approved agent is online with a heartbeat after its
     approval: the approval latency, measured separately from the reconnection (an approved agent only
     connects at its next registration retry, 30 s in StreamSpace).
@@ -321,6 +325,7 @@ def approve_agents(
     ):
         raise arguments.ArgumentError(f"Argument 'agent_ids' must be a list of agent ids, not {agent_ids!r}.")
     prefix = arguments.text(agent_id_prefix, "agent_id_prefix", what="an agent id prefix")
+    region = arguments.text(region, "region", what="an agent region")
     timeout = arguments.seconds(timeout, "timeout")
     hit = targeted_agents()
     with api_client(settings, timeout=min(settings.http_timeout, timeout)) as api:
@@ -329,11 +334,13 @@ def approve_agents(
             chosen = list(agent_ids)
         else:
             known = set(hit["known_ids"]) if hit and not prefix else set()
+            regions = {region} if region else _regions_hit(agents, hit)
             chosen = [
                 str(a.get("agentId"))
                 for a in agents
                 if a.get("approvalStatus") == "pending"
                 and (not prefix or str(a.get("agentId", "")).startswith(prefix))
+                and (not regions or a.get("region") in regions)
                 and str(a.get("agentId")) not in known
             ]
         approved_at: Dict[str, Any] = {}
@@ -375,3 +382,9 @@ def approve_agents(
         "latency_s": latency,
         "clock": "control plane (approvedAt to the first lastHeartbeat after it)",
     }
+
+
+def _regions_hit(agents: List[Dict[str, Any]], hit: Any) -> set:
+    """The regions (clusters) of the agents the run's last fault hit, as the control plane lists them."""
+    ids = set(hit.get("agent_ids") or []) if hit else set()
+    return {a.get("region") for a in agents if a.get("agentId") in ids and a.get("region")}

@@ -167,3 +167,62 @@ def test_an_experiment_against_context_2_hits_cluster_2_only(sandbox_factory, tm
     assert {p.metadata.name for p in client.CoreV1Api(one).list_namespaced_pod(NS).items} == pods1
     held = client.CoordinationV1Api(one).read_namespaced_lease("chaosstream-run-lock", NS)
     assert held.spec.holder_identity == "other-runner/1/cafe"
+
+
+def test_per_pod_ids_in_two_clusters_name_and_approve_only_the_cluster_that_was_hit(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    """The chart's per-pod ids (`<prefix>-<POD_NAME>`, pending approval when new) in two clusters with the
+    same prefix: a restart in cluster 2 is a finding naming cluster 2's new agent, and approving "what the
+    run hit" approves that one only, never cluster 1's newcomer."""
+    from chaosstream.selection import forget_agents
+
+    monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
+    sb = sandbox_factory(clusters=2, faults=("agent-id-per-pod",))
+    env2 = _env_file(sb.state_dir / "sandbox-2.env")
+    kubeconfig = sb.env["KUBECONFIG"]
+    one, two = _api(kubeconfig, "sandbox"), _api(kubeconfig, "sandbox-2")
+
+    def pods(api):
+        listed = client.CoreV1Api(api).list_namespaced_pod(
+            NS, label_selector="app.kubernetes.io/component=k8s-agent"
+        )
+        return {p.metadata.name for p in listed.items if not p.metadata.deletion_timestamp}
+
+    pods1, pods2 = pods(one), pods(two)
+    assert env2["STREAMSPACE_AGENT_ID"] in {f"k8s-sandbox-{p}" for p in pods2}
+    assert sb.env["STREAMSPACE_AGENT_ID"] in {f"k8s-sandbox-{p}" for p in pods1}
+    h = Harness(sb)
+
+    journal = tmp_path / "journal.json"
+    chaos(
+        *run_args(EXPERIMENTS / "agent-disconnect.json", journal),
+        env=sb.environ(**env2),
+        cwd=ROOT,
+        timeout=180,
+    )
+    doc, verdict = judge_file(str(journal))
+    assert verdict.code == 1, verdict.lines()
+    (new2,) = pods(two) - pods2
+    assert f"New agent k8s-sandbox-{new2} awaits approval" in journal.read_text()
+    assert pods(one) == pods1  # cluster 1 untouched
+
+    # a newcomer in cluster 1 too (its pod killed by hand), then "approve what the run hit" in cluster 2
+    forget_agents()
+    sec2 = h.secrets(KUBERNETES_CONTEXT="sandbox-2")
+    h.call(actions.kill_agent_pod, sec=sec2)
+    client.CoreV1Api(one).delete_namespaced_pod(min(pods1), NS)
+
+    def pending():
+        rows = h.sql("SELECT agent_id, region FROM agents WHERE approval_status = 'pending'")
+        newcomers = {r[1] for r in rows if r[0] != f"k8s-sandbox-{new2}"}  # new2: the pod just killed
+        return newcomers == {"sandbox", "sandbox-2"} and dict((r[0], r[1]) for r in rows)
+
+    waiting = wait_for(pending, 30, "a pending newcomer in each cluster")
+    out = h.call(actions.approve_agents, wait=False, sec=sec2)
+    assert out["approved"] and all(waiting[a] == "sandbox-2" for a in out["approved"]), (out, waiting)
+    left = dict(h.sql("SELECT agent_id, region FROM agents WHERE approval_status = 'pending'"))
+    assert [a for a, region in waiting.items() if region == "sandbox"] == [
+        a for a, region in left.items() if region == "sandbox"
+    ]  # cluster 1's newcomer still awaits its own approval
+    forget_agents()
