@@ -212,6 +212,12 @@ def remember_fault_end(what: str, at: float, removed: bool = False) -> None:
         _FAULT_ENDS.append({"what": what, "at": float(at), "removed": bool(removed)})
 
 
+def fault_started() -> Optional[float]:
+    """When the run's latest fault started (epoch), or None when the run injected none."""
+    with _LOCK:
+        return max(_FAULT_STARTS, default=None)
+
+
 def fault_end() -> Optional[Dict[str, Any]]:
     """When the run's latest fault ended (`{"what", "at"}`): the first time the platform was seen back
     after the fault's start (a later wait seeing the same agents online is not a new end), else the

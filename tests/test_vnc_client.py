@@ -8,6 +8,7 @@ import time
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from helpers.rfb import PASSWORD, TOKEN, RFBProxy
+from helpers.sentences import assert_one_sentence
 from helpers.servers import BlackHole
 
 from chaosstream.clients.vnc import VNCFailure, open_stream, vnc_url
@@ -202,3 +203,28 @@ def test_wss_with_the_configured_ca_and_a_tls_failure_sentence(tmp_path):
         )
     finally:
         server.close()
+
+
+def test_a_fault_that_never_ends_is_named_not_timed(proxy, config):
+    """An agent that never comes back (e.g. a new agent awaiting approval) leaves no fault end: the stream
+    objective says the fault never ended and which streams are down, rather than blaming the timing."""
+    from chaosstream.actions import monitor_streams, stop_stream_monitor
+    from chaosstream.probes import stream_continuity
+    from chaosstream.selection import remember_fault_start, start_run
+
+    start_run()
+    monitor_streams(session_ids=["n-cut"], configuration=config, secrets=SECRETS)
+    try:
+        assert stream_continuity(wait=10, configuration=config, secrets=SECRETS)["all_up"]
+        with pytest.raises(ActivityFailed, match="injected no fault"):
+            stream_continuity(max_reconnect_s=0.2, configuration=config, secrets=SECRETS)
+        remember_fault_start()
+        proxy.cut("n-cut", refuse_for=30)
+        time.sleep(1.0)  # the wait for the agent that never came back
+        with pytest.raises(ActivityFailed) as info:
+            stream_continuity(max_reconnect_s=0.2, configuration=config, secrets=SECRETS)
+        message = str(info.value)
+        assert "fault never ended" in message and "1 of 1 stream(s) down now (n-cut)" in message, message
+        assert_one_sentence(message)
+    finally:
+        stop_stream_monitor()

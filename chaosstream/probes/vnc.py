@@ -16,7 +16,7 @@ from chaosstream.arguments import seconds, whole
 from chaosstream.clients.vnc import VNCFailure, open_stream, streamable
 from chaosstream.clients.vncmonitor import current_monitor
 from chaosstream.polling import mapping_progress, poll_interval_of, wait_until
-from chaosstream.selection import fault_end, resolve_session_ids
+from chaosstream.selection import fault_end, fault_started, resolve_session_ids
 from chaosstream.settings import Settings, resolve_settings
 
 __all__ = ["vnc_handshake", "wait_for_vnc", "stream_continuity"]
@@ -265,7 +265,16 @@ def stream_continuity(
         )
     if max_reconnect_s is not None:
         if end is None:
-            raise ActivityFailed("VNC: no fault end is known in this run to time the streams' return from.")
+            down = [s for s, v in sessions.items() if not v["up"]]
+            now = f"{len(down)} of {len(sessions)} stream(s) down now" + (
+                f" ({', '.join(down[:5])})" if down else ""
+            )
+            raise ActivityFailed(
+                "VNC: the run's fault never ended (no agent came back, no new session pod, no heal or restore "
+                f"was seen), so the streams' return cannot be timed; {now}."
+                if fault_started() is not None
+                else f"VNC: this run injected no fault to time the streams' return from; {now}."
+            )
         late = {
             s: v["reconnect_after_fault_s"]
             for s, v in sessions.items()
