@@ -479,6 +479,12 @@ def heal(
         )
     for item in healed:
         click.echo(f"healed: {item}{where}")
+    if healed.refused:
+        raise click.ClickException(
+            f"Left {len(healed.refused)} recorded session(s) running ({'; '.join(healed.refused)}): a run records "
+            "its sessions before creating them, so an older one is not a run's own; the records no longer name "
+            "them; terminate them by hand if they are yours."
+        )
     if healed.left:
         raise click.ClickException(
             f"Left {len(healed.left)} session record(s) untouched ({'; '.join(healed.left)}) because heal has "

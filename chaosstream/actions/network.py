@@ -225,11 +225,12 @@ def heal_all(
 
     Each fault is undone on its own: one that fails is reported, the others are still healed.
     Returns `{"healed": [what was reverted, with the run that made it], "left": [session records left
-    because no StreamSpace credentials are configured]}`.
+    because no StreamSpace credentials are configured], "refused": [recorded sessions left running because
+    they were created before their record, so no run made them]}`.
     """
     settings = resolve_settings(configuration, secrets)
     expired_only = arguments.flag(expired_only, "expired_only")
     ns = check_namespace(namespace, settings.namespace)
     cluster = Cluster(secrets, settings.kube_timeout)
     report = ledger.heal(cluster, ns, None, expired_only=expired_only, settings=settings)
-    return {"healed": list(report), "left": report.left}
+    return {"healed": list(report), "left": report.left, "refused": report.refused}

@@ -39,11 +39,13 @@ KINDS = ("partition", "networkpolicy", "scaledown", sessions.RECORD_KIND)
 
 class HealReport(List[str]):
     """What a heal reverted (one line each), plus `left`: session records it could not act on for lack of
-    StreamSpace credentials (one line each, with their sessions and owner)."""
+    StreamSpace credentials (one line each, with their sessions and owner), and `refused`: recorded
+    sessions it would not terminate because they predate their record (not a run's own: left running)."""
 
     def __init__(self, healed: Iterable[str] = (), left: Iterable[str] = ()) -> None:
         super().__init__(healed)
         self.left: List[str] = list(left)
+        self.refused: List[str] = []
 
 
 def list_faults(
@@ -121,9 +123,12 @@ def list_faults(
     return faults
 
 
-def undo(cluster: Cluster, fault: Fault, settings: Optional[Settings] = None) -> str:
+def undo(
+    cluster: Cluster, fault: Fault, settings: Optional[Settings] = None, refused: Optional[List[str]] = None
+) -> str:
     """Revert one fault; returns what was reverted, or "" when it had already ended on its own (then only
-    its stale record is removed, so a heal does not report a fault that was not there)."""
+    its stale record is removed, so a heal does not report a fault that was not there). Recorded sessions
+    a heal will not terminate are appended to `refused`."""
     if fault.kind == "partition":
         return partition.undo_record(cluster, fault)
     if fault.kind == "networkpolicy":
@@ -140,7 +145,7 @@ def undo(cluster: Cluster, fault: Fault, settings: Optional[Settings] = None) ->
             raise ActivityFailed(
                 f"the sessions of ConfigMap {fault.namespace}/{fault.target} need StreamSpace credentials to be terminated."
             )
-        return sessions.terminate(cluster, fault, settings)
+        return sessions.terminate(cluster, fault, settings, [] if refused is None else refused)
     raise ValueError(f"unknown fault kind {fault.kind!r}")
 
 
@@ -190,7 +195,7 @@ def heal(
                 healed.left.append(f"sessions {ids} of ConfigMap {namespace}/{fault.target}{run}")
                 continue
         try:
-            what = undo(cluster, fault, settings)
+            what = undo(cluster, fault, settings, healed.refused)
         except (KubeError, ActivityFailed) as exc:
             failed.append(
                 f"{fault.kind} {fault.fault_id} on {namespace}/{fault.target}{run}: {str(exc).rstrip('.')}"

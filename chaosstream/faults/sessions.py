@@ -36,7 +36,7 @@ from chaosstream.faults.records import (
     Fault,
 )
 from chaosstream.settings import Settings, redact
-from chaosstream.timeutil import epoch_iso
+from chaosstream.timeutil import epoch_iso, iso, parse_time
 
 __all__ = [
     "CHAOS_TAG",
@@ -227,10 +227,11 @@ def has_credentials(settings: Optional[Settings]) -> bool:
     return settings is not None and bool(settings.token or (settings.username and settings.password))
 
 
-def terminate(cluster: Cluster, fault: Fault, settings: Settings) -> str:
+def terminate(cluster: Cluster, fault: Fault, settings: Settings, refused: List[str]) -> str:
     """Terminate the sessions of one record through the API, then delete the record. Returns what was
     done ("" when every session had ended already); raises one sentence for what could not be done (the
-    record then keeps the sessions still to terminate)."""
+    record then keeps the sessions still to terminate). A recorded session older than the record is not
+    ours: it is left running, dropped from the record and named in `refused` (not retried: it is final)."""
     where = f"ConfigMap {fault.namespace}/{fault.target}"
     ids = fault.record.get("sessions")
     if ids is None:
@@ -249,8 +250,16 @@ def terminate(cluster: Cluster, fault: Fault, settings: Settings) -> str:
     done: List[str] = []
     retry: List[str] = []  # refused (409) while still running: kept in the record for the next heal
     problems: List[str] = []
+    written = _written_at(fault)
     with api_client(settings, timeout=settings.http_timeout) as client:
         for sid in ids:
+            older = _older_than_record(client.get_session(sid), written)
+            if older:  # not this run's: dropped from the record, named, left running
+                refused.append(
+                    f"session {sid} of {where} was created at {older}, before the record was written "
+                    f"({iso(written)})"
+                )
+                continue
             response = client.session_command("DELETE", sid)  # 404: gone; 409 "already ...": ending
             if response.status_code == 202:
                 done.append(sid)
@@ -265,6 +274,29 @@ def terminate(cluster: Cluster, fault: Fault, settings: Settings) -> str:
     if not done:
         return ""
     return f"sessions {', '.join(done)} terminated through {api} ({where} removed)"
+
+
+# The control plane's database clock against the kube-apiserver's: a real session is created after its
+# record (create_sessions writes the record first), so only a session older by more than this is refused.
+CLOCK_SLACK_S = 30.0
+
+
+def _written_at(fault: Fault) -> Any:
+    """When the record's ConfigMap was created (kube-apiserver clock), or None when unknown."""
+    meta = getattr(fault.obj, "metadata", None)
+    return parse_time(getattr(meta, "creation_timestamp", None))
+
+
+def _older_than_record(session: Optional[Dict[str, Any]], written: Any) -> str:
+    """The session's createdAt when it predates the record (a record lists only sessions created after
+    it was written: anyone able to write ConfigMaps could otherwise list another tenant's session), else
+    "". StreamSpace's session response has no tags to check instead (contract §3, object S)."""
+    if session is None or written is None:
+        return ""
+    created = parse_time(session.get("createdAt"))
+    if created is None or (written - created).total_seconds() <= CLOCK_SLACK_S:
+        return ""
+    return iso(created)
 
 
 def _keep(cluster: Cluster, fault: Fault, ids: List[str]) -> None:

@@ -161,6 +161,36 @@ def test_heal_terminates_exactly_the_sessions_of_a_sigkilled_run(sandbox_factory
         )
     assert states[bystander] == "running", states
     assert {states[s] for s in ours} <= {"terminating", "terminated"}, states
+
+    # 3. a record that lists a session older than itself (anyone who can write ConfigMaps here could
+    #    write one naming a long-lived tenant session): refused in one sentence, the session left running
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sessions SET created_at = now() - interval '10 minutes' WHERE id = %s", (bystander,)
+        )
+    core.create_namespaced_config_map(
+        ns,
+        {
+            "metadata": {
+                "name": "chaosstream-sessions-forged",
+                "labels": {"app.kubernetes.io/managed-by": "chaosstream", "chaosstream.io/record": "sessions"},
+                "annotations": {"chaosstream.io/owner": "forged/1/x", "chaosstream.io/expires-at": "2000-01-01T00:00:00Z"},
+            },
+            "data": {"sessions": json.dumps([bystander]), "api": env["STREAMSPACE_API_URL"]},
+        },
+    )  # fmt: skip
+    since = _db_now(dsn)
+    forged = run_heal(sandbox)
+    assert forged.returncode == 1, forged.stdout + forged.stderr
+    error = forged.stderr.strip()
+    assert len(error.splitlines()) == 1 and bystander in error and "before the record was written" in error, (
+        error
+    )
+    assert _api_stops_since(dsn, since) == set()
+    with psycopg.connect(dsn) as conn:
+        (state,) = conn.execute("SELECT state FROM sessions WHERE id = %s", (bystander,)).fetchone()
+    assert state == "running"
+    assert not core.list_namespaced_config_map(ns, label_selector="chaosstream.io/record=sessions").items
     print(
         f"\nsessions drill: heal without credentials {blind_s:.1f}s after the kill (scale-down healed, "
         f"2 sessions left), with credentials {healed_s:.1f}s after it (2 terminated, bystander and tenants untouched)"
