@@ -261,7 +261,6 @@ def _kube_checks(
     lock: bool,
     kube: Optional[Mapping[str, Any]] = None,
 ) -> None:
-
     from chaosstream.clients.kube import Cluster, KubeError
 
     ns = settings.namespace

@@ -7,7 +7,7 @@ run's stream monitor holds are read from the monitor instead of being opened a s
 """
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
@@ -23,7 +23,7 @@ __all__ = ["vnc_handshake", "wait_for_vnc", "stream_continuity"]
 
 
 def _ids(
-    settings: Settings, session_id: Optional[str], session_ids: Any, tag: Any, required: bool
+    settings: Settings, session_id: str | None, session_ids: Any, tag: Any, required: bool
 ) -> Tuple[List[str], Dict[str, str]]:
     """The sessions to open, and those left out (another user's: the proxy streams only to the owner).
     Explicit ids are all kept: a 403 then says why."""
@@ -45,7 +45,7 @@ def _ids(
     return keep, others
 
 
-def _held(sid: str) -> Optional[Dict[str, Any]]:
+def _held(sid: str) -> Dict[str, Any] | None:
     """The run's monitor's view of a session it streams (None when it does not hold it)."""
     monitor = current_monitor()
     if monitor is None or not monitor.threads or monitor.stop_event.is_set() or sid not in monitor.watches:
